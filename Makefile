@@ -1,0 +1,53 @@
+# DigitFlow — every target explains itself: run `make help`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+MNIST_DIR ?= ../shared/data/mnist
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run recognize migrate api worker train test test-env lint bench-latency bench-bulk clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed-%: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[$(subst +,$(comma),$*)]"
+	@touch $@
+
+comma := ,
+
+setup: $(VENV)/.installed-api+worker ## Create .venv with what the API and worker need (no TensorFlow)
+
+run: setup ## Set up and run the platform on embedded defaults (SQLite, filesystem broker, local storage) at http://127.0.0.1:8000
+	$(VENV)/bin/digitflow run
+
+recognize: setup ## Recognise image files: make recognize FILES="a.png b.jpg"
+	$(VENV)/bin/digitflow recognize $(FILES)
+
+migrate: setup ## Apply database migrations (alembic upgrade head) to DATABASE_URL or the SQLite default
+	$(VENV)/bin/alembic upgrade head
+
+train: $(VENV)/.installed-training ## Train the default model and the seed baseline on MNIST_DIR, write models/default
+	$(PY) -m training.pipeline --data $(MNIST_DIR) --out models/default
+
+test-env: $(VENV)/.installed-api+worker+training+dev ## Install what the tests need: Python deps, Redis, Chromium, Azurite
+	scripts/setup-test-env.sh
+
+test: test-env ## Set up and run the whole test suite against real Postgres, Redis, Azurite, Chromium and Celery
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.installed-dev ## Static checks (ruff)
+	$(VENV)/bin/ruff check .
+
+bench-latency: $(VENV)/.installed-api+worker+training+dev ## Benchmark the synchronous fast path, write docs/benchmarks.md
+	$(PY) benchmarks/latency.py
+
+bench-bulk: test-env ## Benchmark 10,000 documents through Postgres + Redis + a Celery worker
+	$(PY) benchmarks/bulk_throughput.py
+
+clean: ## Remove the virtualenv, caches and local runtime data (var/)
+	rm -rf $(VENV) .pytest_cache var .cache

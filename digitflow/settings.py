@@ -1,0 +1,49 @@
+"""Configuration shared by the API and the worker.
+
+Every field reads from an environment variable of the same name (upper case) or from `.env`.
+Unset, the platform runs on embedded defaults: a SQLite file, Celery's filesystem broker and a
+local storage directory under `var/`, so a laptop needs no servers. Set DATABASE_URL, REDIS_URL
+and the Azure Blob fields to run against Postgres, Redis and Blob storage.
+"""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
+
+
+class PlatformSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Where the exported model and its card live (see models/default/).
+    model_dir: Path = DEFAULT_MODEL_DIR
+    # Working directory of the embedded defaults (SQLite file, broker folders, local storage).
+    data_dir: Path = REPO_ROOT / "var"
+
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    storage_backend: str = "local"  # "local" or "azure"
+    storage_local_dir: Path | None = None
+    azure_storage_connection_string: str | None = None
+    azure_storage_container: str = "documents"
+
+    # Input limits: anything bigger is refused with 413 before it is decoded.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'digitflow.db'}"
+
+    @cached_property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_local_dir or self.data_dir / "storage"
+
+    @cached_property
+    def broker_url(self) -> str:
+        # Redis when configured; otherwise Celery's filesystem transport, which needs no server.
+        return self.redis_url or "filesystem://"

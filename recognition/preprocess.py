@@ -1,0 +1,119 @@
+"""MNIST-faithful normalisation: any grayscale image in, a 28x28 digit as MNIST draws it out.
+
+MNIST digits are white ink on black, their ink bounding box fitted into 20x20 keeping the aspect
+ratio, then placed in a 28x28 field so that the centre of mass sits at the centre. Scans are the
+other way round (dark ink on light paper), with noise, at any size and position; canvas drawings
+are off-centre and of any size. Everything that reaches the model passes through `to_mnist` —
+serving, the workers and training alike — so what the model was trained on is what it is shown.
+"""
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from recognition.errors import EmptyImage
+
+MNIST_SIZE = 28
+FIT_SIZE = 20
+# Large scans are reduced before analysis; a digit needs far fewer pixels than a 600 dpi scan has.
+WORK_MAX_SIDE = 512
+# Contrast below this (in [0, 1]) is paper texture, not ink.
+MIN_CONTRAST = 0.15
+# Share of the ink range above which a pixel counts as ink for the bounding box.
+INK_LEVEL = 0.3
+# Intensities below this share of the ink range are paper noise and are cleared.
+NOISE_FLOOR = 0.2
+# Images at least this large get speckle removal before the bounding box is taken.
+DESPECKLE_MIN_SIDE = 64
+
+
+def to_mnist(gray: np.ndarray) -> np.ndarray:
+    """One digit: grayscale float32 [H, W] in [0, 1] -> float32 [28, 28], white ink on black."""
+    ink, mask = _ink(gray)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return _fit(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+
+
+def segment_digits(gray: np.ndarray, min_share: float = 0.02) -> list[np.ndarray]:
+    """Several digits written side by side (a form's account-number box): one 28x28 per digit.
+
+    Digits are split at columns that hold no ink, so they must not touch; marks with less than
+    `min_share` of the ink are dropped as specks.
+    """
+    ink, mask = _ink(gray)
+    has_ink = mask.any(axis=0)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], has_ink.astype(np.int8), [0]))))
+    total = ink.sum()
+    digits = []
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        piece_mask = mask[:, start:stop]
+        rows = np.flatnonzero(piece_mask.any(axis=1))
+        piece = ink[rows[0] : rows[-1] + 1, start:stop]
+        if piece.sum() >= min_share * total:
+            digits.append(_fit(piece))
+    return digits
+
+
+def normalize_mnist(images: np.ndarray) -> np.ndarray:
+    """MNIST's own uint8 [N, 28, 28] images through the same path the platform serves."""
+    out = np.empty(images.shape, dtype=np.float32)
+    for i, image in enumerate(images):
+        out[i] = to_mnist(image.astype(np.float32) / 255.0)
+    return out
+
+
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink intensity (0 = paper, 1 = full ink) and a despeckled mask of inked pixels."""
+    gray = _reduce(np.asarray(gray, dtype=np.float32))
+    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
+    paper = float(np.median(border))
+    # Paper is whatever the border mostly is: light paper means dark ink, as on scans.
+    ink = (1.0 - gray) if paper > 0.5 else gray
+    ink = ink - (1.0 - paper if paper > 0.5 else paper)
+    contrast = float(ink.max())
+    if contrast < MIN_CONTRAST:
+        raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
+    ink = ink / contrast
+    ink[ink < NOISE_FLOOR] = 0.0
+
+    mask = ink > INK_LEVEL
+    if min(mask.shape) >= DESPECKLE_MIN_SIDE:
+        # A 3x3 median removes isolated specks of scanner noise but keeps strokes.
+        cleaned = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MedianFilter(3))
+        cleaned_mask = np.asarray(cleaned) > 0
+        if cleaned_mask.any():
+            mask = cleaned_mask
+    if not mask.any():
+        raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
+    return ink, mask
+
+
+def _reduce(gray: np.ndarray) -> np.ndarray:
+    height, width = gray.shape
+    scale = WORK_MAX_SIDE / max(height, width)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX))
+
+
+def _fit(crop: np.ndarray) -> np.ndarray:
+    """Fit an ink crop into 20x20 keeping aspect ratio; centre its mass in 28x28."""
+    height, width = crop.shape
+    scale = FIT_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size != (width, height):
+        crop = np.asarray(
+            Image.fromarray(np.ascontiguousarray(crop), mode="F").resize(
+                size, Image.Resampling.BILINEAR
+            )
+        )
+    crop = np.clip(crop / max(float(crop.max()), 1e-6), 0.0, 1.0)
+
+    total = float(crop.sum())
+    cy = float((crop.sum(axis=1) * np.arange(crop.shape[0])).sum()) / total
+    cx = float((crop.sum(axis=0) * np.arange(crop.shape[1])).sum()) / total
+    top = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cy), 0, MNIST_SIZE - crop.shape[0]))
+    left = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cx), 0, MNIST_SIZE - crop.shape[1]))
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    out[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    return out
