@@ -53,7 +53,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"the image has too many pixels: {exc}") from exc
+        raise ImageTooLarge(f"the image has more pixels than the limit of {max_pixels}") from exc
     except UnidentifiedImageError as exc:
         raise UndecodableImage(
             "not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP)"
