@@ -1,0 +1,1 @@
+"""Test-only helpers: throwaway real servers (Postgres, Redis, Azurite) and tool paths."""
