@@ -163,15 +163,13 @@ def test_worker_does_not_prefetch_and_beat_runs_alone(built):
     worker = named(resources, "Deployment", "digitflow-worker")
     command = pod_spec(worker)["containers"][0]["command"]
     # A prefetching worker takes messages off the Redis list and hides the backlog from KEDA.
-    assert "--prefetch-multiplier=1" in command and command[:4] == [
-        "celery", "-A", "worker.celery_app", "worker",
-    ]
+    assert command[:4] == ["celery", "-A", "worker.celery_app", "worker"]
+    assert "--prefetch-multiplier=1" in command
     beat = named(resources, "Deployment", "digitflow-beat")
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"]["type"] == "Recreate"
-    assert named(resources, "Job", "digitflow-migrate")["spec"]["template"]["spec"][
-        "containers"
-    ][0]["command"] == ["/app/infra/docker/prestart.sh"]
+    migrate = named(resources, "Job", "digitflow-migrate")
+    assert pod_spec(migrate)["containers"][0]["command"] == ["/app/infra/docker/prestart.sh"]
 
 
 def test_config_and_secret_references_resolve(built):
