@@ -90,7 +90,9 @@ def wait_until(
         if ready():
             return
         if time.monotonic() > deadline:
-            raise ServiceError(f"{what} not ready after {timeout:.0f}s; log {log}:\n{log_tail(log)}")
+            raise ServiceError(
+                f"{what} not ready after {timeout:.0f}s; log {log}:\n{log_tail(log)}"
+            )
         time.sleep(0.05)
 
 
@@ -145,8 +147,9 @@ class Postgres:
 
         name = name or f"test_{os.getpid()}_{next(self._counter)}"
         with psycopg.connect(self.url_for("postgres", "postgresql"), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            database = sql.Identifier(name)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
         return self.url_for(name)
 
 
@@ -169,7 +172,8 @@ def start_postgres(timeout: float = 30) -> Iterator[Postgres]:
         )  # fmt: skip
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(base, ignore_errors=True)
-        raise ServiceError(f"initdb failed ({exc.returncode}):\n{exc.stdout}\n{exc.stderr}") from exc
+        output = f"{exc.stdout}\n{exc.stderr}"
+        raise ServiceError(f"initdb failed ({exc.returncode}):\n{output}") from exc
 
     settings = {
         "listen_addresses": "127.0.0.1",
