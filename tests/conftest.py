@@ -65,10 +65,11 @@ def chromium_path() -> str:
     return str(services.CHROMIUM)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str):
-    """A headless Playwright Chromium browser shared by the session; open pages with
-    `browser.new_page()` (close them, or use a context) in each test."""
+    """A headless Playwright Chromium browser shared by one test module; open pages with
+    `browser.new_page()` (and close them) in each test. Module scope on purpose: while Playwright's
+    sync API is active its event loop counts as running, so asyncio.run() elsewhere would fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
