@@ -1,0 +1,24 @@
+"""The one SQLAlchemy 2 model layer shared by the API and the workers."""
+
+from digitflow.db.models import (
+    Base,
+    Document,
+    DocumentStatus,
+    Job,
+    JobLayout,
+    JobStatus,
+    Prediction,
+)
+from digitflow.db.session import make_engine, make_sessionmaker
+
+__all__ = [
+    "Base",
+    "Document",
+    "DocumentStatus",
+    "Job",
+    "JobLayout",
+    "JobStatus",
+    "Prediction",
+    "make_engine",
+    "make_sessionmaker",
+]

@@ -1,0 +1,167 @@
+"""Jobs, their documents and the documents' predictions.
+
+Postgres (or the embedded SQLite file) is the source of truth for job and document state; Celery
+messages only carry ids. Counters on `jobs` are changed with atomic `SET n = n + k` updates in the
+same transaction that moves documents out of `queued`, so concurrent or redelivered batches can
+never double-count.
+"""
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can drop and alter them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """`timestamp with time zone`; SQLite forgets the zone, so values are read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: use timezone-aware UTC timestamps")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class IdTimestamped:
+    """UUID primary key and creation/modification times, on every table."""
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, default=uuid.uuid4, sort_order=-10
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, sort_order=-9)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    partially_succeeded = "partially_succeeded"
+    failed = "failed"
+
+
+class JobLayout(enum.StrEnum):
+    digit = "digit"  # one digit per document
+    field = "field"  # several digits side by side (an amount or account-number box)
+
+
+class DocumentStatus(enum.StrEnum):
+    queued = "queued"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Job(IdTimestamped, Base):
+    __tablename__ = "jobs"
+
+    status: Mapped[str] = mapped_column(String(32), default=JobStatus.queued)
+    layout: Mapped[str] = mapped_column(String(16), default=JobLayout.digit)
+    # A client's retry with the same key gets this job back instead of a duplicate.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    needs_review: Mapped[int] = mapped_column(Integer, default=0)
+    # Files refused at upload, [{"filename", "reason"}]: reported, never stored or processed.
+    rejected: Mapped[list[Any]] = mapped_column(default=list)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    documents: Mapped[list["Document"]] = relationship(back_populates="job", lazy="raise")
+
+    __table_args__ = (Index(None, "created_at"),)
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+
+class Document(IdTimestamped, Base):
+    __tablename__ = "documents"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # Order of upload within the job; results are paginated on it.
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(1024))
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the stored bytes
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.queued)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    # Last time a task was sent for this document; the sweeper re-sends stale queued ones.
+    enqueued_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="documents", lazy="raise")
+    prediction: Mapped["Prediction | None"] = relationship(back_populates="document", lazy="raise")
+
+    __table_args__ = (
+        Index(None, "job_id", "position", unique=True),
+        # The sweeper's query: queued documents, oldest first.
+        Index(None, "status", "enqueued_at"),
+    )
+
+
+class Prediction(IdTimestamped, Base):
+    __tablename__ = "predictions"
+
+    # Unique: a redelivered batch inserts with ON CONFLICT DO NOTHING and never duplicates.
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), unique=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(String(256))  # the digits read, left to right
+    # Calibrated confidence of `text`: for a field, the product of the digits' confidences.
+    confidence: Mapped[float] = mapped_column(Float)
+    # Per digit: {"digit", "confidence", "probabilities": [10 floats]}.
+    digits: Mapped[list[Any]] = mapped_column()
+    needs_review: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[str] = mapped_column(String(128))
+    # Per document: {"read_ms", "preprocess_ms", "inference_ms"} (the batch's share).
+    timings: Mapped[dict[str, Any]] = mapped_column()
+
+    document: Mapped[Document] = relationship(back_populates="prediction", lazy="raise")
+
+    __table_args__ = (Index(None, "job_id", "needs_review"),)

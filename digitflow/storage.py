@@ -1,0 +1,190 @@
+"""Object storage for uploaded documents, behind one small interface.
+
+`LocalStorage` keeps objects as files in a directory (the embedded default); `AzureBlobStorage`
+keeps them as blobs in one container. Keys are relative paths such as `jobs/<job id>/000042`.
+Images travel API -> storage -> worker; the queue only ever carries ids.
+"""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
+
+from digitflow.settings import PlatformSettings
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class StorageError(Exception):
+    """Base class for storage failures."""
+
+
+class ObjectNotFound(StorageError, KeyError):
+    """No object under that key: permanent for the document that points at it."""
+
+
+class StorageUnavailable(StorageError):
+    """The store could not be reached or failed: transient, worth a retry."""
+
+
+class Storage(Protocol):
+    def put(self, key: str, data: BinaryIO | bytes) -> None:
+        """Store bytes (or a readable binary stream, copied in chunks) under `key`."""
+
+    def get(self, key: str) -> bytes:
+        """The bytes under `key`; ObjectNotFound if there are none."""
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | ObjectNotFound]:
+        """Each key's bytes, or the ObjectNotFound for a missing one, in order."""
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; removing a missing key is not an error."""
+
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the store answers (for readiness probes)."""
+
+
+def _validate_key(key: str) -> str:
+    path = PurePosixPath(key)
+    if not key or path.is_absolute() or ".." in path.parts or "\\" in key:
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalStorage:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._made_dirs: set[Path] = set()
+
+    def _path(self, key: str) -> Path:
+        return self.root / _validate_key(key)
+
+    def put(self, key: str, data: BinaryIO | bytes) -> None:
+        path = self._path(key)
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        # Write beside the target, then rename: a reader never sees half an object.
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, bytes | bytearray | memoryview):
+                    out.write(data)
+                else:
+                    shutil.copyfileobj(data, out, CHUNK_SIZE)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {key}: {exc}") from exc
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | ObjectNotFound]:
+        out: list[bytes | ObjectNotFound] = []
+        for key in keys:
+            try:
+                out.append(self.get(key))
+            except ObjectNotFound as exc:
+                out.append(exc)
+        return out
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageUnavailable(f"{self.root} is not writable")
+
+
+class AzureBlobStorage:
+    # Blob reads are network round trips: a batch reads its documents concurrently.
+    READ_CONCURRENCY = 16
+
+    def __init__(self, connection_string: str, container: str, retries: int = 3):
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+        # The SDK's default backoff (15 s, then 18 s, 24 s...) would stall an upload for a
+        # minute and more; retry briefly here, and let the worker's task retries do the rest.
+        service = BlobServiceClient.from_connection_string(
+            connection_string,
+            retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries),
+            connection_timeout=10,
+        )
+        self._container = service.get_container_client(container)
+        try:
+            self._container.create_container()
+        except ResourceExistsError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - any SDK/network error: the store is not usable
+            raise StorageUnavailable(f"cannot open container {container!r}: {exc}") from exc
+
+    def put(self, key: str, data: BinaryIO | bytes) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._container.upload_blob(_validate_key(key), data, overwrite=True)
+        except AzureError as exc:
+            raise StorageUnavailable(f"cannot write {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            return self._container.download_blob(_validate_key(key)).readall()
+        except ResourceNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except AzureError as exc:
+            raise StorageUnavailable(f"cannot read {key}: {exc}") from exc
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | ObjectNotFound]:
+        def read(key: str) -> bytes | ObjectNotFound:
+            try:
+                return self.get(key)
+            except ObjectNotFound as exc:
+                return exc
+
+        with ThreadPoolExecutor(self.READ_CONCURRENCY) as pool:
+            return list(pool.map(read, keys))
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            self._container.delete_blob(_validate_key(key))
+        except ResourceNotFoundError:
+            pass
+        except AzureError as exc:
+            raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
+
+    def check(self) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._container.get_container_properties()
+        except AzureError as exc:
+            raise StorageUnavailable(f"blob container unreachable: {exc}") from exc
+
+
+def make_storage(settings: PlatformSettings) -> Storage:
+    if settings.storage_backend == "local":
+        return LocalStorage(settings.resolved_storage_dir)
+    if settings.storage_backend == "azure":
+        if not settings.azure_storage_connection_string:
+            raise ValueError("STORAGE_BACKEND=azure needs AZURE_STORAGE_CONNECTION_STRING")
+        return AzureBlobStorage(
+            settings.azure_storage_connection_string, settings.azure_storage_container
+        )
+    raise ValueError(f"unknown STORAGE_BACKEND {settings.storage_backend!r}: use local or azure")
