@@ -1,0 +1,23 @@
+"""The API's settings: the platform's shared fields plus what only the web service needs."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from digitflow.settings import REPO_ROOT, PlatformSettings
+
+
+class Settings(PlatformSettings):
+    # Static pages (canvas, later jobs and review) served at / and /static.
+    web_dir: Path = REPO_ROOT / "web"
+
+    # Micro-batching of the synchronous fast path: concurrent requests share one model call.
+    # A batch is whatever arrived while the previous batch ran, up to this many images.
+    batch_max_size: int = 64
+    # Payloads up to this size are decoded inside the batch's worker thread (one thread hop per
+    # batch); larger ones are decoded in the threadpool first so they cannot stall a batch.
+    inline_decode_max_bytes: int = 256 * 1024
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,108 @@
+"""Every refusal is a 4xx JSON `{"detail": "<what was wrong>", "code": "<stable id>"}`.
+
+Bad input never becomes a 500, and no endpoint answers 200 with a failure inside.
+"""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recognition.errors import (
+    EmptyImage,
+    ImageError,
+    ImageTooLarge,
+    InvalidDataURL,
+    TruncatedImage,
+    UndecodableImage,
+)
+
+logger = logging.getLogger("digitflow.api")
+
+# Most specific first: TruncatedImage is an UndecodableImage.
+IMAGE_ERROR_STATUS: list[tuple[type[ImageError], int]] = [
+    (ImageTooLarge, 413),
+    (EmptyImage, 422),
+    (TruncatedImage, 400),
+    (UndecodableImage, 400),
+    (InvalidDataURL, 400),
+    (ImageError, 400),
+]
+
+
+class ApiError(Exception):
+    """A refusal the API decides on itself (not the recognition core's)."""
+
+    def __init__(self, status_code: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status_code, self.code, self.detail = status_code, code, detail
+
+
+class PayloadTooLarge(ApiError):
+    def __init__(self, limit: int):
+        super().__init__(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+
+
+class UnsupportedMediaType(ApiError):
+    def __init__(self, got: str | None, expected: str):
+        super().__init__(
+            415, "unsupported_media_type", f"Content-Type must be {expected}, got {got or 'none'}"
+        )
+
+
+class InvalidRequest(ApiError):
+    def __init__(self, detail: str):
+        super().__init__(422, "validation_error", detail)
+
+
+class ModelUnavailable(ApiError):
+    def __init__(self, reason: str):
+        super().__init__(503, "model_unavailable", f"the model is not loaded: {reason}")
+
+
+def error_response(status_code: int, code: str, detail, **extra) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status_code)
+
+
+def status_for(exc: ImageError) -> int:
+    return next(status for kind, status in IMAGE_ERROR_STATUS if isinstance(exc, kind))
+
+
+async def _image_error(request: Request, exc: ImageError) -> JSONResponse:
+    return error_response(status_for(exc), exc.code, str(exc))
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status_code, exc.code, exc.detail)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    ]
+    return error_response(422, "validation_error", "; ".join(problems) or "invalid request")
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail
+    if exc.status_code in (404, 405) and detail in ("Not Found", "Method Not Allowed"):
+        detail = f"{detail}: {request.method} {request.url.path}"  # routing's own refusals
+    response = error_response(exc.status_code, f"http_{exc.status_code}", detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # A bug in the platform, not bad input: log it with its traceback, say little to the client.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ImageError, _image_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,55 @@
+"""Liveness, readiness and what model is serving."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.deps import RecognizerDep
+from api.health.checks import run_checks
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class NotReady(BaseModel):
+    detail: str
+    code: str
+    checks: dict[str, str]
+
+
+@router.get("/health", response_model=Health, summary="Liveness: the process is up")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": NotReady, "description": "A dependency is not usable"}},
+    summary="Readiness: the model is loaded (and, with the bulk path, database and broker answer)",
+)
+async def ready(request: Request):
+    reasons = await run_checks(request.app)
+    checks = {name: reason or "ok" for name, reason in reasons.items()}
+    failing = [f"{name}: {reason}" for name, reason in reasons.items() if reason]
+    if failing:
+        body = {"detail": "not ready: " + "; ".join(failing), "code": "not_ready", "checks": checks}
+        return JSONResponse(body, status_code=503)
+    return {"status": "ready", "checks": checks}
+
+
+@router.get(
+    "/model-info",
+    summary="The serving model's card: version, metrics, calibration, review threshold, data",
+    responses={503: {"description": "The model is not loaded"}},
+)
+async def model_info(recognizer: RecognizerDep) -> dict:
+    return {**recognizer.card.model_dump(mode="json"), "backend": recognizer.backend}

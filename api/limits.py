@@ -1,0 +1,49 @@
+"""Request bodies read with a size limit: refused with 413 before they fill memory.
+
+The declared Content-Length is checked first (the server never delivers more than it declares);
+a chunked body with no length is counted as it streams in.
+"""
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+
+from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+
+def check_content_type(request: Request, expected: str) -> None:
+    got = request.headers.get("content-type")
+    if got is None or got.split(";", 1)[0].strip().lower() != expected:
+        raise UnsupportedMediaType(got, expected)
+
+
+def limited(request: Request, limit: int) -> Request:
+    """This request, or a copy whose body stream raises 413 once it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest(f"invalid Content-Length header: {declared!r}")
+        if int(declared) > limit:
+            raise PayloadTooLarge(limit)
+        return request
+    return Request(request.scope, _counting(request.receive, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    request = limited(request, limit)
+    return await request.body()
+
+
+def _counting(receive: Callable[[], Awaitable[dict]], limit: int):
+    received = 0
+
+    async def counting_receive() -> dict:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge(limit)
+        return message
+
+    return counting_receive
