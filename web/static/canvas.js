@@ -1,0 +1,165 @@
+// The drawing canvas: strokes in dark ink on a transparent canvas, sent as a PNG data URL after
+// every stroke. The server crops, centres and normalises — nothing is done to the pixels here.
+"use strict";
+
+(() => {
+  const canvas = document.getElementById("canvas");
+  const ctx = canvas.getContext("2d");
+  const result = document.getElementById("result");
+  const prediction = document.getElementById("prediction");
+  const confidence = document.getElementById("confidence");
+  const review = document.getElementById("review");
+  const error = document.getElementById("error");
+  const bars = document.getElementById("bars");
+  const model = document.getElementById("model");
+  const announce = document.getElementById("announce");
+  const upload = document.getElementById("upload");
+  const preview = document.getElementById("preview");
+
+  const INK = "#111827";
+  const LINE_WIDTH = 18; // in canvas pixels (the canvas is 280x280 whatever its size on screen)
+  let drawing = null; // the pointer drawing the current stroke
+  let last = null;
+  let sequence = 0; // answers to older requests are ignored
+
+  // Ten bars, built once.
+  const barFills = [];
+  const barValues = [];
+  for (let d = 0; d < 10; d++) {
+    const li = document.createElement("li");
+    li.innerHTML = `<span aria-hidden="true">${d}</span><div class="bar"><span></span></div><span class="pct">–</span>`;
+    li.setAttribute("aria-label", `digit ${d}`);
+    bars.appendChild(li);
+    barFills.push(li.querySelector(".bar span"));
+    barValues.push(li.querySelector(".pct"));
+  }
+
+  function point(event) {
+    const box = canvas.getBoundingClientRect();
+    return {
+      x: ((event.clientX - box.left) / box.width) * canvas.width,
+      y: ((event.clientY - box.top) / box.height) * canvas.height,
+    };
+  }
+
+  function segment(from, to) {
+    ctx.beginPath();
+    ctx.moveTo(from.x, from.y);
+    ctx.lineTo(to.x, to.y);
+    ctx.stroke();
+  }
+
+  ctx.lineWidth = LINE_WIDTH;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = INK;
+
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 && event.pointerType === "mouse") return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    drawing = event.pointerId;
+    last = point(event);
+    segment(last, last); // a dot for a tap
+    preview.hidden = true;
+  });
+
+  canvas.addEventListener("pointermove", (event) => {
+    if (event.pointerId !== drawing) return;
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+    for (const e of events.length ? events : [event]) {
+      const next = point(e);
+      segment(last, next);
+      last = next;
+    }
+  });
+
+  function endStroke(event) {
+    if (event.pointerId !== drawing) return;
+    drawing = null;
+    predict(() =>
+      fetch("/predict-drawing", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ image: canvas.toDataURL("image/png") }),
+      })
+    );
+  }
+  canvas.addEventListener("pointerup", endStroke);
+  canvas.addEventListener("pointercancel", endStroke);
+
+  document.getElementById("clear").addEventListener("click", () => {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    sequence++;
+    reset("Draw a digit to start.");
+    announce.textContent = "Canvas cleared.";
+  });
+
+  upload.addEventListener("change", () => {
+    const file = upload.files[0];
+    if (!file) return;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+    const form = new FormData();
+    form.append("file", file);
+    upload.value = "";
+    predict(() => fetch("/predict", { method: "POST", body: form }));
+  });
+
+  async function predict(send) {
+    const mine = ++sequence;
+    result.dataset.state = "pending";
+    let answer;
+    try {
+      const response = await send();
+      answer = { ok: response.ok, body: await response.json() };
+    } catch (failure) {
+      answer = { ok: false, body: { detail: `The server could not be reached (${failure.message}).` } };
+    }
+    if (mine !== sequence) return; // a newer stroke or a Clear came in meanwhile
+    if (answer.ok) show(answer.body);
+    else fail(answer.body);
+  }
+
+  function show(p) {
+    result.dataset.state = "done";
+    error.hidden = true;
+    prediction.textContent = String(p.digit);
+    const pct = (p.confidence * 100).toFixed(1);
+    confidence.textContent = `Confidence ${pct}%`;
+    review.hidden = !p.needs_review;
+    result.classList.toggle("needs-review", p.needs_review);
+    p.probabilities.forEach((value, d) => {
+      barFills[d].style.width = `${(value * 100).toFixed(1)}%`;
+      barValues[d].textContent = `${(value * 100).toFixed(1)}%`;
+      barFills[d].parentElement.parentElement.classList.toggle("top", d === p.digit);
+      barFills[d].parentElement.parentElement.setAttribute("aria-label", `digit ${d}: ${(value * 100).toFixed(1)}%`);
+    });
+    model.textContent = `Model ${p.model_version}`;
+    announce.textContent = `Predicted ${p.digit}, confidence ${pct} percent` +
+      (p.needs_review ? ". Needs review: the model is not sure." : ".");
+  }
+
+  function fail(body) {
+    const message = typeof body.detail === "string" ? body.detail : "The image could not be read.";
+    const empty = body.code === "empty_image";
+    reset(empty ? "Draw a digit to start." : "");
+    result.dataset.state = "error";
+    error.textContent = empty ? "There is nothing to read yet: draw a digit." : message;
+    error.hidden = false;
+    announce.textContent = error.textContent;
+  }
+
+  function reset(text) {
+    result.dataset.state = "idle";
+    result.classList.remove("needs-review");
+    prediction.textContent = "–";
+    confidence.textContent = text;
+    review.hidden = true;
+    error.hidden = true;
+    preview.hidden = true;
+    barFills.forEach((fill) => (fill.style.width = "0"));
+    barValues.forEach((value) => (value.textContent = "–"));
+  }
+})();
