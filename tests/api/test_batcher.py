@@ -1,0 +1,89 @@
+"""Concurrent requests share model calls, and one bad input fails only its own request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from api.predict.batcher import MicroBatcher
+from recognition import EmptyImage, Recognizer
+
+
+class CountingRecognizer:
+    """The real recognizer, counting how often the model is called and with how many images."""
+
+    def __init__(self, model_dir):
+        self._real = Recognizer(model_dir)
+        self.calls: list[int] = []
+
+    def predict(self, images):
+        self.calls.append(len(images))
+        return self._real.predict(images)
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order(model_dir, mnist_test_digits):
+    from recognition import normalize_mnist
+
+    images, labels = mnist_test_digits
+    prepared = normalize_mnist(images)
+    recognizer = CountingRecognizer(model_dir)
+    expected = [p.digit for p in recognizer._real.predict(prepared)]
+
+    async def main():
+        batcher = MicroBatcher(recognizer, max_batch=16)
+        try:
+            return await asyncio.gather(*(batcher.predict(image) for image in prepared))
+        finally:
+            batcher.close()
+
+    answers = asyncio.run(main())
+    assert [a.digit for a in answers] == expected
+    assert sum(recognizer.calls) == len(prepared)
+    assert len(recognizer.calls) < len(prepared) / 4  # batches, not one call per request
+    assert max(recognizer.calls) <= 16
+
+
+def test_a_bad_input_fails_only_its_own_request(model_dir, mnist_test_digits):
+    from recognition import normalize_mnist
+
+    good = normalize_mnist(mnist_test_digits[0][:3])
+
+    def unreadable():
+        raise EmptyImage("the image holds no ink")
+
+    async def main():
+        batcher = MicroBatcher(Recognizer(model_dir))
+        try:
+            return await asyncio.gather(
+                batcher.predict(good[0]), batcher.predict(unreadable),
+                batcher.predict(lambda: good[1]), return_exceptions=True,
+            )
+        finally:
+            batcher.close()
+
+    first, failed, third = asyncio.run(main())
+    assert isinstance(failed, EmptyImage)
+    assert first.digit == mnist_test_digits[1][0]
+    assert third.digit == mnist_test_digits[1][1]
+    assert np.isclose(sum(first.probabilities), 1.0)
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_model_failure_reaches_every_waiting_request(concurrency):
+    class Broken:
+        def predict(self, images):
+            raise RuntimeError("model exploded")
+
+    async def main():
+        batcher = MicroBatcher(Broken())
+        try:
+            return await asyncio.gather(
+                *(batcher.predict(np.zeros((28, 28), np.float32)) for _ in range(concurrency)),
+                return_exceptions=True,
+            )
+        finally:
+            batcher.close()
+
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
