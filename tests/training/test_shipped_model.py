@@ -1,0 +1,57 @@
+"""The model the platform ships (models/default) meets the bars, and its card tells the truth."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recognition.card import KERAS_FILENAME, TFLITE_FILENAME
+from recognition.inference import Recognizer
+from training import data as mnist
+from training.export import verify_card_files
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+@pytest.fixture(scope="module")
+def card():
+    return verify_card_files(SHIPPED)  # also checks sha256 of model.keras and model.tflite
+
+
+def test_card_lists_both_model_files(card):
+    assert set(card.sha256) == {KERAS_FILENAME, TFLITE_FILENAME}
+    assert (SHIPPED / "report.md").exists()
+
+
+def test_card_meets_the_bars(card):
+    test = card.metrics["default"]["test"]
+    assert test["count"] == 10_000  # the whole official test set
+    assert test["accuracy"] >= 0.994
+    assert test["ece_calibrated"] <= 0.01
+    assert test["review_rate"] <= 0.03
+    assert test["auto_accept_error"] <= 0.001
+    assert card.hyperparameters["default"]["train_wall_seconds"] < 15 * 60
+    assert "seed" in card.metrics  # the baseline is reported beside it
+
+
+def test_split_recorded_in_the_card_keeps_the_test_set_apart(card):
+    sizes = card.data["split_sizes"]
+    assert sizes["train"] + sizes["validation"] == 60_000 and sizes["test"] == 10_000
+    assert card.calibration.model_dump()["fitted_on"] == "validation"
+    assert card.review.model_dump()["chosen_on"] == "validation"
+
+
+def test_shipped_model_reproduces_its_card_through_the_serving_path(card, real_mnist):
+    """Recompute the headline figures with the core's LiteRT recogniser, not the card's word."""
+    recognizer = Recognizer(SHIPPED, backend="litert")
+    images = mnist.model_inputs(real_mnist.x_test)[..., 0]
+    probabilities = recognizer.probabilities(images)
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    accuracy = float((predicted == real_mnist.y_test).mean())
+    assert accuracy == pytest.approx(card.metrics["default"]["test"]["accuracy"], abs=2e-4)
+    accepted = confidence >= recognizer.threshold
+    review_rate = 1 - accepted.mean()
+    error = float((predicted[accepted] != real_mnist.y_test[accepted]).mean())
+    assert accuracy >= 0.994 and review_rate <= 0.03 and error <= 0.001
+    assert np.isclose(review_rate, card.metrics["default"]["test"]["review_rate"], atol=5e-4)

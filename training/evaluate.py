@@ -1,0 +1,256 @@
+"""Honest evaluation: accuracy, calibration, and the review policy's risk-coverage trade-off.
+
+Temperature and review threshold are fitted on the validation split; every figure reported as
+"test" comes from the official 10k test set, which nothing was tuned on.
+
+    python -m training.evaluate --trained /tmp/trained --prepared /tmp/prepared --out /tmp/eval
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from recognition.inference import calibrate
+
+ECE_BINS = 15
+# Review policy: the threshold is the lowest confidence whose auto-accepted validation digits
+# stay within this error rate. Stricter than the 0.1% bar so that it holds on unseen data.
+TARGET_ERROR = 0.0005
+REPORTED_COVERAGES = (1.0, 0.995, 0.99, 0.98, 0.97, 0.95)
+METRICS_FILENAME = "metrics.json"
+RELIABILITY_PNG = "reliability.png"
+RISK_COVERAGE_PNG = "risk_coverage.png"
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width confidence bins."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
+def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    accuracy = np.bincount(which, weights=correct, minlength=bins) / np.maximum(counts, 1)
+    mean_conf = np.bincount(which, weights=confidence, minlength=bins) / np.maximum(counts, 1)
+    return {"edges": edges, "counts": counts, "accuracy": accuracy, "confidence": mean_conf}
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    picked = probabilities[np.arange(len(labels)), labels]
+    return float(-np.log(np.clip(picked, 1e-12, None)).mean())
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising NLL of softmax(log(p) / T): a log-spaced search, then a finer one."""
+
+    def nll(t: float) -> float:
+        return negative_log_likelihood(calibrate(probabilities, t), labels)
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = np.linspace(best / 1.06, best * 1.06, 61)
+    return float(fine[int(np.argmin([nll(t) for t in fine]))])
+
+
+def risk_coverage(
+    confidence: np.ndarray, correct: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each possible threshold (distinct confidences, highest first): accepted share and error.
+
+    Returns (thresholds, coverage, risk): accepting every digit with confidence >= thresholds[i]
+    covers coverage[i] of the digits with error rate risk[i] among them.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf, errors = confidence[order], np.cumsum(~correct[order])
+    # Only the last position of each run of equal confidences is a reachable cut.
+    last_of_tie = np.append(conf[1:] != conf[:-1], True)
+    accepted = np.arange(1, len(conf) + 1)[last_of_tie]
+    return conf[last_of_tie], accepted / len(conf), errors[last_of_tie] / accepted
+
+
+def choose_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target_error: float = TARGET_ERROR
+) -> float:
+    """Lowest threshold (widest auto-acceptance) whose accepted digits err at most target_error."""
+    thresholds, _, risk = risk_coverage(confidence, correct)
+    ok = np.flatnonzero(risk <= target_error)
+    return float(thresholds[ok[-1]]) if len(ok) else 1.0
+
+
+def review_outcome(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict:
+    accepted = confidence >= threshold
+    errors = int((~correct[accepted]).sum())
+    return {
+        "review_rate": float(1 - accepted.mean()),
+        "auto_accepted": int(accepted.sum()),
+        "auto_accepted_errors": errors,
+        "auto_accept_error": float(errors / max(int(accepted.sum()), 1)),
+    }
+
+
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((10, 10), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "count": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "errors": int((predicted != labels).sum()),
+        "per_class_accuracy": {str(d): round(float(a), 5) for d, a in enumerate(per_class)},
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_ERROR) -> dict:
+    """All metrics for one model, from its raw softmax outputs on validation and test."""
+    temperature = fit_temperature(val_probs, y_val)
+    val_cal, test_cal = calibrate(val_probs, temperature), calibrate(test_probs, temperature)
+    val_conf, test_conf = val_cal.max(axis=1), test_cal.max(axis=1)
+    val_correct, test_correct = val_cal.argmax(1) == y_val, test_cal.argmax(1) == y_test
+    threshold = choose_threshold(val_conf, val_correct, target_error)
+    _, coverage, risk = risk_coverage(test_conf, test_correct)
+
+    def risk_at(c: float) -> float:
+        return float(risk[min(np.searchsorted(coverage, c - 1e-12), len(risk) - 1)])
+
+    return {
+        "calibration": {"temperature": temperature, "fitted_on": "validation"},
+        "review": {"threshold": threshold, "target_error": target_error, "chosen_on": "validation"},
+        "validation": {
+            "accuracy": float((val_correct).mean()),
+            "ece_uncalibrated": expected_calibration_error(val_probs, y_val),
+            "ece_calibrated": expected_calibration_error(val_cal, y_val),
+            **review_outcome(val_conf, val_correct, threshold),
+        },
+        "test": {
+            **classification_metrics(test_probs, y_test),
+            "nll_uncalibrated": negative_log_likelihood(test_probs, y_test),
+            "nll_calibrated": negative_log_likelihood(test_cal, y_test),
+            "ece_uncalibrated": expected_calibration_error(test_probs, y_test),
+            "ece_calibrated": expected_calibration_error(test_cal, y_test),
+            **review_outcome(test_conf, test_correct, threshold),
+            "risk_at_coverage": {f"{c:g}": risk_at(c) for c in REPORTED_COVERAGES},
+        },
+    }
+
+
+def plot_reliability(
+    raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray, path: Path, title: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
+    for ax, probs, name in ((axes[0], raw, "before"), (axes[1], calibrated, "after")):
+        bins = reliability_bins(probs, labels)
+        centres = (bins["edges"][:-1] + bins["edges"][1:]) / 2
+        used = bins["counts"] > 0
+        ax.bar(
+            centres[used],
+            bins["accuracy"][used],
+            width=1 / ECE_BINS,
+            edgecolor="black",
+            alpha=0.7,
+            label="accuracy",
+        )
+        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+        ax.set_title(
+            f"{name} temperature scaling (ECE {expected_calibration_error(probs, labels):.2%})"
+        )
+        ax.set_xlabel("confidence")
+        ax.legend(loc="upper left")
+    axes[0].set_ylabel("accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_risk_coverage(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold_point, path: Path
+) -> None:
+    """curves: name -> (coverage, risk) on test; threshold_point: the shipped (coverage, risk)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, (coverage, risk) in curves.items():
+        ax.plot(1 - coverage, risk * 100, label=name)
+    ax.plot(1 - threshold_point[0], threshold_point[1] * 100, "ro", label="shipped threshold")
+    ax.axhline(0.1, color="grey", linestyle=":", label="0.1% error bar")
+    ax.axvline(3, color="grey", linestyle="--", alpha=0.5)
+    ax.set_xlim(0, max(0.08, 1.5 * (1 - threshold_point[0])))
+    ax.set_xlabel("share sent to review")
+    ax.set_ylabel("error among auto-accepted digits (%)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_title("Risk-coverage on the MNIST test set")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def predict_probabilities(model, inputs: np.ndarray) -> np.ndarray:
+    """Raw softmax of a Keras model over model inputs, in batches, no per-image calls."""
+    return np.asarray(model.predict(inputs, batch_size=1024, verbose=0), dtype=np.float64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training import data as mnist
+    from training.train import load_trained
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--trained", type=Path, required=True, help="folder written by training.train"
+    )
+    parser.add_argument(
+        "--prepared", type=Path, required=True, help="folder written by training.data"
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
+    args = parser.parse_args(argv)
+
+    split = mnist.load_split(args.prepared)
+    model, _ = load_trained(args.trained)
+    val_probs = predict_probabilities(model, mnist.model_inputs(split.x_val))
+    test_probs = predict_probabilities(model, mnist.model_inputs(split.x_test))
+    metrics = evaluate(val_probs, split.y_val, test_probs, split.y_test, args.target_error)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2))
+    print(
+        json.dumps(
+            {
+                k: metrics["test"][k]
+                for k in ("accuracy", "ece_calibrated", "review_rate", "auto_accept_error")
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

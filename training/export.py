@@ -1,0 +1,318 @@
+"""Export a trained model for serving: model.keras, model.tflite, model_card.json, report.md.
+
+The .keras file is the contract (float32 [N, 28, 28, 1] in [0, 1], white ink on black ->
+softmax over 10); the .tflite file is what the recognition core serves, converted with a
+dynamic batch dimension and checked against the Keras model before it is written.
+"""
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from recognition.card import CARD_FILENAME, KERAS_FILENAME, TFLITE_FILENAME, ModelCard
+
+TFLITE_TOLERANCE = 1e-4
+REPORT_FILENAME = "report.md"
+
+
+def sha256_bytes(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def to_tflite(model) -> bytes:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def tflite_max_difference(model, tflite: bytes, images: np.ndarray, batch: int = 32) -> float:
+    """Largest |Keras - LiteRT| probability on `images`, run through LiteRT resized to `batch`."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, [batch, 28, 28, 1])
+    interpreter.allocate_tensors()
+    images = images[:batch].astype(np.float32)
+    interpreter.set_tensor(index, images)
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return float(np.abs(lite - np.asarray(model(images, training=False))).max())
+
+
+def write_model_files(model, out: Path, check_images: np.ndarray) -> dict:
+    """Write model.keras and model.tflite; return their sha256 and the LiteRT parity check."""
+    import keras
+
+    out.mkdir(parents=True, exist_ok=True)
+    # A clean copy without optimizer state: smaller, and all that serving needs.
+    serving = keras.models.clone_model(model)
+    serving.set_weights(model.get_weights())
+    model = serving
+    model.save(out / KERAS_FILENAME)
+    tflite = to_tflite(model)
+    difference = tflite_max_difference(model, tflite, check_images)
+    if difference > TFLITE_TOLERANCE:
+        raise RuntimeError(f"LiteRT and Keras disagree by {difference:.2e} (> {TFLITE_TOLERANCE})")
+    (out / TFLITE_FILENAME).write_bytes(tflite)
+    return {
+        "sha256": {name: sha256_bytes(out / name) for name in (KERAS_FILENAME, TFLITE_FILENAME)},
+        "tflite_max_abs_difference": difference,
+    }
+
+
+def build_card(
+    files: dict, data: dict, hyperparameters: dict, metrics: dict, architecture: str
+) -> ModelCard:
+    now = dt.datetime.now(dt.UTC)
+    return ModelCard(
+        version=f"{now:%Y.%m.%d}-{files['sha256'][TFLITE_FILENAME][:8]}",
+        created_at=now.isoformat(timespec="seconds"),
+        architecture=architecture,
+        sha256=files["sha256"],
+        data=data,
+        hyperparameters=hyperparameters,
+        metrics=metrics,
+        calibration=metrics["default"]["calibration"],
+        review=metrics["default"]["review"],
+        tflite_max_abs_difference=files["tflite_max_abs_difference"],
+    )
+
+
+def _pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def write_report(card: ModelCard, out: Path, plots: dict[str, str]) -> Path:
+    """A human-readable summary of the card, with the plots and default-vs-seed side by side."""
+    m = card.metrics
+    names = [n for n in ("default", "seed") if n in m]
+    h = card.hyperparameters
+
+    def row(label, fn):
+        return f"| {label} | " + " | ".join(fn(n) for n in names) + " |"
+
+    test = {n: m[n]["test"] for n in names}
+    lines = [
+        f"# DigitFlow model {card.version}",
+        "",
+        f"Created {card.created_at}. Architecture: {card.architecture}.",
+        "",
+        "All figures are on the official MNIST test set (10,000 digits), which was never used for",
+        "training, early stopping, temperature fitting or threshold choice; those used a",
+        "stratified",
+        f"validation split of {card.data['split_sizes']['validation']:,} digits carved from the",
+        f"60,000 training digits ({card.data['split_sizes']['train']:,} left for training).",
+        "Every image went through the serving path's normalisation (`recognition.preprocess`).",
+        "",
+        "## Default vs the seed's architecture (same pipeline, same split)",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "| --- | " + " | ".join("---" for _ in names) + " |",
+        row("test accuracy", lambda n: _pct(test[n]["accuracy"])),
+        row("test errors", lambda n: str(test[n]["errors"])),
+        row("ECE before temperature scaling", lambda n: _pct(test[n]["ece_uncalibrated"])),
+        row("ECE after temperature scaling", lambda n: _pct(test[n]["ece_calibrated"])),
+        row(
+            "temperature (fitted on validation)",
+            lambda n: f"{m[n]['calibration']['temperature']:.3f}",
+        ),
+        row(
+            "review threshold (chosen on validation)",
+            lambda n: f"{m[n]['review']['threshold']:.4f}",
+        ),
+        row("sent to review at that threshold", lambda n: _pct(test[n]["review_rate"])),
+        row(
+            "error among auto-accepted",
+            lambda n: (
+                f"{_pct(test[n]['auto_accept_error'], 3)}"
+                f" ({test[n]['auto_accepted_errors']} digits)"
+            ),
+        ),
+        row("error at 97% coverage", lambda n: _pct(test[n]["risk_at_coverage"]["0.97"], 3)),
+        row("parameters", lambda n: f"{h[n]['parameters']:,}"),
+        row(
+            "epochs run (best)",
+            lambda n: (
+                f"{h[n]['epochs_run']} of {h[n]['hyperparameters']['epochs']}"
+                f" ({h[n]['best_epoch']})"
+            ),
+        ),
+        row("training wall time (2 CPU cores)", lambda n: f"{h[n]['train_wall_seconds']:.0f} s"),
+        row("augmentation", lambda n: "yes" if h[n]["hyperparameters"]["augment"] else "no"),
+        "",
+        "The seed architecture keeps its original recipe (Adam 1e-3, no augmentation)"
+        + (
+            f" and trains for fewer epochs ({h['seed']['hyperparameters']['epochs']} vs"
+            f" {h['default']['hyperparameters']['epochs']})"
+            if "seed" in h
+            and h["seed"]["hyperparameters"]["epochs"] < h["default"]["hyperparameters"]["epochs"]
+            else ""
+        )
+        + "; the shipped model is the default.",
+        "",
+        f"Review policy: digits whose calibrated confidence is below {card.review.threshold:.4f}",
+        "go to",
+        "review. The threshold is the lowest that kept validation auto-accept error within",
+        f"{_pct(card.review.target_error, 3)}.",
+        "",
+        "## Per-class test accuracy (default)",
+        "",
+        "| digit | " + " | ".join(str(d) for d in range(10)) + " |",
+        "| --- | " + " | ".join("---" for _ in range(10)) + " |",
+        "| accuracy | "
+        + " | ".join(_pct(test["default"]["per_class_accuracy"][str(d)]) for d in range(10))
+        + " |",
+        "",
+        "## Confusion matrix (default; rows true, columns predicted)",
+        "",
+        "| | " + " | ".join(str(d) for d in range(10)) + " |",
+        "| --- | " + " | ".join("---" for _ in range(10)) + " |",
+        *(
+            f"| **{d}** | " + " | ".join(str(v) for v in r) + " |"
+            for d, r in enumerate(test["default"]["confusion_matrix"])
+        ),
+        "",
+        "## Plots",
+        "",
+        *(f"![{title}]({name})\n" for title, name in plots.items()),
+        "## Files",
+        "",
+        *(f"- `{name}` sha256 `{digest}`" for name, digest in card.sha256.items()),
+        "- LiteRT vs Keras max probability difference at batch 32:"
+        f" {card.model_dump()['tflite_max_abs_difference']:.1e}",
+        "",
+    ]
+    path = out / REPORT_FILENAME
+    path.write_text("\n".join(lines))
+    return path
+
+
+def verify_card_files(model_dir: Path) -> ModelCard:
+    """Load the card and check that the files beside it are the ones it describes."""
+    card = ModelCard.load(model_dir)
+    for name, digest in card.sha256.items():
+        if sha256_bytes(model_dir / name) != digest:
+            raise ValueError(f"{model_dir / name}: sha256 does not match {CARD_FILENAME}")
+    return card
+
+
+def evaluate_and_export(
+    trained: dict, split, out: Path, target_error: float | None = None
+) -> ModelCard:
+    """Evaluate each trained model (name -> (model, training record)) and export "default".
+
+    Writes the serving files, the card, plots and report.md into `out`.
+    """
+    from recognition.inference import calibrate
+    from training import data as mnist
+    from training.evaluate import (
+        RELIABILITY_PNG,
+        RISK_COVERAGE_PNG,
+        TARGET_ERROR,
+        evaluate,
+        plot_reliability,
+        plot_risk_coverage,
+        predict_probabilities,
+        risk_coverage,
+    )
+
+    target_error = TARGET_ERROR if target_error is None else target_error
+    x_val, x_test = mnist.model_inputs(split.x_val), mnist.model_inputs(split.x_test)
+    metrics, curves, probs = {}, {}, {}
+    for name, (model, _) in trained.items():
+        val_probs, test_probs = (
+            predict_probabilities(model, x_val),
+            predict_probabilities(model, x_test),
+        )
+        metrics[name] = evaluate(val_probs, split.y_val, test_probs, split.y_test, target_error)
+        calibrated = calibrate(test_probs, metrics[name]["calibration"]["temperature"])
+        probs[name] = (test_probs, calibrated)
+        _, coverage, risk = risk_coverage(calibrated.max(1), calibrated.argmax(1) == split.y_test)
+        curves[name] = (coverage, risk)
+
+    out.mkdir(parents=True, exist_ok=True)
+    default_test = metrics["default"]["test"]
+    plot_reliability(
+        *probs["default"],
+        split.y_test,
+        out / RELIABILITY_PNG,
+        "Reliability of the default model (MNIST test set)",
+    )
+    plot_risk_coverage(
+        curves,
+        (1 - default_test["review_rate"], default_test["auto_accept_error"]),
+        out / RISK_COVERAGE_PNG,
+    )
+
+    model, record = trained["default"]
+    files = write_model_files(model, out, x_test[:32])
+    data = {
+        "source": split.source,
+        "split_sizes": split.sizes(),
+        "validation": "stratified, seeded, carved from the official 60k training set only",
+        "test": "official MNIST 10k test set (t10k), used only for the metrics here",
+        "preprocessing": "recognition.preprocess.normalize_mnist (the serving normalisation)",
+    }
+    hyperparameters = {
+        name: {k: v for k, v in rec.items() if k != "history"} for name, (_, rec) in trained.items()
+    }
+    for name, (_, rec) in trained.items():
+        hyperparameters[name]["history"] = rec["history"]
+    card = build_card(
+        files,
+        data,
+        hyperparameters,
+        metrics,
+        architecture=f"{model.name}: "
+        + "-".join(layer.__class__.__name__ for layer in model.layers),
+    )
+    card.save(out)
+    write_report(
+        card,
+        out,
+        {"Reliability diagram": RELIABILITY_PNG, "Risk-coverage curve": RISK_COVERAGE_PNG},
+    )
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from training import data as mnist
+    from training.train import load_trained
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--prepared", type=Path, required=True, help="folder written by training.data"
+    )
+    parser.add_argument(
+        "--trained-default",
+        type=Path,
+        required=True,
+        help="folder written by training.train --arch default",
+    )
+    parser.add_argument(
+        "--trained-seed", type=Path, help="the seed baseline, reported beside the default"
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--target-error", type=float)
+    args = parser.parse_args(argv)
+
+    trained = {"default": load_trained(args.trained_default)}
+    if args.trained_seed:
+        trained["seed"] = load_trained(args.trained_seed)
+    card = evaluate_and_export(
+        trained, mnist.load_split(args.prepared), args.out, args.target_error
+    )
+    print(f"exported {card.version} to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The whole training pipeline in one command: prepare, train default + seed, evaluate, export.
+
+    python -m training.pipeline --out models/default              # the shipped model (~10 min)
+    python -m training.pipeline --out /tmp/m --subset 2000 --epochs 1   # a smoke run in seconds
+
+Both architectures see the same split. Trained models are kept in --work, so evaluation and
+export can be redone with --reuse without training again.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from training import data as mnist
+from training.evaluate import TARGET_ERROR
+from training.export import evaluate_and_export
+from training.train import HISTORY_FILENAME, SEED, load_trained, save_trained, train
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="MNIST IDX folder or CSV (default: $DIGITFLOW_MNIST_DIR or ../shared/data/mnist)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="where model files, card and report go"
+    )
+    parser.add_argument(
+        "--work", type=Path, help="where trained models are kept (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse models already trained in --work"
+    )
+    parser.add_argument(
+        "--subset", type=int, help="use a stratified sample of N training images (for tests)"
+    )
+    parser.add_argument("--epochs", type=int, help="override the default model's epochs")
+    parser.add_argument("--seed-epochs", type=int, help="override the seed baseline's epochs")
+    parser.add_argument("--no-seed", action="store_true", help="skip the seed baseline")
+    parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    split = mnist.split(mnist.load_mnist(args.data), seed=args.seed, subset=args.subset)
+    print(f"data: {split.sizes()} from {split.source['path']}", flush=True)
+    x_train, x_val = mnist.model_inputs(split.x_train), mnist.model_inputs(split.x_val)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.work or Path(scratch)
+        trained = {}
+        plan = {
+            "default": args.epochs,
+            "seed": args.seed_epochs if args.seed_epochs else args.epochs,
+        }
+        for arch, epochs in plan.items():
+            if arch == "seed" and args.no_seed:
+                continue
+            folder = work / arch
+            if args.reuse and (folder / HISTORY_FILENAME).exists():
+                print(f"[{arch}] reusing {folder}", flush=True)
+                trained[arch] = load_trained(folder)
+                continue
+            trained[arch] = train(
+                arch, x_train, split.y_train, x_val, split.y_val, epochs=epochs, seed=args.seed
+            )
+            save_trained(*trained[arch], folder)
+        card = evaluate_and_export(trained, split, args.out, args.target_error)
+
+    print(f"pipeline finished in {time.perf_counter() - started:.0f}s", flush=True)
+    for name, metrics in card.metrics.items():
+        test = metrics["test"]
+        print(
+            f"{name:8s} test accuracy {test['accuracy']:.4f}  ECE {test['ece_uncalibrated']:.4f}"
+            f" -> {test['ece_calibrated']:.4f}  review {test['review_rate']:.2%}"
+            f"  auto-accept error {test['auto_accept_error']:.3%}"
+        )
+    print(f"wrote {args.out} (model {card.version})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
