@@ -35,6 +35,12 @@ class PlatformSettings(BaseSettings):
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
 
+    # Bulk path (POST /jobs): limits per upload request, and documents per worker task (one
+    # batched model call and one bulk write each). The API splits jobs, the sweeper re-sends.
+    max_job_files: int = 20_000
+    max_job_bytes: int = 2 * 1024**3
+    job_batch_size: int = 256
+
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'digitflow.db'}"

@@ -1,0 +1,69 @@
+"""What the jobs endpoints answer (JobPublic, JobCreated, ResultsPage...)."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Rejection(BaseModel):
+    filename: str
+    code: str = Field(description="stable machine-readable reason, e.g. undecodable_image")
+    reason: str
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: str = Field(description="queued, running, succeeded, partially_succeeded or failed")
+    layout: str = Field(description="digit: one digit per document; field: several digits")
+    total: int = Field(description="documents accepted into the job")
+    done: int = Field(description="documents finished: succeeded + failed")
+    succeeded: int
+    failed: int
+    needs_review: int = Field(description="succeeded documents a person should check")
+    progress: float = Field(description="done / total, from 0 to 1")
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    rejected: list[Rejection] = Field(description="files refused at upload, with the reason")
+    links: dict[str, str]
+
+
+class JobCreated(JobPublic):
+    pass
+
+
+class JobList(BaseModel):
+    items: list[JobPublic]
+
+
+class DigitResult(BaseModel):
+    digit: int
+    confidence: float
+    probabilities: list[float]
+
+
+class Result(BaseModel):
+    document_id: uuid.UUID
+    position: int = Field(description="order of the document in the upload")
+    filename: str
+    status: str = Field(description="queued, succeeded or failed")
+    text: str | None = Field(description="the digits read, left to right")
+    confidence: float | None = Field(
+        description="calibrated; for a field, the product of its digits' confidences"
+    )
+    needs_review: bool | None
+    digits: list[DigitResult] | None
+    model_version: str | None
+    error_code: str | None
+    error: str | None
+    timings: dict[str, float] | None
+
+
+class ResultsPage(BaseModel):
+    job_id: uuid.UUID
+    items: list[Result]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")

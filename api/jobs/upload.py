@@ -1,0 +1,307 @@
+"""Streaming intake of a multipart upload of images and ZIPs of images.
+
+The request body is parsed as it arrives (python-multipart's push parser, fed in ~1 MB slices on
+a threadpool thread, so the event loop stays free). Each file is validated by content and stored
+as soon as its part ends; memory holds at most the part being received (images are capped at
+MAX_IMAGE_BYTES; ZIPs spill to a temporary file and are read one member at a time). Only the small
+document rows are kept until the end, when the caller inserts them in one statement.
+"""
+
+import hashlib
+import io
+import tempfile
+import uuid
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO
+
+from PIL import Image, UnidentifiedImageError
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from digitflow.db import DocumentStatus
+from digitflow.storage import Storage
+from recognition.decode import SUPPORTED_FORMATS
+from recognition.errors import ImageError, ImageTooLarge, UndecodableImage
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+MAX_TEXT_FIELD_BYTES = 1024
+SPOOL_MEMORY_BYTES = 1024 * 1024
+
+
+class UploadRefused(Exception):
+    """The whole upload is refused (too many files, malformed body): nothing is kept."""
+
+    def __init__(self, status_code: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status_code, self.code, self.detail = status_code, code, detail
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_files: int
+    max_image_bytes: int
+    max_image_pixels: int
+    max_total_bytes: int
+
+
+@dataclass
+class Rejection:
+    filename: str
+    code: str
+    reason: str
+
+
+def check_image_header(data: bytes, max_pixels: int) -> None:
+    """Is this a supported image, within the pixel limit? Reads the header only (fast); pixel
+    data that turns out damaged fails the document later, in the worker, with its reason."""
+    if not data:
+        raise UndecodableImage("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise UndecodableImage(
+            "not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP) or a ZIP of them"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UndecodableImage(f"the image header is damaged: {exc}") from exc
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} pixels, above the limit of {max_pixels} pixels"
+        )
+
+
+@dataclass
+class _Part:
+    name: str = ""
+    filename: str | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_disposition: bytes = b""
+    data: bytearray = field(default_factory=bytearray)
+    spool: IO[bytes] | None = None  # a ZIP bigger than an image may be
+    size: int = 0
+    too_large: bool = False
+
+
+class UploadReceiver:
+    """Push-parses one multipart body; stores accepted documents, records rejected files."""
+
+    def __init__(self, boundary: bytes, job_id: uuid.UUID, storage: Storage, limits: Limits):
+        self.job_id, self.storage, self.limits = job_id, storage, limits
+        self.documents: list[dict] = []
+        self.rejected: list[Rejection] = []
+        self.fields: dict[str, str] = {}
+        self.stored_bytes = 0
+        self._part = _Part()
+        self._header_name = self._header_value = b""
+        self._finished: list[_Part] = []
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+            },
+        )
+
+    # --- feeding ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        try:
+            if data:
+                self._parser.write(data)
+            if final:
+                self._parser.finalize()
+                if self._parser.state != MultipartState.END:
+                    raise UploadRefused(
+                        400,
+                        "malformed_multipart",
+                        "the multipart body ends before its closing boundary (truncated upload?)",
+                    )
+        except FormParserError as exc:
+            raise UploadRefused(
+                400, "malformed_multipart", f"malformed multipart body: {exc}"
+            ) from exc
+        finished, self._finished = self._finished, []
+        for part in finished:
+            self._take(part)
+        if final and self._part.spool is not None:
+            self._part.spool.close()
+
+    def discard(self) -> None:
+        """Remove what was stored (the upload was refused or the client went away)."""
+        for document in self.documents:
+            self.storage.delete(document["storage_key"])
+        self.documents.clear()
+
+    # --- parser callbacks --------------------------------------------------------------------
+
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._part.content_disposition = self._header_value
+        self._header_name = self._header_value = b""
+
+    def _on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._part.content_disposition)
+        self._part.name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in options:
+            self._part.filename = options[b"filename"].decode("utf-8", "replace") or "unnamed"
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part, chunk = self._part, data[start:end]
+        part.size += len(chunk)
+        if part.filename is None:
+            if part.size > MAX_TEXT_FIELD_BYTES:
+                raise UploadRefused(
+                    413, "field_too_large", f"form field {part.name!r} is over 1 KiB"
+                )
+            part.data += chunk
+            return
+        if part.too_large:
+            return
+        if part.spool is not None:
+            part.spool.write(chunk)
+            return
+        part.data += chunk
+        if len(part.data) > self.limits.max_image_bytes:
+            if bytes(part.data[:4]) in ZIP_MAGIC:
+                # A ZIP may be larger than one image: spill it to disk, keep streaming.
+                part.spool = tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES)
+                part.spool.write(part.data)
+            else:
+                part.too_large = True
+            part.data = bytearray()
+
+    def _on_part_end(self) -> None:
+        if self._part.filename is None:
+            self.fields[self._part.name] = self._part.data.decode("utf-8", "replace").strip()
+        else:
+            self._finished.append(self._part)
+        self._part = _Part()
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def _count(self) -> None:
+        if len(self.documents) + len(self.rejected) >= self.limits.max_files:
+            raise UploadRefused(
+                413,
+                "too_many_files",
+                f"an upload may hold at most {self.limits.max_files} files (ZIP members count)",
+            )
+
+    def _reject(self, filename: str, code: str, reason: str) -> None:
+        self._count()
+        self.rejected.append(Rejection(filename, code, reason))
+
+    def _take(self, part: _Part) -> None:
+        name = part.filename or "unnamed"
+        if part.too_large:
+            self._reject(
+                name,
+                "image_too_large",
+                f"the file is larger than the limit of {self.limits.max_image_bytes} bytes",
+            )
+        elif part.spool is not None:
+            with part.spool:
+                self._take_zip(name, part.spool)
+        elif bytes(part.data[:4]) in ZIP_MAGIC:
+            self._take_zip(name, io.BytesIO(part.data))
+        else:
+            self._take_image(name, bytes(part.data))
+
+    def _take_image(self, filename: str, data: bytes) -> None:
+        if not data:
+            self._reject(filename, "empty_file", "the file is empty (0 bytes)")
+            return
+        try:
+            check_image_header(data, self.limits.max_image_pixels)
+        except ImageError as exc:
+            self._reject(filename, exc.code, str(exc))
+            return
+        self._count()
+        self.stored_bytes += len(data)
+        if self.stored_bytes > self.limits.max_total_bytes:
+            raise UploadRefused(
+                413,
+                "payload_too_large",
+                f"the upload is over {self.limits.max_total_bytes} bytes",
+            )
+        position = len(self.documents)
+        key = f"jobs/{self.job_id}/{position:06d}"
+        self.storage.put(key, data)
+        now = datetime.now(UTC)
+        self.documents.append(
+            {
+                "id": uuid.uuid4(),
+                "job_id": self.job_id,
+                "position": position,
+                "filename": filename[:1024],
+                "content_hash": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "storage_key": key,
+                "status": DocumentStatus.queued.value,
+                "enqueued_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+
+    def _take_zip(self, filename: str, file: IO[bytes]) -> None:
+        try:
+            archive = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            self._reject(filename, "invalid_zip", f"not a readable ZIP archive: {exc}")
+            return
+        with archive:
+            for info in archive.infolist():
+                if info.is_dir() or info.filename.startswith("__MACOSX/"):
+                    continue
+                member = f"{filename}/{info.filename}"
+                if info.file_size > self.limits.max_image_bytes:
+                    self._reject(
+                        member,
+                        "image_too_large",
+                        f"the file is larger than the limit of {self.limits.max_image_bytes} bytes",
+                    )
+                    continue
+                try:
+                    with archive.open(info) as stream:
+                        # Read one byte past the limit: a member may lie about its size.
+                        data = stream.read(self.limits.max_image_bytes + 1)
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+                    self._reject(member, "corrupt_zip_member", f"the ZIP member is corrupt: {exc}")
+                    continue
+                except (NotImplementedError, RuntimeError) as exc:  # unsupported method, encrypted
+                    self._reject(member, "unsupported_zip_member", f"cannot extract: {exc}")
+                    continue
+                if len(data) > self.limits.max_image_bytes:
+                    self._reject(
+                        member,
+                        "image_too_large",
+                        f"the file is larger than the limit of {self.limits.max_image_bytes} bytes",
+                    )
+                elif data[:4] in ZIP_MAGIC:
+                    self._reject(member, "nested_zip", "ZIP archives inside ZIPs are not opened")
+                else:
+                    self._take_image(member, data)

@@ -1,0 +1,227 @@
+"""The jobs endpoints on the embedded defaults (SQLite, filesystem broker, local storage).
+
+No worker runs here: batches are processed in-process with worker.batch where results are
+needed (tests/worker has the end-to-end runs with real Celery workers)."""
+
+import io
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import select
+
+from api.main import create_app
+from digitflow.db import Document, make_sessionmaker
+from digitflow.db.migrations import upgrade
+from digitflow.storage import LocalStorage
+from recognition import Recognizer
+from tests.jobs.support import api_settings, corrupt_zip_member, scans, zip_of
+from tests.recognition.images import png_header_only
+from worker.batch import Runtime, process_batch
+
+
+@pytest.fixture
+def settings(tmp_path):
+    settings = api_settings(data_dir=tmp_path, max_job_files=50, max_image_bytes=200_000)
+    upgrade(settings.resolved_database_url)
+    return settings
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def files_field(items) -> list:
+    return [("files", (name, data, "application/octet-stream")) for name, data in items]
+
+
+def queued_messages(settings) -> int:
+    return len(list(Path(settings.data_dir, "broker", "queue").glob("*.msg")))
+
+
+def run_batches(settings, job_id: str) -> None:
+    """Do what a worker would, in-process: every queued document of the job."""
+    sessions = make_sessionmaker(settings.resolved_database_url)
+    with sessions() as session:
+        ids = list(session.scalars(select(Document.id).where(Document.job_id == uuid.UUID(job_id))))
+    runtime = Runtime(
+        Recognizer(settings.model_dir), sessions, LocalStorage(settings.resolved_storage_dir),
+        settings.max_image_pixels,
+    )  # fmt: skip
+    process_batch(runtime, uuid.UUID(job_id), ids)
+
+
+def test_upload_answers_202_with_location_and_enqueues_ids_after_storing(client, settings):
+    response = client.post("/jobs", files=files_field((n, d) for n, d, _ in scans(5)))
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert int(response.headers["retry-after"]) >= 1
+    assert (job["status"], job["total"], job["rejected"]) == ("queued", 5, [])
+    stored = list(Path(settings.resolved_storage_dir, "jobs", job["id"]).iterdir())
+    assert len(stored) == 5
+    assert queued_messages(settings) == 1  # one task for the batch, ids only
+    message = next(Path(settings.data_dir, "broker", "queue").glob("*.msg")).read_bytes()
+    assert b"PNG" not in message and len(message) < 4000
+    assert client.get(f"/jobs/{job['id']}").json()["status"] == "queued"
+
+
+def test_zip_with_corrupt_member_non_image_and_empty_file(client, settings):
+    good = scans(3)
+    archive = zip_of({"a.png": good[0][1], "b.png": good[1][1], "broken.png": good[2][1],
+                      "notes.txt": b"not an image at all", "empty.png": b""})  # fmt: skip
+    archive = corrupt_zip_member(archive, "broken.png")
+    response = client.post(
+        "/jobs",
+        files=files_field([("batch.zip", archive), ("loose.png", good[2][1]), ("zero.png", b"")]),
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    rejected = {r["filename"]: r["code"] for r in job["rejected"]}
+    assert rejected == {
+        "batch.zip/broken.png": "corrupt_zip_member",
+        "batch.zip/notes.txt": "undecodable_image",
+        "batch.zip/empty.png": "empty_file",
+        "zero.png": "empty_file",
+    }
+    assert all(r["reason"] for r in job["rejected"])
+    assert job["total"] == 3  # a.png, b.png and loose.png proceed
+    run_batches(settings, job["id"])
+    done = client.get(f"/jobs/{job['id']}").json()
+    assert (done["status"], done["succeeded"], done["progress"]) == ("succeeded", 3, 1.0)
+    assert done["rejected"] == job["rejected"]
+    names = [r["filename"] for r in client.get(f"/jobs/{job['id']}/results").json()["items"]]
+    assert names == ["batch.zip/a.png", "batch.zip/b.png", "loose.png"]
+
+
+def test_oversized_and_bomb_images_are_rejected_per_file(client):
+    big = io.BytesIO()
+    Image.effect_noise((600, 600), 60).save(big, "PNG")  # noise does not compress: > 200 kB
+    bomb = png_header_only(20_000, 20_000)  # 400 Mpixel claimed in a tiny file
+    ok = scans(1)[0][1]
+    files = [("big.png", big.getvalue()), ("bomb.png", bomb), ("ok.png", ok)]
+    response = client.post("/jobs", files=files_field(files))
+    assert response.status_code == 202
+    rejected = {r["filename"]: r["code"] for r in response.json()["rejected"]}
+    assert rejected == {"big.png": "image_too_large", "bomb.png": "image_too_large"}
+    assert response.json()["total"] == 1
+
+
+def test_idempotency_key_returns_the_same_job(client, settings):
+    files = files_field((n, d) for n, d, _ in scans(3))
+    first = client.post("/jobs", files=files, headers={"Idempotency-Key": "upload-42"})
+    again = client.post("/jobs", files=files, headers={"Idempotency-Key": "upload-42"})
+    other = client.post("/jobs", files=files, headers={"Idempotency-Key": "upload-43"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert other.json()["id"] != first.json()["id"]
+    assert len(client.get("/jobs").json()["items"]) == 2
+    assert queued_messages(settings) == 2  # the retry enqueued nothing
+
+
+def test_unknown_job_is_404_and_bad_id_is_422(client):
+    missing = uuid.uuid4()
+    for path in (f"/jobs/{missing}", f"/jobs/{missing}/results"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert str(missing) in response.json()["detail"]
+    assert client.get("/jobs/not-a-uuid").status_code == 422
+
+
+MULTIPART_XYZ = {"Content-Type": "multipart/form-data; boundary=xyz"}
+BAD_REQUESTS = {
+    "json body": ({"content": b"{}", "headers": {"Content-Type": "application/json"}}, 415),
+    "form without files": ({"data": {"layout": "digit"}, "files": []}, 415),
+    "unknown layout": ({"data": {"layout": "x"}, "files": [("files", ("a.png", b"x"))]}, 422),
+    "truncated body": ({"content": b"--xyz\r\nContent-Disp", "headers": MULTIPART_XYZ}, 400),
+    "no parts": ({"content": b"--xyz--\r\n", "headers": MULTIPART_XYZ}, 422),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "status"), BAD_REQUESTS.values(), ids=BAD_REQUESTS)
+def test_bad_requests_are_4xx_json(client, kwargs, status):
+    response = client.post("/jobs", **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] and body["detail"]
+
+
+def test_only_unreadable_files_make_a_failed_job_not_an_error(client):
+    response = client.post("/jobs", files=[("files", ("m.json", b"{}", "application/json"))])
+    assert response.status_code == 202
+    job = response.json()
+    assert (job["status"], job["total"], job["progress"]) == ("failed", 0, 1.0)
+    assert job["finished_at"] is not None and job["rejected"][0]["filename"] == "m.json"
+
+
+def test_too_many_files_is_413_and_nothing_is_kept(client, settings):
+    png = scans(1)[0][1]
+    response = client.post("/jobs", files=files_field((f"{i}.png", png) for i in range(51)))
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_many_files"
+    assert not any(Path(settings.resolved_storage_dir).rglob("0*"))
+    assert client.get("/jobs").json()["items"] == []
+
+
+def test_declared_body_over_the_limit_is_413(settings):
+    settings.max_job_bytes = 1000
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/jobs", files=files_field([("a.png", b"x" * 5000)]))
+    assert response.status_code == 413
+
+
+def test_results_pages_filter_and_csv(client, settings):
+    items = scans(30)
+    job = client.post("/jobs", files=files_field((n, d) for n, d, _ in items)).json()
+    run_batches(settings, job["id"])
+
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 7} | ({"cursor": cursor} if cursor else {})
+        page = client.get(f"/jobs/{job['id']}/results", params=params).json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [r["filename"] for r in seen] == [name for name, _, _ in items]
+    first = seen[0]
+    assert set(first) >= {"filename", "text", "confidence", "needs_review", "status"}
+    assert first["status"] == "succeeded" and len(first["digits"][0]["probabilities"]) == 10
+
+    flagged = client.get(f"/jobs/{job['id']}/results", params={"needs_review": True}).json()
+    clear = client.get(f"/jobs/{job['id']}/results", params={"needs_review": False}).json()
+    assert all(r["needs_review"] for r in flagged["items"])
+    assert not any(r["needs_review"] for r in clear["items"])
+    assert len(flagged["items"]) + len(clear["items"]) == 30
+    assert client.get(f"/jobs/{job['id']}").json()["needs_review"] == len(flagged["items"])
+
+    csv_response = client.get(f"/jobs/{job['id']}/results", params={"format": "csv"})
+    assert csv_response.status_code == 200
+    assert csv_response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_response.headers["content-disposition"]
+    lines = csv_response.text.strip().splitlines()
+    assert lines[0].startswith("position,filename,status,text,confidence,needs_review")
+    assert len(lines) == 31
+    assert lines[1].split(",")[3] == seen[0]["text"]
+
+    bad_cursor = client.get(f"/jobs/{job['id']}/results", params={"cursor": "abc"})
+    assert bad_cursor.status_code == 422
+
+
+def test_ready_reports_database_and_broker(client, settings, tmp_path):
+    checks = client.get("/ready").json()["checks"]
+    assert checks["database"] == "ok" and checks["broker"] == "ok"
+    unmigrated = api_settings(data_dir=tmp_path / "fresh")
+    with TestClient(create_app(unmigrated)) as fresh:
+        response = fresh.get("/ready")
+    assert response.status_code == 503
+    assert "migrate" in response.json()["checks"]["database"]
+
+
+def test_bulk_page_is_served(client):
+    response = client.get("/bulk")
+    assert response.status_code == 200 and "data-testid" in response.text

@@ -1,0 +1,168 @@
+"""The worker's batch step and sweeper, run in-process against Postgres and SQLite."""
+
+import io
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import func, select, update
+
+from api.jobs.service import create_job
+from digitflow.db import Document, Job, Prediction, make_sessionmaker
+from digitflow.db.migrations import upgrade
+from digitflow.storage import LocalStorage
+from recognition import Recognizer
+from tests.jobs.support import MODEL_DIR, mnist_test_set, scans
+from worker.batch import Runtime, process_batch, stale_documents
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer(MODEL_DIR)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def runtime(request, tmp_path, recognizer):
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").create_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'batch.db'}"
+    upgrade(url)
+    return Runtime(
+        recognizer=recognizer,
+        sessions=make_sessionmaker(url),
+        storage=LocalStorage(tmp_path / "storage"),
+        max_pixels=40_000_000,
+    )
+
+
+def add_job(rt: Runtime, files: list[tuple[str, bytes]], layout: str = "digit") -> tuple:
+    job_id, now, documents = uuid.uuid4(), datetime.now(UTC), []
+    for position, (name, data) in enumerate(files):
+        key = f"jobs/{job_id}/{position:06d}"
+        rt.storage.put(key, data)
+        documents.append(
+            {"id": uuid.uuid4(), "job_id": job_id, "position": position, "filename": name,
+             "content_hash": "0" * 64, "size": len(data), "storage_key": key, "status": "queued",
+             "enqueued_at": now, "created_at": now, "updated_at": now}
+        )  # fmt: skip
+    with rt.sessions() as session:
+        create_job(session, job_id, layout, documents, [], None)
+    return job_id, [d["id"] for d in documents]
+
+
+def job(rt, job_id) -> Job:
+    with rt.sessions() as session:
+        return session.get(Job, job_id)
+
+
+def texts(rt, job_id) -> list[str | None]:
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(Prediction.text)
+            .join(Document, Document.id == Prediction.document_id, isouter=False)
+            .where(Document.job_id == job_id)
+            .order_by(Document.position)
+        )
+        return [text for (text,) in rows]
+
+
+def test_batch_reads_digits_and_finishes_the_job(runtime):
+    files = scans(40)
+    job_id, ids = add_job(runtime, [(name, data) for name, data, _ in files])
+    outcome = process_batch(runtime, job_id, ids[:25])
+    assert (outcome.succeeded, outcome.failed) == (25, 0)
+    assert job(runtime, job_id).status == "running"
+    process_batch(runtime, job_id, ids[25:])
+    done = job(runtime, job_id)
+    assert (done.status, done.succeeded, done.failed, done.total) == ("succeeded", 40, 0, 40)
+    assert done.started_at <= done.finished_at
+    labels = [str(label) for _, _, label in files]
+    correct = sum(t == label for t, label in zip(texts(runtime, job_id), labels, strict=True))
+    assert correct >= 39  # the model is >99% accurate; one slip in 40 is allowed
+    with runtime.sessions() as session:
+        prediction = session.scalars(select(Prediction)).first()
+    assert len(prediction.digits) == 1 and len(prediction.digits[0]["probabilities"]) == 10
+    assert prediction.model_version == runtime.recognizer.version
+    assert set(prediction.timings) == {"read_ms", "preprocess_ms", "inference_ms"}
+
+
+def test_a_redelivered_batch_changes_nothing(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(10)])
+    process_batch(runtime, job_id, ids)
+    again = process_batch(runtime, job_id, ids)
+    assert (again.succeeded, again.failed, again.skipped) == (0, 0, 10)
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 10
+    assert job(runtime, job_id).succeeded == 10
+
+
+def test_concurrent_duplicate_batches_count_each_document_once(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(60)])
+    threads = [threading.Thread(target=process_batch, args=(runtime, job_id, ids)) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with runtime.sessions() as session:
+        per_document = session.execute(
+            select(Prediction.document_id, func.count()).group_by(Prediction.document_id)
+        ).all()
+    assert len(per_document) == 60 and all(count == 1 for _, count in per_document)
+    finished = job(runtime, job_id)
+    assert (finished.succeeded, finished.status) == (60, "succeeded")
+
+
+def test_unreadable_documents_fail_with_their_reason(runtime):
+    good = scans(3)
+    truncated = good[0][1][:60]  # a PNG header, then the pixel data stops
+    blank = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(blank, "PNG")
+    files = [(n, d) for n, d, _ in good] + [("cut.png", truncated), ("blank.png", blank.getvalue())]
+    job_id, ids = add_job(runtime, files + [("gone.png", good[1][1])])
+    runtime.storage.delete(f"jobs/{job_id}/000005")  # stored object vanished
+    process_batch(runtime, job_id, ids)
+    finished = job(runtime, job_id)
+    assert (finished.status, finished.succeeded, finished.failed) == ("partially_succeeded", 3, 3)
+    with runtime.sessions() as session:
+        errors = dict(
+            session.execute(
+                select(Document.filename, Document.error_code).where(Document.status == "failed")
+            ).all()
+        )
+    assert errors["blank.png"] == "empty_image"
+    assert errors["cut.png"] in {"truncated_image", "undecodable_image"}
+    assert errors["gone.png"] == "missing_object"
+
+
+def test_field_layout_reads_several_digits(runtime):
+    images, labels = mnist_test_set()
+    gap = np.zeros((28, 6), dtype=np.uint8)
+    field = np.hstack([images[0], gap, images[1], gap, images[2]])
+    pixels = (235 - field.astype(np.float32) * 215 / 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).resize((field.shape[1] * 2, 56)).save(out, "PNG")
+    job_id, ids = add_job(runtime, [("amount.png", out.getvalue())], layout="field")
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        prediction = session.scalars(select(Prediction)).one()
+    assert prediction.text == "".join(str(label) for label in labels[:3])
+    product = np.prod([digit["confidence"] for digit in prediction.digits])
+    assert prediction.confidence == pytest.approx(product, rel=1e-4)
+
+
+def test_sweeper_returns_only_stale_queued_documents(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(4)])
+    process_batch(runtime, job_id, ids[:1])  # one done: never swept
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    with runtime.sessions.begin() as session:
+        session.execute(
+            update(Document).where(Document.id.in_(ids[:3])).values(enqueued_at=long_ago)
+        )
+    stale = stale_documents(runtime.sessions, timedelta(minutes=5))
+    assert {job: sorted(docs) for job, docs in stale.items()} == {job_id: sorted(ids[1:3])}
+    # Marked as sent just now: the next sweep leaves them alone.
+    assert stale_documents(runtime.sessions, timedelta(minutes=5)) == {}
