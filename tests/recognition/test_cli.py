@@ -1,0 +1,45 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from recognition.synthetic import render_scan
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "digitflow.cli", "recognize", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_recognize_prints_one_json_object_per_file(tmp_path, mnist):
+    rng = np.random.default_rng(7)
+    files = []
+    for i in range(5):
+        path = tmp_path / f"scan{i}.{'png' if i % 2 else 'jpg'}"
+        path.write_bytes(render_scan(mnist.x_test[i], rng, "PNG" if i % 2 else "JPEG"))
+        files.append(str(path))
+    result = run_cli("--json", *files)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["file"] for row in rows] == files
+    assert [row["digit"] for row in rows] == mnist.y_test[:5].tolist()
+    for row in rows:
+        assert set(row) == {"file", "digit", "confidence", "needs_review"}
+        assert 0 <= row["confidence"] <= 1 and isinstance(row["needs_review"], bool)
+
+
+def test_unreadable_files_are_reported_and_the_rest_recognised(tmp_path, mnist):
+    good = tmp_path / "good.png"
+    good.write_bytes(render_scan(mnist.x_test[0], np.random.default_rng(1), "PNG"))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"this is not an image")
+    result = run_cli(str(bad), str(good), str(tmp_path / "missing.png"))
+    assert result.returncode == 1
+    assert f"{good}: {mnist.y_test[0]}" in result.stdout
+    assert "bad.png: error: not an image" in result.stderr
+    assert "missing.png: error:" in result.stderr
