@@ -16,6 +16,8 @@ class Settings(PlatformSettings):
     # Payloads up to this size are decoded inside the batch's worker thread (one thread hop per
     # batch); larger ones are decoded in the threadpool first so they cannot stall a batch.
     inline_decode_max_bytes: int = 256 * 1024
+    # Threads that decode a batch's images side by side.
+    decode_threads: int = 2
 
 
 @lru_cache

@@ -38,7 +38,9 @@ async def lifespan(app: FastAPI):
     else:
         logger.info("model %s loaded from %s", recognizer.version, settings.model_dir)
         app.state.recognizer = recognizer
-        app.state.batcher = MicroBatcher(recognizer, settings.batch_max_size)
+        app.state.batcher = MicroBatcher(
+            recognizer, settings.batch_max_size, settings.decode_threads
+        )
     try:
         yield
     finally:

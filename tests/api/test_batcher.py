@@ -16,6 +16,7 @@ class CountingRecognizer:
 
     def __init__(self, model_dir):
         self._real = Recognizer(model_dir)
+        self.version = self._real.version
         self.calls: list[int] = []
 
     def predict(self, images):
@@ -73,6 +74,8 @@ def test_a_bad_input_fails_only_its_own_request(model_dir, mnist_test_digits):
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_model_failure_reaches_every_waiting_request(concurrency):
     class Broken:
+        version = "broken"
+
         def predict(self, images):
             raise RuntimeError("model exploded")
 
