@@ -7,7 +7,6 @@ Images travel API -> storage -> worker; the queue only ever carries ids.
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -68,15 +67,14 @@ class LocalStorage:
         if path.parent not in self._made_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(path.parent)
-        # Write beside the target, then rename: a reader never sees half an object.
+        # Written in place: a document's row is committed (and its task sent) only after put()
+        # returns, so no reader ever sees a half-written object.
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as out:
+            with open(path, "wb") as out:
                 if isinstance(data, bytes | bytearray | memoryview):
                     out.write(data)
                 else:
                     shutil.copyfileobj(data, out, CHUNK_SIZE)
-            os.replace(tmp, path)
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {key}: {exc}") from exc
 

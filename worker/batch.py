@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Engine, case, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from digitflow.db import Document, DocumentStatus, Job, JobLayout, JobStatus, Prediction
+from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
+from digitflow.db.progress import record_progress
 from digitflow.storage import ObjectNotFound, Storage
 from recognition import ImageError, Recognizer, decode_image, prepare, segment_digits
 from recognition.errors import EmptyImage
@@ -171,38 +172,9 @@ def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
         succeeded = len(won)
         needs_review = sum(rows[doc_id]["needs_review"] for doc_id in won)
         if succeeded or failed:
-            session.execute(job_progress(job_id, succeeded, failed, needs_review, now))
+            session.execute(record_progress(job_id, succeeded, failed, needs_review, now))
     outcome.succeeded, outcome.failed, outcome.needs_review = succeeded, failed, needs_review
     outcome.skipped += len(rows) + len(failures) - succeeded - failed
-
-
-def job_progress(job_id, succeeded: int, failed: int, needs_review: int, now: datetime):
-    """One atomic UPDATE: add to the counters and, when every document is done, finish the job.
-
-    Counters are read and written by the database in the same statement (SET n = n + k), so
-    concurrent batches never lose an update; the status follows from the new counts.
-    """
-    new_succeeded = Job.succeeded + succeeded
-    new_failed = Job.failed + failed
-    finished = new_succeeded + new_failed >= Job.total
-    final = case(
-        (new_failed == 0, JobStatus.succeeded.value),
-        (new_succeeded == 0, JobStatus.failed.value),
-        else_=JobStatus.partially_succeeded.value,
-    )
-    return (
-        update(Job)
-        .where(Job.id == job_id)
-        .values(
-            succeeded=new_succeeded,
-            failed=new_failed,
-            needs_review=Job.needs_review + needs_review,
-            started_at=func.coalesce(Job.started_at, now),
-            updated_at=now,
-            status=case((finished, final), else_=JobStatus.running.value),
-            finished_at=case((finished, func.coalesce(Job.finished_at, now)), else_=None),
-        )
-    )
 
 
 def stale_documents(

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from api.deps import SettingsDep
 from api.errors import ApiError, PayloadTooLarge, UnsupportedMediaType
@@ -22,7 +21,6 @@ from api.jobs.dependencies import ProducerDep, SessionDep, SessionsDep, StorageD
 from api.jobs.schemas import JobCreated, JobList, JobPublic, ResultsPage
 from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from digitflow.db import Job, JobLayout
-from worker.celery_app import enqueue_documents
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 page_router = APIRouter(include_in_schema=False)
@@ -139,7 +137,33 @@ async def create_job(
         max_image_pixels=settings.max_image_pixels,
         max_total_bytes=settings.max_job_bytes,
     )
-    receiver = UploadReceiver(boundary, job_id, storage, limits)
+    intake = service.JobIntake(sessions, producer, job_id, idempotency_key, settings.job_batch_size)
+
+    def layout() -> str:
+        value = receiver.fields.get("layout") or request.query_params.get("layout") or "digit"
+        if value not in {layout.value for layout in JobLayout}:
+            raise UploadRefused(
+                422, "invalid_layout", f"layout must be digit or field, got {value!r}"
+            )
+        if intake.layout is not None and value != intake.layout:
+            raise UploadRefused(
+                422, "layout_after_files", "send the layout field before the files (or ?layout=)"
+            )
+        return value
+
+    receiver = UploadReceiver(
+        boundary,
+        job_id,
+        storage,
+        limits,
+        on_documents=lambda documents: intake.add(documents, layout()),
+        flush_every=settings.job_batch_size,
+    )
+
+    def give_up() -> None:  # nothing of a refused or broken upload is kept
+        intake.abort()
+        receiver.discard()
+
     try:
         received, pending = 0, bytearray()
         async for chunk in request.stream():
@@ -151,40 +175,22 @@ async def create_job(
                 await run_in_threadpool(receiver.feed, bytes(pending))
                 pending.clear()
         await run_in_threadpool(receiver.feed, bytes(pending), True)
-        layout = receiver.fields.get("layout") or request.query_params.get("layout") or "digit"
-        if layout not in set(JobLayout):
-            raise ApiError(
-                422,
-                "invalid_layout",
-                f"layout must be digit or field, got {layout!r}",
-            )
-        if not receiver.documents and not receiver.rejected:
-            raise ApiError(
+        if not receiver.accepted and not receiver.rejected:
+            raise UploadRefused(
                 422, "no_files", "no files: send images or ZIPs of images in the form field 'files'"
             )
         rejected = [vars(r) for r in receiver.rejected]
+        job = await run_in_threadpool(intake.complete, receiver.pending, layout(), rejected)
+    except service.DuplicateUpload:
+        await run_in_threadpool(receiver.discard)
         with sessions() as session:
-            job = await run_in_threadpool(
-                service.create_job,
-                session, job_id, layout, receiver.documents, rejected, idempotency_key,
-            )  # fmt: skip
-            if job is None:  # the same Idempotency-Key won a concurrent race
-                await run_in_threadpool(receiver.discard)
-                job = service.find_by_idempotency_key(session, idempotency_key)
-                return accepted(job)
+            return accepted(service.find_by_idempotency_key(session, idempotency_key))
     except UploadRefused as exc:
-        await run_in_threadpool(receiver.discard)
+        await run_in_threadpool(give_up)
         raise ApiError(exc.status_code, exc.code, exc.detail) from exc
-    except (ApiError, ClientDisconnect):
-        await run_in_threadpool(receiver.discard)
+    except BaseException:  # client went away, 413, a bug: keep nothing
+        await run_in_threadpool(give_up)
         raise
-    except BaseException:
-        await run_in_threadpool(receiver.discard)
-        raise
-
-    # Enqueue only after the commit: a worker must find every document it is sent.
-    ids = [document["id"] for document in receiver.documents]
-    await run_in_threadpool(enqueue_documents, producer, job_id, ids, settings.job_batch_size)
     return accepted(job)
 
 

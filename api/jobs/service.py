@@ -6,11 +6,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digitflow.db import Document, Job, JobStatus, Prediction
+from digitflow.db import Document, Job, Prediction
+from digitflow.db.progress import add_documents, complete_upload
+from worker.celery_app import enqueue_documents
 
 CSV_COLUMNS = [
     "position", "filename", "status", "text", "confidence", "needs_review",
@@ -22,40 +24,60 @@ def find_by_idempotency_key(session: Session, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.idempotency_key == key))
 
 
-def create_job(
-    session: Session,
-    job_id: uuid.UUID,
-    layout: str,
-    documents: list[dict],
-    rejected: list[dict],
-    idempotency_key: str | None,
-) -> Job | None:
-    """Insert the job and all its documents (one executemany) and commit. Returns None when a
-    concurrent request with the same idempotency key won the race."""
-    now = datetime.now(UTC)
-    job = Job(
-        id=job_id,
-        layout=layout,
-        idempotency_key=idempotency_key,
-        total=len(documents),
-        rejected=rejected,
-        status=JobStatus.queued if documents else JobStatus.failed,
-        finished_at=None if documents else now,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(job)
-    try:
-        session.flush()
-        if documents:
-            session.execute(insert(Document), documents)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        if idempotency_key and find_by_idempotency_key(session, idempotency_key):
-            return None
-        raise
-    return job
+class DuplicateUpload(Exception):
+    """Another request with the same Idempotency-Key created the job first."""
+
+
+class JobIntake:
+    """Commits an upload's documents batch by batch while it streams in, then completes it.
+
+    The job row is inserted with the first batch. Each batch is committed (documents in one
+    executemany, the job's total raised atomically) and only then enqueued, so a worker always
+    finds what it is sent. If the upload fails half-way, `abort` deletes the job and, by cascade,
+    everything under it; tasks already sent then find nothing to do.
+    """
+
+    def __init__(self, sessions, producer, job_id: uuid.UUID, key: str | None, batch_size: int):
+        self.sessions, self.producer, self.job_id = sessions, producer, job_id
+        self.idempotency_key, self.batch_size = key, batch_size
+        self.layout: str | None = None  # fixed when the job row is written
+
+    def _write(self, documents: list[dict], layout: str, complete_with: list[dict] | None):
+        now = datetime.now(UTC)
+        try:
+            with self.sessions.begin() as session:
+                if self.layout is None:
+                    session.add(
+                        Job(id=self.job_id, layout=layout, idempotency_key=self.idempotency_key,
+                            total=0, rejected=[], created_at=now, updated_at=now)
+                    )  # fmt: skip
+                    session.flush()
+                if documents:
+                    session.execute(insert(Document), documents)
+                    session.execute(add_documents(self.job_id, len(documents), now))
+                if complete_with is not None:
+                    session.execute(complete_upload(self.job_id, complete_with, now))
+        except IntegrityError as exc:
+            if self.layout is None and self.idempotency_key:
+                raise DuplicateUpload(self.idempotency_key) from exc
+            raise
+        self.layout = layout
+        # After the commit: a worker must find every document it is sent.
+        ids = [document["id"] for document in documents]
+        enqueue_documents(self.producer, self.job_id, ids, self.batch_size)
+
+    def add(self, documents: list[dict], layout: str) -> None:
+        self._write(documents, layout, complete_with=None)
+
+    def complete(self, documents: list[dict], layout: str, rejected: list[dict]) -> Job:
+        self._write(documents, layout, complete_with=rejected)
+        with self.sessions() as session:
+            return session.get(Job, self.job_id)
+
+    def abort(self) -> None:
+        if self.layout is not None:
+            with self.sessions.begin() as session:
+                session.execute(delete(Job).where(Job.id == self.job_id))
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:

@@ -3,8 +3,9 @@
 The request body is parsed as it arrives (python-multipart's push parser, fed in ~1 MB slices on
 a threadpool thread, so the event loop stays free). Each file is validated by content and stored
 as soon as its part ends; memory holds at most the part being received (images are capped at
-MAX_IMAGE_BYTES; ZIPs spill to a temporary file and are read one member at a time). Only the small
-document rows are kept until the end, when the caller inserts them in one statement.
+MAX_IMAGE_BYTES; ZIPs spill to a temporary file and are read one member at a time). Every
+`flush_every` accepted documents, their rows go to `on_documents` (which commits and enqueues
+them), so workers start on a large upload while it is still arriving.
 """
 
 import hashlib
@@ -14,6 +15,7 @@ import uuid
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
@@ -94,15 +96,25 @@ class _Part:
 class UploadReceiver:
     """Push-parses one multipart body; stores accepted documents, records rejected files."""
 
-    def __init__(self, boundary: bytes, job_id: uuid.UUID, storage: Storage, limits: Limits):
+    def __init__(
+        self,
+        boundary: bytes,
+        job_id: uuid.UUID,
+        storage: Storage,
+        limits: Limits,
+        on_documents: Callable[[list[dict]], None],
+        flush_every: int,
+    ):
         self.job_id, self.storage, self.limits = job_id, storage, limits
-        self.documents: list[dict] = []
+        self.on_documents, self.flush_every = on_documents, flush_every
+        self.accepted = 0
+        self.pending: list[dict] = []  # accepted rows not yet handed to on_documents
+        self.stored_keys: list[str] = []
         self.rejected: list[Rejection] = []
         self.fields: dict[str, str] = {}
         self.stored_bytes = 0
         self._part = _Part()
         self._header_name = self._header_value = b""
-        self._finished: list[_Part] = []
         self._parser = MultipartParser(
             boundary,
             {
@@ -134,17 +146,14 @@ class UploadReceiver:
             raise UploadRefused(
                 400, "malformed_multipart", f"malformed multipart body: {exc}"
             ) from exc
-        finished, self._finished = self._finished, []
-        for part in finished:
-            self._take(part)
         if final and self._part.spool is not None:
             self._part.spool.close()
 
     def discard(self) -> None:
         """Remove what was stored (the upload was refused or the client went away)."""
-        for document in self.documents:
-            self.storage.delete(document["storage_key"])
-        self.documents.clear()
+        for key in self.stored_keys:
+            self.storage.delete(key)
+        self.stored_keys.clear()
 
     # --- parser callbacks --------------------------------------------------------------------
 
@@ -197,13 +206,13 @@ class UploadReceiver:
         if self._part.filename is None:
             self.fields[self._part.name] = self._part.data.decode("utf-8", "replace").strip()
         else:
-            self._finished.append(self._part)
+            self._take(self._part)  # in stream order: fields before it are known, after it not
         self._part = _Part()
 
     # --- documents ---------------------------------------------------------------------------
 
     def _count(self) -> None:
-        if len(self.documents) + len(self.rejected) >= self.limits.max_files:
+        if self.accepted + len(self.rejected) >= self.limits.max_files:
             raise UploadRefused(
                 413,
                 "too_many_files",
@@ -247,11 +256,13 @@ class UploadReceiver:
                 "payload_too_large",
                 f"the upload is over {self.limits.max_total_bytes} bytes",
             )
-        position = len(self.documents)
+        position = self.accepted
         key = f"jobs/{self.job_id}/{position:06d}"
         self.storage.put(key, data)
+        self.stored_keys.append(key)
+        self.accepted += 1
         now = datetime.now(UTC)
-        self.documents.append(
+        self.pending.append(
             {
                 "id": uuid.uuid4(),
                 "job_id": self.job_id,
@@ -266,6 +277,9 @@ class UploadReceiver:
                 "updated_at": now,
             }
         )
+        if len(self.pending) >= self.flush_every:
+            documents, self.pending = self.pending, []
+            self.on_documents(documents)
 
     def _take_zip(self, filename: str, file: IO[bytes]) -> None:
         try:

@@ -3,7 +3,7 @@
 Postgres (or the embedded SQLite file) is the source of truth for job and document state; Celery
 messages only carry ids. Counters on `jobs` are changed with atomic `SET n = n + k` updates in the
 same transaction that moves documents out of `queued`, so concurrent or redelivered batches can
-never double-count.
+never double-count (see digitflow.db.progress).
 """
 
 import enum
@@ -106,6 +106,9 @@ class Job(IdTimestamped, Base):
     needs_review: Mapped[int] = mapped_column(Integer, default=0)
     # Files refused at upload, [{"filename", "reason"}]: reported, never stored or processed.
     rejected: Mapped[list[Any]] = mapped_column(default=list)
+    # Set when the upload has been read to the end. Documents are committed (and processed) in
+    # batches while the upload still streams in, so a job can only finish once this is set.
+    uploaded_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

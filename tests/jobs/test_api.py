@@ -24,7 +24,10 @@ from worker.batch import Runtime, process_batch
 
 @pytest.fixture
 def settings(tmp_path):
-    settings = api_settings(data_dir=tmp_path, max_job_files=50, max_image_bytes=200_000)
+    # Small batches, so uploads here are committed and enqueued in several steps as they stream.
+    settings = api_settings(
+        data_dir=tmp_path, max_job_files=50, max_image_bytes=200_000, job_batch_size=8
+    )
     upgrade(settings.resolved_database_url)
     return settings
 
@@ -165,6 +168,21 @@ def test_too_many_files_is_413_and_nothing_is_kept(client, settings):
     assert response.json()["code"] == "too_many_files"
     assert not any(Path(settings.resolved_storage_dir).rglob("0*"))
     assert client.get("/jobs").json()["items"] == []
+
+
+def test_large_uploads_are_enqueued_batch_by_batch_as_they_stream(client, settings):
+    items = [("layout", (None, "field"))] + files_field((n, d) for n, d, _ in scans(20))
+    job = client.post("/jobs", files=items).json()
+    assert (job["total"], job["layout"]) == (20, "field")
+    assert queued_messages(settings) == 3  # 8 + 8 while streaming, 4 with the last commit
+
+
+def test_layout_sent_after_committed_files_is_refused(client, settings):
+    items = files_field((n, d) for n, d, _ in scans(20)) + [("layout", (None, "field"))]
+    response = client.post("/jobs", files=items)
+    assert response.status_code == 422 and response.json()["code"] == "layout_after_files"
+    assert client.get("/jobs").json()["items"] == []  # the half-committed job is gone
+    assert not any(Path(settings.resolved_storage_dir).rglob("0*"))
 
 
 def test_declared_body_over_the_limit_is_413(settings):

@@ -1,0 +1,251 @@
+"""Throughput of the bulk path: 10,000 single-digit documents end to end.
+
+Starts throwaway Postgres 15 and Redis (tests/support/services.py), applies the migrations,
+starts the API (one uvicorn process) and ONE Celery worker (`--concurrency 2` prefork: one
+process tree), then for each upload mode:
+
+- `files`: one multipart request with 10,000 PNG parts (the repeatable `files` field);
+- `zip`:   one multipart request with one ZIP holding the 10,000 PNGs;
+
+uploads the official MNIST test digits rendered as scans (dark ink on light paper, 56x56 PNG),
+polls until the job has finished and reports: documents/s from upload start to the last result
+committed (the job's `finished_at`, stamped in the transaction of the last batch), upload time
+(until the 202), peak worker RSS (sum over the worker's processes, sampled every 20 ms with
+psutil), and the accuracy of the stored results against the MNIST labels. The request body is
+encoded before the clock starts; the client shares the 2 cores with the server and the worker.
+Writes the "Bulk path" section of docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/bulk_throughput.py [--count 10000] [--model-dir models/default]
+"""
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from benchmarks.report import write_section  # noqa: E402
+from tests.jobs.support import celery_worker, mnist_test_set, scan_png  # noqa: E402
+from tests.support import services  # noqa: E402
+
+BOUNDARY = "digitflow-benchmark-boundary"
+
+
+def multipart(files: list[tuple[str, bytes, str]]) -> bytes:
+    out = io.BytesIO()
+    for name, data, content_type in files:
+        out.write(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n".encode()
+        )
+        out.write(data)
+        out.write(b"\r\n")
+    out.write(f"--{BOUNDARY}--\r\n".encode())
+    return out.getvalue()
+
+
+class RssSampler(threading.Thread):
+    """Peak of the summed RSS of a process and its children, sampled in the background."""
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.root, self.interval = psutil.Process(pid), interval
+        self.peak, self._stopping = 0, False
+
+    def sample(self) -> int:
+        total = 0
+        try:
+            for process in [self.root, *self.root.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        except psutil.NoSuchProcess:
+            pass
+        return total
+
+    def run(self) -> None:
+        while not self._stopping:
+            self.peak = max(self.peak, self.sample())
+            time.sleep(self.interval)
+
+    def stop(self) -> int:
+        self._stopping = True
+        self.join()
+        return self.peak
+
+
+def start_api(env: dict, port: int, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+               "--port", str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"API did not become ready:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def run_job(base: str, body: bytes, worker_pid: int, labels, names) -> dict:
+    sampler = RssSampler(worker_pid)
+    sampler.start()
+    with httpx.Client(base_url=base, timeout=600) as client:
+        started_wall = time.time()
+        started = time.perf_counter()
+        response = client.post(
+            "/jobs",
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+        )
+        uploaded = time.perf_counter()
+        response.raise_for_status()
+        job = response.json()
+        while job["finished_at"] is None:
+            time.sleep(0.01)
+            job = client.get(f"/jobs/{job['id']}").json()
+        observed = time.perf_counter()
+        finished_wall = datetime.fromisoformat(job["finished_at"]).timestamp()
+        texts = {}
+        cursor = None
+        while True:
+            params = {"limit": 1000} | ({"cursor": cursor} if cursor else {})
+            page = client.get(f"/jobs/{job['id']}/results", params=params).json()
+            for item in page["items"]:
+                texts[item["filename"].rsplit("/", 1)[-1]] = item["text"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    peak = sampler.stop()
+    elapsed = finished_wall - started_wall
+    correct = sum(texts.get(name) == str(label) for name, label in zip(names, labels, strict=True))
+    return {
+        "documents": job["total"],
+        "status": job["status"],
+        "upload_s": uploaded - started,
+        "end_to_end_s": elapsed,
+        "observed_s": observed - started,
+        "docs_per_s": job["total"] / elapsed,
+        "peak_rss_mib": peak / 2**20,
+        "accuracy": correct / len(names),
+        "needs_review": job["needs_review"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "default")
+    parser.add_argument("--modes", nargs="+", default=["files", "zip"], choices=["files", "zip"])
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--batch-size", type=int, default=256, help="documents per task")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+
+    images, all_labels = mnist_test_set()
+    count = min(args.count, len(images))
+    names = [f"mnist_{i:05d}.png" for i in range(count)]
+    pngs = [scan_png(images[i]) for i in range(count)]
+    labels = [int(label) for label in all_labels[:count]]
+    bodies = {}
+    if "files" in args.modes:
+        bodies["files"] = multipart([(n, d, "image/png") for n, d in zip(names, pngs, strict=True)])
+    if "zip" in args.modes:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:  # PNG is compressed already
+            for name, data in zip(names, pngs, strict=True):
+                zf.writestr(name, data)
+        bodies["zip"] = multipart([("scans.zip", archive.getvalue(), "application/zip")])
+    print(f"{count} documents, {sum(map(len, pngs)) / count:.0f} bytes per PNG on average")
+
+    results = {}
+    with services.start_postgres() as postgres, services.start_redis() as redis:
+        work = Path(os.environ.get("TMPDIR", "/tmp")) / f"digitflow-bulk-{uuid.uuid4().hex[:8]}"
+        work.mkdir()
+        shared = {
+            "database_url": postgres.create_database("digitflow_bench"),
+            "redis_url": redis.url,
+            "data_dir": work,
+            "model_dir": args.model_dir,
+            "job_batch_size": args.batch_size,
+            "max_job_files": max(20_000, count),
+        }
+        from digitflow.db.migrations import upgrade
+
+        upgrade(shared["database_url"])
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        env |= {key.upper(): str(value) for key, value in shared.items()}
+        port = services.free_port()
+        api = start_api(env, port, work / "api.log")
+        try:
+            log = work / "worker.log"
+            with celery_worker(log, concurrency=args.concurrency, **shared) as worker:
+                idle_rss = RssSampler(worker.proc.pid).sample() / 2**20
+                for mode, body in bodies.items():
+                    print(f"uploading {mode}: {len(body) / 2**20:.1f} MiB body ...", flush=True)
+                    base = f"http://127.0.0.1:{port}"
+                    result = run_job(base, body, worker.proc.pid, labels, names)
+                    results[mode] = result
+                    print(
+                        f"  {mode}: {result['docs_per_s']:.0f} docs/s end to end "
+                        f"({result['end_to_end_s']:.2f} s; upload {result['upload_s']:.2f} s), "
+                        f"peak worker RSS {result['peak_rss_mib']:.0f} MiB, "
+                        f"accuracy {result['accuracy']:.2%}, status {result['status']}",
+                        flush=True,
+                    )
+        finally:
+            services.stop(api)
+
+    from recognition import ModelCard
+
+    card = ModelCard.load(args.model_dir)
+    rows = [
+        f"| {mode} | {r['documents']:,} | {r['upload_s']:.2f} | {r['end_to_end_s']:.2f} | "
+        f"**{r['docs_per_s']:,.0f}** | {r['peak_rss_mib']:.0f} | {r['accuracy']:.2%} | "
+        f"{r['needs_review']} |"
+        for mode, r in results.items()
+    ]
+    body = f"""
+`benchmarks/bulk_throughput.py` (`make bench-bulk`): {count:,} MNIST test digits rendered as
+scans (dark ink on light paper, 56x56 PNG, ~{sum(map(len, pngs)) // count} bytes each) in one
+upload, end to end through Postgres 15 + Redis + local storage, the API as one uvicorn process and
+ONE Celery worker (prefork, `--concurrency {args.concurrency}`), {args.batch_size} documents per
+task; model `{card.version}`. End to end = upload start to the job's `finished_at` (stamped in the
+transaction that commits the last batch). Peak worker RSS = sum over the worker's process tree
+(idle after model load: {idle_rss:.0f} MiB). Client, API, worker, Postgres and Redis share the
+same cores.
+
+| upload as | documents | upload (s) | end to end (s) | documents/s | peak worker RSS (MiB) \
+| accuracy of stored results | needs review |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+{chr(10).join(rows)}
+
+Bar: >= 1,000 documents/s, peak worker RSS <= 1 GiB, stored accuracy >= 99.3%.
+"""
+    print(body)
+    if not args.no_write:
+        write_section("bulk", "Bulk path", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

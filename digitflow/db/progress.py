@@ -1,0 +1,72 @@
+"""Job state transitions as single atomic UPDATE statements, shared by the API and the workers.
+
+The database evaluates `SET n = n + k` and the status CASE on the row it has locked, so batches
+finishing concurrently, and the upload finishing while batches run, can never lose an update or
+finish a job twice. A job finishes when its upload is complete (`uploaded_at` set) and every
+document it holds is done; whichever of the two happens last finishes it.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Update, and_, case, func, update
+
+from digitflow.db.models import Job, JobStatus
+
+
+def _final_status(succeeded: ColumnElement, failed: ColumnElement, total: ColumnElement):
+    return case(
+        (total == 0, JobStatus.failed.value),  # nothing readable was uploaded
+        (failed == 0, JobStatus.succeeded.value),
+        (succeeded == 0, JobStatus.failed.value),
+        else_=JobStatus.partially_succeeded.value,
+    )
+
+
+def record_progress(
+    job_id: uuid.UUID, succeeded: int, failed: int, needs_review: int, now: datetime
+) -> Update:
+    """A worker committed a batch: add to the counters; finish the job if it was the last."""
+    new_succeeded = Job.succeeded + succeeded
+    new_failed = Job.failed + failed
+    finished = and_(Job.uploaded_at.is_not(None), new_succeeded + new_failed >= Job.total)
+    return (
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            succeeded=new_succeeded,
+            failed=new_failed,
+            needs_review=Job.needs_review + needs_review,
+            started_at=func.coalesce(Job.started_at, now),
+            updated_at=now,
+            status=case(
+                (finished, _final_status(new_succeeded, new_failed, Job.total)),
+                else_=JobStatus.running.value,
+            ),
+            finished_at=case((finished, func.coalesce(Job.finished_at, now)), else_=None),
+        )
+    )
+
+
+def add_documents(job_id: uuid.UUID, count: int, now: datetime) -> Update:
+    """The API committed another batch of an upload that is still streaming in."""
+    return update(Job).where(Job.id == job_id).values(total=Job.total + count, updated_at=now)
+
+
+def complete_upload(job_id: uuid.UUID, rejected: list[dict], now: datetime) -> Update:
+    """The upload has been read to the end: record the refused files; finish the job if the
+    workers already did every document."""
+    finished = Job.succeeded + Job.failed >= Job.total
+    return (
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            uploaded_at=now,
+            rejected=rejected,
+            updated_at=now,
+            status=case(
+                (finished, _final_status(Job.succeeded, Job.failed, Job.total)), else_=Job.status
+            ),
+            finished_at=case((finished, now), else_=None),
+        )
+    )
