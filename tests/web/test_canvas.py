@@ -7,20 +7,9 @@ positions; the page must show the right digit after the last stroke, with no but
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-from digitflow.settings import PlatformSettings
-
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[2]
 
 # Strokes in a unit box (x right, y down), roughly as people write them.
 DIGITS: dict[int, list[list[tuple[float, float]]]] = {
@@ -47,68 +36,6 @@ DRAWINGS = [
     (5, 0.55, (0.45, 0.05)),
     (7, 0.35, (0.1, 0.6)),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server_url():
-    model_dir = PlatformSettings().model_dir
-    assert (model_dir / "model_card.json").exists(), f"no model at {model_dir}"
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env={**os.environ, "MODEL_DIR": str(model_dir)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(server, port)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _wait_ready(server: subprocess.Popen, port: int, timeout: float = 60) -> None:
-    # /model-info answers 200 once the model is loaded (/ready also wants the bulk path's DB).
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"the API exited with {server.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /model-info HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                if s.recv(16).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the API did not become ready")
-
-
-@pytest.fixture
-def page(browser, server_url, request, tmp_path_factory):
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    page = context.new_page()
-    page.goto(server_url + "/")
-    yield page
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        shot = tmp_path_factory.mktemp("screenshots") / f"{request.node.name}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot of the failure: {shot}")
-    context.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
 
 
 def draw(page, strokes, height: float, corner: tuple[float, float]) -> None:
@@ -179,6 +106,7 @@ def test_uploaded_scan_is_recognised(page, tmp_path):
 
 
 def test_page_fits_a_phone_screen(browser, server_url):
+    """Phone width: nothing overflows sideways, and touch drags draw instead of scrolling."""
     context = browser.new_context(viewport={"width": 375, "height": 740}, has_touch=True)
     page = context.new_page()
     try:
