@@ -49,7 +49,14 @@
     ctx.stroke();
   }
 
+  function dot(at) {
+    ctx.beginPath();
+    ctx.arc(at.x, at.y, LINE_WIDTH / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+
   ctx.lineWidth = LINE_WIDTH;
+  ctx.fillStyle = INK;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.strokeStyle = INK;
@@ -60,7 +67,7 @@
     canvas.setPointerCapture(event.pointerId);
     drawing = event.pointerId;
     last = point(event);
-    segment(last, last); // a dot for a tap
+    dot(last); // a tap leaves a mark too
     preview.hidden = true;
   });
 
