@@ -21,6 +21,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
