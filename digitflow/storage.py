@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from digitflow.settings import PlatformSettings
@@ -47,8 +47,7 @@ class Storage(Protocol):
 
 
 def _validate_key(key: str) -> str:
-    path = PurePosixPath(key)
-    if not key or path.is_absolute() or ".." in path.parts or "\\" in key:
+    if not key or key.startswith("/") or "\\" in key or ".." in key.split("/"):
         raise ValueError(f"invalid storage key {key!r}")
     return key
 
@@ -57,16 +56,19 @@ class LocalStorage:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._made_dirs: set[Path] = set()
+        self._prefix = str(self.root) + os.sep
+        self._made_dirs: set[str] = set()
 
-    def _path(self, key: str) -> Path:
-        return self.root / _validate_key(key)
+    def _path(self, key: str) -> str:
+        # Plain strings, not pathlib: this runs once per document on the hot path.
+        return self._prefix + _validate_key(key)
 
     def put(self, key: str, data: BinaryIO | bytes) -> None:
         path = self._path(key)
-        if path.parent not in self._made_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path.parent)
+        parent = os.path.dirname(path)
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
         # Written in place: a document's row is committed (and its task sent) only after put()
         # returns, so no reader ever sees a half-written object.
         try:
@@ -80,7 +82,8 @@ class LocalStorage:
 
     def get(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as file:
+                return file.read()
         except FileNotFoundError as exc:
             raise ObjectNotFound(key) from exc
         except OSError as exc:
@@ -97,7 +100,9 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         try:
-            self._path(key).unlink(missing_ok=True)
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
 

@@ -57,16 +57,19 @@ class Rejection:
     reason: str
 
 
-def check_image_header(data: bytes, max_pixels: int) -> None:
-    """Is this a supported image, within the pixel limit? Reads the header only (fast); pixel
-    data that turns out damaged fails the document later, in the worker, with its reason."""
-    if not data:
-        raise UndecodableImage("the file is empty")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the image header, without decoding pixels."""
+    # PNG (the common case) straight from its IHDR chunk: ~50x cheaper than opening it with PIL.
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
-                width, height = image.size
+                return image.size
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"the image has too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -75,6 +78,16 @@ def check_image_header(data: bytes, max_pixels: int) -> None:
         ) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise UndecodableImage(f"the image header is damaged: {exc}") from exc
+
+
+def check_image_header(data: bytes, max_pixels: int) -> None:
+    """Is this a supported image, within the pixel limit? Reads the header only (fast); pixel
+    data that turns out damaged fails the document later, in the worker, with its reason."""
+    if not data:
+        raise UndecodableImage("the file is empty")
+    width, height = image_size(data)
+    if width < 1 or height < 1:
+        raise UndecodableImage("the image has no pixels")
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"the image is {width}x{height} pixels, above the limit of {max_pixels} pixels"
