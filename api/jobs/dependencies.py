@@ -62,7 +62,7 @@ def broker_ready(app: FastAPI) -> str | None:
     producer = producer_for(app.state.settings)
     try:
         with producer.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=1)
+            connection.ensure_connection(max_retries=0, timeout=1)  # 0: no retries
     except Exception as exc:  # noqa: BLE001
         return f"broker unreachable: {exc}"
     return None

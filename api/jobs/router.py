@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from python_multipart.multipart import parse_options_header
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
@@ -21,6 +22,7 @@ from api.jobs.dependencies import ProducerDep, SessionDep, SessionsDep, StorageD
 from api.jobs.schemas import JobCreated, JobList, JobPublic, ResultsPage
 from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from digitflow.db import Job, JobLayout
+from digitflow.storage import StorageUnavailable
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 page_router = APIRouter(include_in_schema=False)
@@ -188,6 +190,10 @@ async def create_job(
     except UploadRefused as exc:
         await run_in_threadpool(give_up)
         raise ApiError(exc.status_code, exc.code, exc.detail) from exc
+    except (StorageUnavailable, OperationalError) as exc:  # not the client's fault: retry later
+        await run_in_threadpool(give_up)
+        what = "object storage" if isinstance(exc, StorageUnavailable) else "the database"
+        raise ApiError(503, "unavailable", f"{what} is unavailable, retry later") from exc
     except BaseException:  # client went away, 413, a bug: keep nothing
         await run_in_threadpool(give_up)
         raise

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session
 from digitflow.db import Document, Job, Prediction
 from digitflow.db.progress import add_documents, complete_upload
 from worker.celery_app import enqueue_documents
+
+logger = logging.getLogger("digitflow.api")
 
 CSV_COLUMNS = [
     "position", "filename", "status", "text", "confidence", "needs_review",
@@ -62,9 +65,13 @@ class JobIntake:
                 raise DuplicateUpload(self.idempotency_key) from exc
             raise
         self.layout = layout
-        # After the commit: a worker must find every document it is sent.
+        # After the commit: a worker must find every document it is sent. If the broker is down,
+        # the documents are safe in the database and the sweeper sends them later.
         ids = [document["id"] for document in documents]
-        enqueue_documents(self.producer, self.job_id, ids, self.batch_size)
+        try:
+            enqueue_documents(self.producer, self.job_id, ids, self.batch_size)
+        except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
+            logger.exception("could not enqueue %d documents of job %s", len(ids), self.job_id)
 
     def add(self, documents: list[dict], layout: str) -> None:
         self._write(documents, layout, complete_with=None)

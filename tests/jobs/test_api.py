@@ -243,3 +243,19 @@ def test_ready_reports_database_and_broker(client, settings, tmp_path):
 def test_bulk_page_is_served(client):
     response = client.get("/bulk")
     assert response.status_code == 200 and "data-testid" in response.text
+
+
+def test_a_broker_outage_keeps_the_documents_for_the_sweeper(tmp_path):
+    from datetime import timedelta
+
+    from worker.batch import stale_documents
+
+    dead = api_settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:9/0")
+    upgrade(dead.resolved_database_url)
+    with TestClient(create_app(dead)) as client:
+        assert "broker" in client.get("/ready").json()["checks"]["broker"]
+        response = client.post("/jobs", files=files_field((n, d) for n, d, _ in scans(3)))
+    assert response.status_code == 202  # the documents are committed: Postgres is the truth
+    sessions = make_sessionmaker(dead.resolved_database_url)
+    stale = stale_documents(sessions, timedelta(0))
+    assert [len(ids) for ids in stale.values()] == [3]
