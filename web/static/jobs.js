@@ -105,6 +105,7 @@ async function poll() {
     current.finished = true;
     announce(`Job ${job.status.replace("_", " ")}: ${job.succeeded} read, ${job.failed} failed.`);
     loadResults(true);
+    loadRecent();
   } else {
     current.timer = setTimeout(poll, 1000 * Number(response.headers.get("Retry-After") || 1));
   }
