@@ -44,9 +44,10 @@ def platform_url(tmp_path_factory):
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     try:
         code = proc.wait(40)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError(f"digitflow run did not stop on Ctrl-C:\n{log.read_text()[-3000:]}")
+        tail = log.read_text()[-3000:]
+        raise AssertionError(f"digitflow run did not stop on Ctrl-C:\n{tail}") from exc
     assert code == 0, log.read_text()[-3000:]
 
 
