@@ -66,6 +66,7 @@ def run(args: argparse.Namespace, settings: PlatformSettings) -> int:
     processes; Ctrl-C or SIGTERM stops both cleanly. Embedded defaults unless DATABASE_URL,
     REDIS_URL and the storage settings point at real servers."""
     migrate(args, settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
     python = sys.executable
     children = {
         "api": [python, "-m", "uvicorn", "api.main:app", "--host", args.host,

@@ -42,6 +42,8 @@ def make_celery(settings: WorkerSettings) -> Celery:
             }
         },
     )
+    # Beat (the sweeper's clock) keeps its last-run times here, not in the working directory.
+    app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     if settings.broker_url.startswith("filesystem://"):
         folder = settings.data_dir / "broker"
         for sub in ("queue", "control"):
@@ -53,7 +55,6 @@ def make_celery(settings: WorkerSettings) -> Celery:
             "store_processed": False,
             "polling_interval": settings.broker_polling_interval,
         }
-        app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     else:
         # A message unacked this long (its worker vanished) is delivered again by Redis.
         app.conf.broker_transport_options = {"visibility_timeout": 600}

@@ -99,15 +99,6 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def pids(self) -> list[int]:
-        import psutil
-
-        try:
-            parent = psutil.Process(self.proc.pid)
-            return [parent.pid, *(child.pid for child in parent.children(recursive=True))]
-        except psutil.NoSuchProcess:
-            return []
-
 
 @contextmanager
 def celery_worker(
