@@ -98,7 +98,6 @@ def check_image_header(data: bytes, max_pixels: int) -> None:
 class _Part:
     name: str = ""
     filename: str | None = None
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     content_disposition: bytes = b""
     data: bytearray = field(default_factory=bytearray)
     spool: IO[bytes] | None = None  # a ZIP bigger than an image may be
@@ -159,11 +158,11 @@ class UploadReceiver:
             raise UploadRefused(
                 400, "malformed_multipart", f"malformed multipart body: {exc}"
             ) from exc
-        if final and self._part.spool is not None:
-            self._part.spool.close()
 
     def discard(self) -> None:
         """Remove what was stored (the upload was refused or the client went away)."""
+        if self._part.spool is not None:
+            self._part.spool.close()
         for key in self.stored_keys:
             self.storage.delete(key)
         self.stored_keys.clear()

@@ -101,6 +101,15 @@ def test_zip_with_corrupt_member_non_image_and_empty_file(client, settings):
     assert names == ["batch.zip/a.png", "batch.zip/b.png", "loose.png"]
 
 
+def test_zip_larger_than_an_image_is_spooled_and_read_member_by_member(client, settings):
+    settings.max_job_files = 400
+    archive = zip_of({name: data for name, data, _ in scans(300)})
+    assert len(archive) > settings.max_image_bytes  # so it goes through the on-disk spool
+    response = client.post("/jobs", files=files_field([("many.zip", archive)]))
+    assert response.status_code == 202, response.text
+    assert (response.json()["total"], response.json()["rejected"]) == (300, [])
+
+
 def test_oversized_and_bomb_images_are_rejected_per_file(client):
     big = io.BytesIO()
     Image.effect_noise((600, 600), 60).save(big, "PNG")  # noise does not compress: > 200 kB
