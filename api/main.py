@@ -15,6 +15,8 @@ from api.config import Settings, get_settings
 from api.errors import register_exception_handlers
 from api.health.checks import ReadinessCheck, model_loaded
 from api.health.router import router as health_router
+from api.jobs.dependencies import broker_ready, database_ready
+from api.jobs.router import routers as jobs_routers
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
@@ -23,8 +25,12 @@ from recognition import Recognizer
 logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here, and each dependency its readiness check.
-ROUTERS = [health_router, predict_router, pages_router]
-READINESS_CHECKS = [ReadinessCheck("model", model_loaded)]
+ROUTERS = [health_router, predict_router, pages_router, jobs_routers]
+READINESS_CHECKS = [
+    ReadinessCheck("model", model_loaded),
+    ReadinessCheck("database", database_ready),
+    ReadinessCheck("broker", broker_ready),
+]
 
 
 @asynccontextmanager
