@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +25,24 @@ from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from digitflow.db import Job, JobLayout
 from digitflow.storage import StorageUnavailable
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+class UnavailableAs503(APIRoute):
+    """A database or storage outage is the server's trouble, not the client's: 503, not 500."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request):
+            try:
+                return await handler(request)
+            except (StorageUnavailable, OperationalError) as exc:
+                what = "object storage" if isinstance(exc, StorageUnavailable) else "the database"
+                raise ApiError(503, "unavailable", f"{what} is unavailable, retry later") from exc
+
+        return guarded
+
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=UnavailableAs503)
 page_router = APIRouter(include_in_schema=False)
 
 # Feed the multipart parser in slices of about this size (one threadpool hop each).
@@ -190,11 +208,7 @@ async def create_job(
     except UploadRefused as exc:
         await run_in_threadpool(give_up)
         raise ApiError(exc.status_code, exc.code, exc.detail) from exc
-    except (StorageUnavailable, OperationalError) as exc:  # not the client's fault: retry later
-        await run_in_threadpool(give_up)
-        what = "object storage" if isinstance(exc, StorageUnavailable) else "the database"
-        raise ApiError(503, "unavailable", f"{what} is unavailable, retry later") from exc
-    except BaseException:  # client went away, 413, a bug: keep nothing
+    except BaseException:  # client went away, 413, an outage (503), a bug: keep nothing
         await run_in_threadpool(give_up)
         raise
     return accepted(job)

@@ -268,3 +268,16 @@ def test_a_broker_outage_keeps_the_documents_for_the_sweeper(tmp_path):
     sessions = make_sessionmaker(dead.resolved_database_url)
     stale = stale_documents(sessions, timedelta(0))
     assert [len(ids) for ids in stale.values()] == [3]
+
+
+def test_a_database_outage_is_503_not_500(tmp_path):
+    down = api_settings(data_dir=tmp_path, database_url="postgresql+psycopg://u@127.0.0.1:9/x")
+    with TestClient(create_app(down)) as client:
+        for response in (
+            client.get("/jobs"),
+            client.get(f"/jobs/{uuid.uuid4()}"),
+            client.post("/jobs", files=files_field((n, d) for n, d, _ in scans(2))),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "unavailable"
+    assert not any((tmp_path / "storage").rglob("0*"))  # the stored upload was removed
