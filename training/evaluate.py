@@ -17,9 +17,13 @@ from recognition.inference import calibrate
 
 ECE_BINS = 15
 # Review policy: the threshold is the lowest confidence whose auto-accepted validation digits
-# stay within this error rate. Stricter than the 0.1% bar so that it holds on unseen data.
-TARGET_ERROR = 0.0005
+# stay within this error rate (the 0.1% bar itself; the test set then checks it on unseen digits).
+TARGET_ERROR = 0.001
 REPORTED_COVERAGES = (1.0, 0.995, 0.99, 0.98, 0.97, 0.95)
+# Robustness: this many test digits (fixed seed) re-rendered as scans -- dark ink on light,
+# noisy paper, other sizes and positions, PNG or JPEG -- and read through the serving path.
+SCAN_SAMPLE = 2000
+SCAN_SEED = 2026
 METRICS_FILENAME = "metrics.json"
 RELIABILITY_PNG = "reliability.png"
 RISK_COVERAGE_PNG = "risk_coverage.png"
@@ -150,6 +154,17 @@ def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_
             "risk_at_coverage": {f"{c:g}": risk_at(c) for c in REPORTED_COVERAGES},
         },
     }
+
+
+def scan_inputs(images: np.ndarray, labels: np.ndarray, count: int = SCAN_SAMPLE):
+    """Model inputs for a fixed sample of digits rendered as scans and decoded by the core."""
+    from recognition import prepare
+    from recognition.synthetic import render_scan
+
+    rng = np.random.default_rng(SCAN_SEED)
+    chosen = np.sort(rng.choice(len(labels), min(count, len(labels)), replace=False))
+    scans = np.stack([prepare(render_scan(images[i], rng)) for i in chosen])
+    return scans[..., np.newaxis], labels[chosen]
 
 
 def plot_reliability(

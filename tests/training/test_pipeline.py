@@ -58,6 +58,7 @@ def test_card_is_valid_complete_and_matches_the_files(tiny_run):
             and sum(map(sum, test["confusion_matrix"])) == test["count"]
         )
         assert card.hyperparameters[name]["epochs_run"] == 1
+        assert 0 <= card.metrics[name]["scans"]["accuracy"] <= 1
     assert card.hyperparameters["default"]["hyperparameters"]["augment"] is True
     assert card.hyperparameters["seed"]["hyperparameters"]["augment"] is False
     json.loads((out / CARD_FILENAME).read_text())  # plain JSON for anyone scripting against it

@@ -32,6 +32,7 @@ def test_card_meets_the_bars(card):
     assert test["auto_accept_error"] <= 0.001
     assert card.hyperparameters["default"]["train_wall_seconds"] < 15 * 60
     assert "seed" in card.metrics  # the baseline is reported beside it
+    assert card.metrics["default"]["scans"]["accuracy"] >= 0.99
 
 
 def test_split_recorded_in_the_card_keeps_the_test_set_apart(card):
