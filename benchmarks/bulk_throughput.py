@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "default")
     parser.add_argument("--modes", nargs="+", default=["files", "zip"], choices=["files", "zip"])
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    parser.add_argument("--batch-size", type=int, default=256, help="documents per task")
+    parser.add_argument("--batch-size", type=int, default=512, help="documents per task")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
 
