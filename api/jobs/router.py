@@ -134,6 +134,7 @@ async def create_job(
         Header(max_length=200, description="a retry with the same key returns the same job"),
     ] = None,
 ):
+    idempotency_key = (idempotency_key or "").strip() or None  # an empty key is no key
     if idempotency_key:
         with sessions() as session:
             existing = await run_in_threadpool(
