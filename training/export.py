@@ -257,7 +257,7 @@ def evaluate_and_export(
         out / RISK_COVERAGE_PNG,
     )
 
-    model, record = trained["default"]
+    model = trained["default"][0]
     files = write_model_files(model, out, x_test[:32])
     data = {
         "source": split.source,
@@ -266,11 +266,8 @@ def evaluate_and_export(
         "test": "official MNIST 10k test set (t10k), used only for the metrics here",
         "preprocessing": "recognition.preprocess.normalize_mnist (the serving normalisation)",
     }
-    hyperparameters = {
-        name: {k: v for k, v in rec.items() if k != "history"} for name, (_, rec) in trained.items()
-    }
-    for name, (_, rec) in trained.items():
-        hyperparameters[name]["history"] = rec["history"]
+    # Recipe, parameter count, epochs, wall time and per-epoch history of every model trained.
+    hyperparameters = {name: record for name, (_, record) in trained.items()}
     card = build_card(
         files,
         data,
