@@ -125,3 +125,28 @@ def test_unknown_architecture_is_refused():
 
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("resnet")
+
+
+def test_the_azure_ml_steps_run_one_by_one(tmp_path):
+    """prepare -> train (default, seed) -> evaluate -> export, as the components call them."""
+    from training import evaluate, export, train
+
+    prepared = tmp_path / "prepared"
+    assert mnist.main(["--out", str(prepared), "--subset", "1000"]) == 0
+    for arch in ("default", "seed"):
+        args = ["--prepared", str(prepared), "--arch", arch, "--epochs", "1"]
+        assert train.main([*args, "--out", str(tmp_path / arch)]) == 0
+    metrics_dir = tmp_path / "metrics"
+    args = ["--trained", str(tmp_path / "seed"), "--prepared", str(prepared)]
+    assert evaluate.main([*args, "--out", str(metrics_dir)]) == 0
+    assert (
+        0
+        <= json.loads((metrics_dir / evaluate.METRICS_FILENAME).read_text())["test"]["accuracy"]
+        <= 1
+    )
+    model_dir = tmp_path / "model"
+    args = ["--prepared", str(prepared), "--trained-default", str(tmp_path / "default")]
+    args += ["--trained-seed", str(tmp_path / "seed"), "--target-error", "0.01"]
+    assert export.main([*args, "--out", str(model_dir)]) == 0
+    card = verify_card_files(model_dir)
+    assert card.review.target_error == 0.01 and set(card.metrics) == {"default", "seed"}
