@@ -106,7 +106,21 @@ def start_api(env: dict, port: int, log: Path) -> subprocess.Popen:
         time.sleep(0.1)
 
 
-def run_job(base: str, body: bytes, worker_pid: int, labels, names) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_job(base: str, body: bytes, worker_pid: int, api_pid: int, labels, names) -> dict:
+    cpu_before = cpu_seconds(worker_pid), cpu_seconds(api_pid)
     sampler = RssSampler(worker_pid)
     sampler.start()
     with httpx.Client(base_url=base, timeout=600) as client:
@@ -124,6 +138,9 @@ def run_job(base: str, body: bytes, worker_pid: int, labels, names) -> dict:
             time.sleep(0.01)
             job = client.get(f"/jobs/{job['id']}").json()
         observed = time.perf_counter()
+        # CPU up to the end of the job (reading the results back afterwards is not counted).
+        worker_cpu = cpu_seconds(worker_pid) - cpu_before[0]
+        api_cpu = cpu_seconds(api_pid) - cpu_before[1]
         finished_wall = datetime.fromisoformat(job["finished_at"]).timestamp()
         texts = {}
         cursor = None
@@ -148,6 +165,8 @@ def run_job(base: str, body: bytes, worker_pid: int, labels, names) -> dict:
         "peak_rss_mib": peak / 2**20,
         "accuracy": correct / len(names),
         "needs_review": job["needs_review"],
+        "worker_cpu_ms": worker_cpu * 1000 / job["total"],
+        "api_cpu_ms": api_cpu * 1000 / job["total"],
     }
 
 
@@ -207,14 +226,16 @@ def main(argv: list[str] | None = None) -> int:
                     body = bodies[mode]
                     print(f"uploading {mode}: {len(body) / 2**20:.1f} MiB body ...", flush=True)
                     base = f"http://127.0.0.1:{port}"
-                    result = run_job(base, body, worker.proc.pid, labels, names)
+                    result = run_job(base, body, worker.proc.pid, api.pid, labels, names)
                     mode = f"{mode} (run {i})"
                     results[mode] = result
                     print(
                         f"  {mode}: {result['docs_per_s']:.0f} docs/s end to end "
                         f"({result['end_to_end_s']:.2f} s; upload {result['upload_s']:.2f} s), "
                         f"peak worker RSS {result['peak_rss_mib']:.0f} MiB, "
-                        f"accuracy {result['accuracy']:.2%}, status {result['status']}",
+                        f"accuracy {result['accuracy']:.2%}, status {result['status']}, "
+                        f"CPU ms per document: worker {result['worker_cpu_ms']:.3f}, "
+                        f"API {result['api_cpu_ms']:.3f}",
                         flush=True,
                     )
         finally:
@@ -226,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         f"| {mode} | {r['documents']:,} | {r['upload_s']:.2f} | {r['end_to_end_s']:.2f} | "
         f"**{r['docs_per_s']:,.0f}** | {r['peak_rss_mib']:.0f} | {r['accuracy']:.2%} | "
-        f"{r['needs_review']} |"
+        f"{r['needs_review']} | {r['worker_cpu_ms']:.2f} | {r['api_cpu_ms']:.2f} |"
         for mode, r in results.items()
     ]
     body = f"""
@@ -240,8 +261,8 @@ transaction that commits the last batch). Peak worker RSS = sum over the worker'
 same cores (1-minute load average before the run: {load:.2f}).
 
 | upload as | documents | upload (s) | end to end (s) | documents/s | peak worker RSS (MiB) \
-| accuracy of stored results | needs review |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| accuracy of stored results | needs review | worker CPU ms/doc | API CPU ms/doc |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 {chr(10).join(rows)}
 
 `files`: one multipart request with {count:,} `files` parts; `zip`: one multipart request with
