@@ -13,7 +13,7 @@ import re
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageStat, UnidentifiedImageError
 
 from recognition.errors import (
     ImageTooLarge,
@@ -95,14 +95,14 @@ def _to_luminance(image: Image.Image) -> np.ndarray:
             return np.clip(pixels / max(float(pixels.max()), 1.0), 0, 1)
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
-    rgba = image.convert("LA")
-    luma = np.asarray(rgba.getchannel("L"), dtype=np.float32) / 255.0
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    opaque = alpha.sum()
-    if opaque == 0:
-        return np.ones_like(luma)  # fully transparent: blank paper, rejected later as empty
+    # Compositing in Pillow (C) rather than numpy: this is on the canvas hot path.
+    rgba = image.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    if not alpha.getbbox():
+        return np.ones((image.height, image.width), np.float32)  # fully transparent: blank
     # Composite onto white when the visible marks are dark (a canvas with black strokes), onto
     # black when they are light: the background must contrast with the ink.
-    ink_luma = float((luma * alpha).sum() / opaque)
-    background = 1.0 if ink_luma < 0.5 else 0.0
-    return luma * alpha + background * (1.0 - alpha)
+    ink_luma = ImageStat.Stat(rgba.convert("L"), mask=alpha)
+    background = (255, 255, 255, 255) if ink_luma.mean[0] < 128 else (0, 0, 0, 255)
+    composite = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
+    return np.asarray(composite.convert("L"), dtype=np.float32) / 255.0
