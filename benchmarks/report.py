@@ -7,7 +7,10 @@ from datetime import date
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-HEADER = "# Benchmarks\n\nFigures printed by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Figures printed by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
+)
 
 
 def machine() -> str:
@@ -20,14 +23,20 @@ def machine() -> str:
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, Python {platform.python_version()}, {date.today()}"
+    python = platform.python_version()
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, Python {python}, {date.today()}"
 
 
 def write_section(name: str, title: str, body: str) -> None:
     """Replace (or append) the section `name` of docs/benchmarks.md."""
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
-    block = f"<!-- {name}:start -->\n## {title}\n\nMachine: {machine()}\n\n{body.strip()}\n<!-- {name}:end -->"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n## {title}\n\nMachine: {machine()}\n\n{body.strip()}\n{end}"
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else f"{text.rstrip()}\n\n{block}\n"
+    )
     BENCHMARKS_MD.parent.mkdir(exist_ok=True)
     BENCHMARKS_MD.write_text(text)

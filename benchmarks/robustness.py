@@ -55,22 +55,39 @@ def main(argv: list[str] | None = None) -> int:
     prepared = np.stack([prepare(scan) for scan in scans])
     prepare_seconds = time.perf_counter() - started
     rows = [
-        summarise("official test digits (clean)", recognizer.predict(normalize_mnist(data.x_test)), data.y_test),
+        summarise(
+            "official test digits (clean)",
+            recognizer.predict(normalize_mnist(data.x_test)),
+            data.y_test,
+        ),
         summarise("the same digits as scans (PNG/JPEG)", recognizer.predict(prepared), data.y_test),
     ]
-    table = ["| inputs | accuracy | sent to review | error among auto-accepted |", "| --- | --- | --- | --- |"]
+    table = [
+        "| inputs | accuracy | sent to review | error among auto-accepted |",
+        "| --- | --- | --- | --- |",
+    ]
     for row in rows:
-        print(f"{row['inputs']}: accuracy {row['accuracy']:.4%}, review {row['review_rate']:.2%}, "
-              f"accepted error {row['accepted_error']:.3%}")
-        table.append(f"| {row['inputs']} | {row['accuracy']:.2%} | {row['review_rate']:.2%} | {row['accepted_error']:.3%} |")
+        print(
+            f"{row['inputs']}: accuracy {row['accuracy']:.4%}, review {row['review_rate']:.2%}, "
+            f"accepted error {row['accepted_error']:.3%}"
+        )
+        cells = [
+            f"{row['accuracy']:.2%}",
+            f"{row['review_rate']:.2%}",
+            f"{row['accepted_error']:.3%}",
+        ]
+        table.append(f"| {row['inputs']} | {' | '.join(cells)} |")
     per_scan_ms = prepare_seconds / len(scans) * 1000
-    print(f"decode + normalise: {per_scan_ms:.3f} ms per scan (rendering took {render_seconds:.0f} s)")
+    print(
+        f"decode + normalise: {per_scan_ms:.3f} ms per scan (rendering took {render_seconds:.0f} s)"
+    )
     if not args.no_write:
         write_section(
             "robustness",
             "Robustness: MNIST test digits as scans",
-            f"Model `{recognizer.version}` ({recognizer.backend}), 10,000 official test digits, seed {args.seed}; "
-            "`python benchmarks/robustness.py`.\n\n" + "\n".join(table)
+            f"Model `{recognizer.version}` ({recognizer.backend}), 10,000 official test digits, "
+            f"seed {args.seed}; `python benchmarks/robustness.py`.\n\n"
+            + "\n".join(table)
             + f"\n\nDecode + normalise through the core: {per_scan_ms:.3f} ms per scan (one core).",
         )
     return 0

@@ -4,7 +4,7 @@ No web or queue dependencies; the API, the workers and training all use this one
 """
 
 from recognition.card import ModelCard
-from recognition.decode import decode_data_url, decode_image
+from recognition.decode import check_image, decode_data_url, decode_image
 from recognition.errors import (
     EmptyImage,
     ImageError,
@@ -34,6 +34,7 @@ __all__ = [
     "TruncatedImage",
     "UndecodableImage",
     "calibrate",
+    "check_image",
     "decode_data_url",
     "decode_image",
     "normalize_mnist",

@@ -24,6 +24,7 @@ from recognition.errors import (
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
 DEFAULT_MAX_PIXELS = 40_000_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+)?(;[^,]*)?,", re.IGNORECASE)
 
@@ -44,31 +45,27 @@ def decode_data_url(url: str, max_bytes: int | None = None) -> bytes:
         raise InvalidDataURL("the data URL's payload is not valid base64") from exc
 
 
+def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Width and height of a supported image within the pixel limit, from its header alone.
+
+    Cheap enough for intake: pixel data that later turns out damaged is reported by
+    `decode_image`.
+    """
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        # PNG, the common case, straight from its IHDR chunk: ~50x cheaper than opening it.
+        size = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    else:
+        with _open(data, max_pixels) as image:
+            size = image.size
+    _check_size(*size, max_pixels)
+    return size
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to float32 luminance in [0, 1] (0 = black), shape (height, width)."""
-    if not data:
-        raise UndecodableImage("the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"the image has more pixels than the limit of {max_pixels}") from exc
-    except UnidentifiedImageError as exc:
-        raise UndecodableImage(
-            "not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP)"
-        ) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise UndecodableImage(f"the image header is damaged: {exc}") from exc
-
-    width, height = image.size
-    if width < 1 or height < 1:
-        raise UndecodableImage("the image has no pixels")
+    image = _open(data, max_pixels)
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"the image is {width}x{height} pixels, above the limit of {max_pixels} pixels"
-        )
+    _check_size(*image.size, max_pixels)
     try:
         image.seek(0)  # first page of a TIFF, first frame of a GIF
         with warnings.catch_warnings():
@@ -79,6 +76,32 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             raise TruncatedImage("the image file is truncated: its pixel data ends early") from exc
         raise UndecodableImage(f"the image data is damaged: {exc}") from exc
     return _to_luminance(image)
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise UndecodableImage("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image has more pixels than the limit of {max_pixels}") from exc
+    except UnidentifiedImageError as exc:
+        raise UndecodableImage(
+            "not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP)"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UndecodableImage(f"the image header is damaged: {exc}") from exc
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise UndecodableImage("the image has no pixels")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} pixels, above the limit of {max_pixels} pixels"
+        )
 
 
 def _to_luminance(image: Image.Image) -> np.ndarray:

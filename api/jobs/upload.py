@@ -12,7 +12,6 @@ import hashlib
 import io
 import tempfile
 import uuid
-import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -20,14 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
-from PIL import Image, UnidentifiedImageError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from digitflow.db import DocumentStatus
 from digitflow.storage import Storage
-from recognition.decode import SUPPORTED_FORMATS
-from recognition.errors import ImageError, ImageTooLarge, UndecodableImage
+from recognition.decode import check_image
+from recognition.errors import ImageError
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MAX_TEXT_FIELD_BYTES = 1024
@@ -55,43 +53,6 @@ class Rejection:
     filename: str
     code: str
     reason: str
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the image header, without decoding pixels."""
-    # PNG (the common case) straight from its IHDR chunk: ~50x cheaper than opening it with PIL.
-    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
-                return image.size
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"the image has too many pixels: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise UndecodableImage(
-            "not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP) or a ZIP of them"
-        ) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UndecodableImage(f"the image header is damaged: {exc}") from exc
-
-
-def check_image_header(data: bytes, max_pixels: int) -> None:
-    """Is this a supported image, within the pixel limit? Reads the header only (fast); pixel
-    data that turns out damaged fails the document later, in the worker, with its reason."""
-    if not data:
-        raise UndecodableImage("the file is empty")
-    width, height = image_size(data)
-    if width < 1 or height < 1:
-        raise UndecodableImage("the image has no pixels")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"the image is {width}x{height} pixels, above the limit of {max_pixels} pixels"
-        )
 
 
 @dataclass
@@ -256,7 +217,7 @@ class UploadReceiver:
             self._reject(filename, "empty_file", "the file is empty (0 bytes)")
             return
         try:
-            check_image_header(data, self.limits.max_image_pixels)
+            check_image(data, self.limits.max_image_pixels)
         except ImageError as exc:
             self._reject(filename, exc.code, str(exc))
             return

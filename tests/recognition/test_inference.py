@@ -25,7 +25,9 @@ def test_batch_answers_match_one_by_one_answers(recognizer, mnist):
 def test_litert_serving_model_agrees_with_the_keras_contract(recognizer, mnist):
     keras = Recognizer(DEFAULT_MODEL_DIR, backend="keras")
     images = normalize_mnist(mnist.x_test[:256])
-    assert np.allclose(recognizer.raw_probabilities(images), keras.raw_probabilities(images), atol=1e-4)
+    assert np.allclose(
+        recognizer.raw_probabilities(images), keras.raw_probabilities(images), atol=1e-4
+    )
 
 
 def test_predictions_carry_calibrated_confidence_and_review_flag(recognizer, mnist):
