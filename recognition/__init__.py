@@ -4,7 +4,7 @@ No web or queue dependencies; the API, the workers and training all use this one
 """
 
 from recognition.card import ModelCard
-from recognition.decode import check_image, decode_data_url, decode_image
+from recognition.decode import DEFAULT_MAX_PIXELS, check_image, decode_data_url, decode_image
 from recognition.errors import (
     EmptyImage,
     ImageError,
@@ -14,13 +14,12 @@ from recognition.errors import (
     UndecodableImage,
 )
 from recognition.inference import DigitPrediction, Recognizer, calibrate
-from recognition.preprocess import normalize_mnist, segment_digits, to_mnist
+from recognition.preprocess import WORK_MIN_SIDE, normalize_mnist, segment_digits, to_mnist
 
 
 def prepare(data: bytes, max_pixels: int | None = None) -> "np.ndarray":  # noqa: F821
     """Image bytes -> one MNIST-form float32 [28, 28] digit. Raises ImageError subclasses."""
-    gray = decode_image(data) if max_pixels is None else decode_image(data, max_pixels)
-    return to_mnist(gray)
+    return to_mnist(decode_image(data, max_pixels or DEFAULT_MAX_PIXELS, WORK_MIN_SIDE))
 
 
 __all__ = [
@@ -30,6 +29,7 @@ __all__ = [
     "ImageTooLarge",
     "InvalidDataURL",
     "ModelCard",
+    "WORK_MIN_SIDE",
     "Recognizer",
     "TruncatedImage",
     "UndecodableImage",

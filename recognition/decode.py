@@ -13,7 +13,7 @@ import re
 import warnings
 
 import numpy as np
-from PIL import Image, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageChops, UnidentifiedImageError
 
 from recognition.errors import (
     ImageTooLarge,
@@ -36,7 +36,7 @@ def decode_data_url(url: str, max_bytes: int | None = None) -> bytes:
         raise InvalidDataURL("expected a data URL of the form 'data:image/png;base64,...'")
     if match.group(1) is None or ";base64" not in (match.group(2) or "").lower():
         raise InvalidDataURL("the data URL must declare an image type and base64 encoding")
-    payload = url.strip()[match.end():]
+    payload = url.strip()[match.end() :]
     if max_bytes is not None and len(payload) * 3 // 4 > max_bytes:
         raise ImageTooLarge(f"the image is larger than the limit of {max_bytes} bytes")
     try:
@@ -61,8 +61,15 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int,
     return size
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes to float32 luminance in [0, 1] (0 = black), shape (height, width)."""
+def decode_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+) -> np.ndarray:
+    """Decode image bytes to float32 luminance in [0, 1] (0 = black), shape (height, width).
+
+    With `min_side`, a large image is shrunk by a whole factor (box averaging, in Pillow) as long
+    as its shorter side stays at least `min_side`: a digit needs far fewer pixels than a canvas
+    or a scan has, and everything after decoding costs in proportion to the pixels.
+    """
     image = _open(data, max_pixels)
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
     _check_size(*image.size, max_pixels)
@@ -75,7 +82,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
             raise TruncatedImage("the image file is truncated: its pixel data ends early") from exc
         raise UndecodableImage(f"the image data is damaged: {exc}") from exc
-    return _to_luminance(image)
+    factor = min(image.size) // min_side if min_side and min(image.size) >= 2 * min_side else 1
+    return _luminance(image, factor)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -104,28 +112,33 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _to_luminance(image: Image.Image) -> np.ndarray:
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if not has_alpha:
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            pixels = np.asarray(image, dtype=np.float32)
-            top = float(pixels.max()) or 1.0
-            return pixels / (65535.0 if top > 255 else 255.0)
-        if image.mode == "F":
-            pixels = np.asarray(image, dtype=np.float32)
-            return np.clip(pixels / max(float(pixels.max()), 1.0), 0, 1)
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+def _luminance(image: Image.Image, factor: int) -> np.ndarray:
+    """Grayscale float32 in [0, 1], shrunk `factor` times by box averaging (done in Pillow, in C,
+    before anything is converted to floats: this is the canvas hot path)."""
 
-    # Compositing in Pillow (C) rather than numpy: this is on the canvas hot path.
-    rgba = image.convert("RGBA")
-    alpha = rgba.getchannel("A")
-    if not alpha.getbbox():
-        return np.ones((image.height, image.width), np.float32)  # fully transparent: blank
+    def shrink(channel: Image.Image) -> np.ndarray:
+        channel = channel.reduce(factor) if factor > 1 else channel
+        pixels = np.asarray(channel, dtype=np.float32)
+        return pixels / 255.0 if channel.mode == "L" else pixels
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float32)
+        top = float(pixels.max())
+        scale = 65535.0 if top > 255 else 255.0 if top > 1 else 1.0
+        return shrink(Image.fromarray(np.clip(pixels / scale, 0, 1).astype(np.float32), mode="F"))
+    if not (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+        return shrink(image.convert("L"))
+
+    if image.mode not in ("RGBA", "LA"):
+        image = image.convert("RGBA")
+    alpha = image.getchannel("A")
+    # Premultiplied luminance (L * alpha) averages correctly when shrunk.
+    premultiplied = shrink(ImageChops.multiply(image.convert("L"), alpha))
+    opacity = shrink(alpha)
+    opaque = float(opacity.sum())
+    if opaque == 0:
+        return np.ones_like(opacity)  # fully transparent: blank paper
     # Composite onto white when the visible marks are dark (a canvas with black strokes), onto
     # black when they are light: the background must contrast with the ink.
-    ink_luma = ImageStat.Stat(rgba.convert("L"), mask=alpha)
-    background = (255, 255, 255, 255) if ink_luma.mean[0] < 128 else (0, 0, 0, 255)
-    composite = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
-    return np.asarray(composite.convert("L"), dtype=np.float32) / 255.0
+    background = 1.0 if premultiplied.sum() / opaque < 0.5 else 0.0
+    return premultiplied + background * (1.0 - opacity)

@@ -14,8 +14,9 @@ from recognition.errors import EmptyImage
 
 MNIST_SIZE = 28
 FIT_SIZE = 20
-# Large scans are reduced before analysis; a digit needs far fewer pixels than a 600 dpi scan has.
-WORK_MAX_SIDE = 512
+# Decoded images are shrunk while their shorter side stays at least this many pixels: a digit
+# is normalised to 20x20, and a 600 dpi scan or a retina canvas has pixels to spare.
+WORK_MIN_SIDE = 128
 # Contrast below this (in [0, 1]) is paper texture, not ink.
 MIN_CONTRAST = 0.15
 # Share of the ink range above which a pixel counts as ink for the bounding box.
@@ -63,7 +64,7 @@ def normalize_mnist(images: np.ndarray) -> np.ndarray:
 
 def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ink intensity (0 = paper, 1 = full ink) and a despeckled mask of inked pixels."""
-    gray = _reduce(np.asarray(gray, dtype=np.float32))
+    gray = np.asarray(gray, dtype=np.float32)
     border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
     paper = float(np.median(border))
     # Paper is whatever the border mostly is: light paper means dark ink, as on scans.
@@ -97,15 +98,6 @@ def _despeckle(mask: np.ndarray) -> np.ndarray:
         if dy or dx
     )
     return mask & (neighbours >= 3)
-
-
-def _reduce(gray: np.ndarray) -> np.ndarray:
-    height, width = gray.shape
-    scale = WORK_MAX_SIDE / max(height, width)
-    if scale >= 1:
-        return gray
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX))
 
 
 def _fit(crop: np.ndarray) -> np.ndarray:

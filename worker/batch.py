@@ -23,7 +23,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
 from digitflow.storage import ObjectNotFound, Storage
-from recognition import ImageError, Recognizer, decode_image, prepare, segment_digits
+from recognition import (
+    WORK_MIN_SIDE,
+    ImageError,
+    Recognizer,
+    decode_image,
+    prepare,
+    segment_digits,
+)
 from recognition.errors import EmptyImage
 
 logger = logging.getLogger("digitflow.worker")
@@ -59,7 +66,7 @@ def _insert(engine: Engine, model):
 
 def _digit_images(data: bytes, layout: str, max_pixels: int) -> list[np.ndarray]:
     if layout == JobLayout.field:
-        digits = segment_digits(decode_image(data, max_pixels))
+        digits = segment_digits(decode_image(data, max_pixels, WORK_MIN_SIDE))
         if not digits:
             raise EmptyImage("no digits found in the field")
         return digits
