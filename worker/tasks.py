@@ -68,10 +68,7 @@ def recognize(job_id: str, document_ids: list[str]) -> dict:
 @app.task(name=SWEEP_TASK, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True)
 def sweep() -> int:
     """Re-send documents left `queued` too long (a lost message, a worker killed mid-batch)."""
-    stale = stale_documents(
-        make_sessionmaker(settings.resolved_database_url),
-        timedelta(seconds=settings.sweep_after_seconds),
-    )
+    stale = stale_documents(runtime().sessions, timedelta(seconds=settings.sweep_after_seconds))
     for job_id, ids in stale.items():
         enqueue_documents(app, job_id, ids, settings.job_batch_size)
     count = sum(map(len, stale.values()))
