@@ -1,5 +1,5 @@
 // The drawing canvas: strokes in dark ink on a transparent canvas, sent as a PNG data URL after
-// every stroke. The server crops, centres and normalises — nothing is done to the pixels here.
+// every stroke. The server crops, centres and normalises; here the drawing is only scaled down.
 "use strict";
 
 (() => {
@@ -18,6 +18,12 @@
 
   const INK = "#111827";
   const LINE_WIDTH = 18; // in canvas pixels (the canvas is 280x280 whatever its size on screen)
+  // The model sees a 20x20 digit, so the drawing is sent at half the canvas's resolution: a
+  // quarter of the pixels for the server to decode and for a phone to upload.
+  const SEND_SIZE = 140;
+  const sendCanvas = document.createElement("canvas");
+  sendCanvas.width = sendCanvas.height = SEND_SIZE;
+  const sendCtx = sendCanvas.getContext("2d");
   let drawing = null; // the pointer drawing the current stroke
   let last = null;
   let sequence = 0; // answers to older requests are ignored
@@ -81,6 +87,12 @@
     }
   });
 
+  function drawingDataURL() {
+    sendCtx.clearRect(0, 0, SEND_SIZE, SEND_SIZE);
+    sendCtx.drawImage(canvas, 0, 0, SEND_SIZE, SEND_SIZE);
+    return sendCanvas.toDataURL("image/png");
+  }
+
   function endStroke(event) {
     if (event.pointerId !== drawing) return;
     drawing = null;
@@ -88,7 +100,7 @@
       fetch("/predict-drawing", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ image: canvas.toDataURL("image/png") }),
+        body: JSON.stringify({ image: drawingDataURL() }),
       })
     );
   }
