@@ -37,8 +37,8 @@ class PlatformSettings(BaseSettings):
 
     # Bulk path (POST /jobs): limits per upload request, and documents per worker task (one
     # batched model call and one bulk write each). The API splits jobs, the sweeper re-sends.
-    # 512 is the recognizer's largest batch bucket: a batch between buckets is padded up, and
-    # the padding costs inference time for nothing.
+    # Bigger batches mean fewer tasks and bulk writes; 512 keeps a batch's images (~1 MB of
+    # PNG scans) and its transaction small.
     max_job_files: int = 20_000
     max_job_bytes: int = 2 * 1024**3
     job_batch_size: int = 512
