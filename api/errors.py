@@ -8,8 +8,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from digitflow.storage import StorageUnavailable
 from recognition.errors import (
     EmptyImage,
     ImageError,
@@ -100,7 +102,19 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A database or storage outage is the server's trouble, not the client's: 503, not 500.
+    what = "object storage" if isinstance(exc, StorageUnavailable) else "the database"
+    logger.warning("%s unavailable on %s %s: %s", what, request.method, request.url.path, exc)
+    response = error_response(503, "unavailable", f"{what} is unavailable, retry later")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StorageUnavailable, _unavailable)
+    app.add_exception_handler(OperationalError, _unavailable)
+    app.add_exception_handler(InterfaceError, _unavailable)
     app.add_exception_handler(ImageError, _image_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

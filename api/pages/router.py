@@ -11,3 +11,8 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 async def canvas(settings: SettingsDep) -> FileResponse:
     return FileResponse(settings.web_dir / "index.html")
+
+
+@router.get("/bulk")
+async def bulk(settings: SettingsDep) -> FileResponse:
+    return FileResponse(settings.web_dir / "jobs.html")
