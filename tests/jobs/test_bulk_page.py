@@ -126,6 +126,8 @@ def test_polling_survives_failed_requests(browser, platform_url):
         page.locator("[data-testid=status]").filter(has_text="succeeded").wait_for(timeout=30_000)
         assert failures["left"] == 0
         assert page.locator("#error").is_hidden()
-        assert page.evaluate("typeof window.openJob === 'undefined' && typeof window.poll === 'undefined'")
+        assert page.evaluate(
+            "typeof window.openJob === 'undefined' && typeof window.poll === 'undefined'"
+        )
     finally:
         context.close()
