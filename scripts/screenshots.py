@@ -140,10 +140,18 @@ def shoot(browser, url: str, out: Path, job_id: str | None) -> list[Path]:
             page.evaluate("document.activeElement && document.activeElement.blur()")
             shot = out / f"{name}-{width}.png"
             page.screenshot(path=str(shot), full_page=True, animations="disabled")
+            compact(shot)
             shots.append(shot)
             page.close()
         context.close()
     return shots
+
+
+def compact(path: Path) -> None:
+    """256 colours are plenty for flat UI pictures: about a third of the bytes in the repository."""
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
 
 
 def pages(job_id: str | None):

@@ -17,9 +17,15 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 OUR_PAGES = [path for path, _ in NAV if path != "/docs"]
 
 
+def is_page(url: str) -> bool:
+    response = httpx.get(url)
+    return response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+
+
 def pages_on(server_url: str) -> list[str]:
-    extra = [p for p in ("/review",) if httpx.get(server_url + p).status_code == 200]
-    return OUR_PAGES + [p for p in extra if p not in OUR_PAGES]
+    """Every page in the navigation, and the review page wherever it is served."""
+    extra = [p for p in ("/review", "/review/page") if p not in OUR_PAGES]
+    return OUR_PAGES + [p for p in extra if is_page(server_url + p)]
 
 
 @pytest.mark.parametrize("width", VIEWPORTS)
