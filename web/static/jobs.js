@@ -55,6 +55,7 @@ function countsText(job) {
 
 function setBadge(element, job) {
   const [state, text] = badge(job);
+  if (element.id === "status") $("job").dataset.state = state; // tints the progress bar
   element.dataset.state = state;
   element.dataset.status = job.status;
   element.dataset.finished = String(Boolean(job.finished_at));
@@ -152,7 +153,7 @@ function showUploading(files) {
   $("counts").textContent = `Uploading ${plural(files.length, "file")}…`;
   $("rejected-box").hidden = true;
   $("job-error").hidden = true;
-  clearResults("");
+  clearResults("Results appear here when the job has finished.");
 }
 
 function resetButton() {
