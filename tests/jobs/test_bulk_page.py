@@ -303,7 +303,8 @@ def test_one_document_job_reads_in_the_singular(browser, platform_url):
     [(name, data, _)] = scans(1, start=400)
     response = httpx.post(platform_url + "/jobs", files=[("files", (name, data, "image/png"))])
     job_id = response.json()["id"]
-    page = browser.new_page()
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
     try:
         page.goto(f"{platform_url}/bulk#job={job_id}")
         page.locator(FINISHED).wait_for(timeout=30_000)
@@ -314,5 +315,13 @@ def test_one_document_job_reads_in_the_singular(browser, platform_url):
         recent.wait_for()
         assert "1 document read" in recent.inner_text() and "1 documents" not in recent.inner_text()
         assert page.locator("[data-testid=job-id]").inner_text() == job_id
+        page.click("[data-testid=copy-id]")
+        assert page.evaluate("navigator.clipboard.readText()") == job_id
+        # Opening a job from the list by keyboard puts the focus on that job.
+        page.goto(platform_url + "/bulk")
+        recent.locator("a").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.activeElement.id === 'job-heading'")
+        assert page.locator("[data-testid=job-heading]").inner_text() == name
     finally:
-        page.close()
+        context.close()
