@@ -62,6 +62,16 @@ function setBadge(element, job) {
   element.textContent = text;
 }
 
+// Why a request failed, in words: a status the user can act on, else its number.
+const PROBLEMS = {
+  401: "an API key is needed: enter it in the key box",
+  403: "this API key is not allowed to do that",
+  429: "too many requests: wait a moment",
+  503: "the service is starting or unavailable",
+};
+const problem = (status) => (status ? PROBLEMS[status] || `the server answered ${status}` : "no connection");
+const sentence = (text) => `${text[0].toUpperCase()}${text.slice(1)}`;
+
 function announce(text) {
   $("announce").textContent = text;
 }
@@ -101,7 +111,7 @@ function refusal(request) {
     const title = `No job created: ${files.length === 1 ? "the file" : `none of the ${files.length} files`} could be read`;
     return [title, "Nothing was kept. The reason for each file:", files];
   }
-  return ["Upload refused", body.detail || `The server answered ${request.status}.`, []];
+  return ["Upload refused", body.detail || `${sentence(problem(request.status))}.`, []];
 }
 
 // --- choosing and uploading -------------------------------------------------------------------
@@ -240,7 +250,7 @@ async function poll(failures = 0) {
   if (response && response.status === 404) return jobMissing();
   if (!response || !response.ok) {
     const wait = Math.min(RETRY_MAX_SECONDS, 2 ** failures);
-    showError("Could not read the job", `${response ? `The server answered ${response.status}` : "No connection"}; retrying in ${wait} s.`);
+    showError("Could not read the job", `${sentence(problem(response && response.status))}; retrying in ${wait} s.`);
     current.timer = setTimeout(() => poll(failures + 1), 1000 * wait);
     return;
   }
@@ -344,9 +354,9 @@ async function loadResults(reset) {
   if (!current || current.id !== id) return;
   $("more").disabled = false;
   if (!response || !response.ok) {
-    const why = response ? `the server answered ${response.status}` : "no connection";
+    const why = problem(response && response.status);
     if (reset) clearResults(`Could not load the results (${why}).`);
-    return showError("Could not load the results", `${why[0].toUpperCase()}${why.slice(1)}; choose the filter again to retry.`);
+    return showError("Could not load the results", `${sentence(why)}; choose the filter again to retry.`);
   }
   const page = await response.json();
   showResults(page, reset);
@@ -415,7 +425,7 @@ async function loadRecent() {
   try { response = await fetch(`/jobs?limit=${RECENT}`); } catch (_) { /* below */ }
   if (!response || !response.ok) {
     $("recent-state").hidden = false;
-    $("recent-state").textContent = `Could not load the recent jobs (${response ? `the server answered ${response.status}` : "no connection"}).`;
+    $("recent-state").textContent = `Could not load the recent jobs: ${problem(response && response.status)}.`;
     return;
   }
   const { items } = await response.json();
