@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from api.pages.router import NAV
+from tests.jobs.support import scans
 from tests.support.axe import audit, describe, invisible_focus, tab_walk
 
 pytestmark = pytest.mark.browser
@@ -111,5 +112,26 @@ def test_canvas_upload_opens_from_the_keyboard(browser, server_url):
         with page.expect_file_chooser() as chooser:
             page.keyboard.press("Space")
         assert chooser.value.element.get_attribute("id") == "upload"
+    finally:
+        page.close()
+
+
+def test_canvas_page_with_an_answer_has_no_violation(browser, server_url):
+    """The answer, its bars and the model line pass the audit too, as does an error."""
+    [(name, data, label)] = scans(1, start=7)
+    page = browser.new_page()
+    try:
+        page.goto(server_url + "/")
+        page.set_input_files("[data-testid=upload]", files=[
+            {"name": name, "mimeType": "image/png", "buffer": data}
+        ])  # fmt: skip
+        page.locator("[data-testid=confidence]").filter(has_text="%").wait_for()
+        assert page.locator("[data-testid=prediction]").inner_text() == str(label)
+        assert not audit(page), describe(audit(page))
+        page.set_input_files("[data-testid=upload]", files=[
+            {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}
+        ])  # fmt: skip
+        page.locator("#error").wait_for(state="visible")
+        assert not audit(page), describe(audit(page))
     finally:
         page.close()
