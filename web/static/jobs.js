@@ -21,7 +21,7 @@ const when = (iso) =>
 
 function jobName(job) {
   const first = names.get(job.id);
-  if (!first) return `Job of ${plural(job.total, "document")}`;
+  if (!first) return job.total ? `Job of ${plural(job.total, "document")}` : "Upload in progress";
   return job.total > 1 ? `${first} and ${number(job.total - 1)} more` : first;
 }
 
