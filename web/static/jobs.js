@@ -142,6 +142,10 @@ function upload(event) {
     $("progress").value = e.loaded / e.total;
     $("counts").textContent = `Uploading ${plural(files.length, "file")} · ${Math.round((100 * e.loaded) / e.total)}%`;
   };
+  // Leaving the page mid-upload would drop it: the browser asks first.
+  const guard = (e) => { e.preventDefault(); e.returnValue = ""; };
+  window.addEventListener("beforeunload", guard);
+  request.onloadend = () => window.removeEventListener("beforeunload", guard);
   request.onload = () => uploaded(request);
   request.onerror = () => uploadFailed("The upload did not reach the server", "Check the connection and try again.");
   $("start").disabled = true;
