@@ -232,18 +232,25 @@ def test_refused_upload_by_keyboard_lists_every_reason(browser, platform_url):
     page = browser.new_page()
     try:
         page.goto(platform_url + "/bulk")
+        junk = [
+            {"name": f"junk-{i}.txt", "mimeType": "text/plain", "buffer": b"x"} for i in range(8)
+        ]
         choose_by_keyboard(page, [
             {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a shopping list"},
             {"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\nxx"},
+            *junk,
         ])  # fmt: skip
-        assert page.locator("[data-testid=chosen]").inner_text().startswith("2 files chosen")
+        assert page.locator("[data-testid=chosen]").inner_text().startswith("10 files chosen")
         tab_to(page, "upload-button")
         page.keyboard.press("Enter")
         error = page.locator("[data-testid=error]")
         error.wait_for(state="visible", timeout=10_000)
-        assert "No job created: none of the 2 files could be read" in error.inner_text()
+        assert "No job created: none of the 10 files could be read" in error.inner_text()
         reasons = page.locator("[data-testid=error-files] li").all_inner_texts()
-        assert [r.split(":")[0] for r in reasons] == ["notes.txt", "broken.png"]
+        names = ["notes.txt", "broken.png", *(f["name"] for f in junk)]
+        assert [r.split(":")[0] for r in reasons] == names
+        # A long list scrolls in its own box, which the keyboard can reach.
+        assert page.locator("[data-testid=error-files]").get_attribute("tabindex") == "0"
         assert all(len(r.split(": ", 1)[1]) > 10 for r in reasons)
         assert page.evaluate("document.activeElement.id") == "error-title"
         assert page.locator("[data-testid=job]").is_hidden()
