@@ -64,9 +64,9 @@ function setBadge(element, job) {
 
 // Why a request failed, in words: a status the user can act on, else its number.
 const PROBLEMS = {
-  401: "an API key is needed: enter it in the key box",
+  401: "an API key is needed (enter it in the key box at the top)",
   403: "this API key is not allowed to do that",
-  429: "too many requests: wait a moment",
+  429: "too many requests (wait a moment)",
   503: "the service is starting or unavailable",
 };
 const problem = (status) => (status ? PROBLEMS[status] || `the server answered ${status}` : "no connection");
