@@ -65,6 +65,12 @@ def accepted(job: Job) -> JSONResponse:
     )
 
 
+def csv_disposition(job_id, needs_review: bool | None) -> str:
+    """A filtered download says so in its file name: job-<id>-needs-review.csv."""
+    suffix = {None: "", True: "-needs-review", False: "-confident"}[needs_review]
+    return f'attachment; filename="job-{job_id}{suffix}.csv"'
+
+
 @router.post(
     "",
     status_code=202,
@@ -125,12 +131,6 @@ def get_job(job: ValidJob, response: Response) -> Job:
     if job.finished_at is None:
         response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
     return job
-
-
-def csv_disposition(job_id, needs_review: bool | None) -> str:
-    """A filtered download says so in its file name: job-<id>-needs-review.csv."""
-    suffix = {None: "", True: "-needs-review", False: "-confident"}[needs_review]
-    return f'attachment; filename="job-{job_id}{suffix}.csv"'
 
 
 @router.get(
