@@ -42,6 +42,10 @@ def test_every_page_has_no_wcag_violation(browser, server_url, width):
             violations = audit(page)
             if violations:
                 found[path] = describe(violations)
+            # Reflow (WCAG 1.4.10): nothing wider than the screen, no sideways scrolling.
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if wide > VIEWPORTS[width]["width"]:
+                found[path] = f"the page is {wide} px wide"
             page.close()
         assert not found, "\n".join(f"{path}:\n{text}" for path, text in found.items())
     finally:
