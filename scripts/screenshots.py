@@ -2,11 +2,11 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
-Starts `digitflow run` on a free port on the embedded defaults (a throwaway data folder), uploads
-two small jobs of MNIST test digits rendered as scans (one with a file the upload refuses) so the
-bulk page has results, draws a digit on the canvas, and saves full-page PNGs with Debian's
-Chromium (scripts/setup-test-env.sh installs it). Nothing here is faked: the pictures show what
-the platform answered.
+Starts `digitflow run` on a free port on the embedded defaults (a throwaway data folder), takes
+the bulk page of the new install, uploads two small jobs of MNIST test digits rendered as scans
+(one with a file the upload refuses) so the bulk page has results, draws a digit on the canvas,
+and saves full-page PNGs with Debian's Chromium (scripts/setup-test-env.sh installs it). Nothing
+here is faked: the pictures show what the platform answered.
 """
 
 from __future__ import annotations
@@ -125,13 +125,14 @@ def refuse_upload(page) -> None:
     page.locator("#error").wait_for(state="visible")
 
 
-def shoot(browser, url: str, out: Path, job_id: str | None) -> list[Path]:
+def shoot(browser, url: str, out: Path, views: list) -> list[Path]:
+    """Each (name, path, prepare) view at each width: docs/screenshots/<name>-<width>.png."""
     shots = []
     for width, viewport in WIDTHS.items():
         phone = width == "phone"
         context = browser.new_context(viewport=viewport, device_scale_factor=1,
                                       is_mobile=phone, has_touch=phone)  # fmt: skip
-        for name, path, prepare in pages(job_id):
+        for name, path, prepare in views:
             page = context.new_page()  # a fresh page each: /bulk#job= would not reload /bulk
             page.goto(url + path)
             page.wait_for_load_state("networkidle")
@@ -180,13 +181,14 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as data, platform(Path(data)) as url:
-        upload(url, digit_scans(3, 100))
-        job_id = upload(url, [*digit_scans(60, 0), ("notes.txt", b"not a scan")])
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
             )
-            shots = shoot(browser, url, args.out, job_id)
+            shots = shoot(browser, url, args.out, [("bulk-empty", "/bulk", None)])  # a new install
+            upload(url, digit_scans(3, 100))
+            job_id = upload(url, [*digit_scans(60, 0), ("notes.txt", b"not a scan")])
+            shots += shoot(browser, url, args.out, list(pages(job_id)))
             browser.close()
     for shot in shots:
         print(shot)
