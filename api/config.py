@@ -2,6 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from digitflow.settings import REPO_ROOT, PlatformSettings
 
@@ -18,6 +21,34 @@ class Settings(PlatformSettings):
     inline_decode_max_bytes: int = 256 * 1024
     # Threads that decode a batch's images side by side.
     decode_threads: int = 2
+    # Decode budget (api.budget): images above this many pixels are never decoded inside the
+    # canvas micro-batch, and at most `heavy_decode_concurrency` of them decode at once.
+    inline_decode_max_pixels: int = 1_000_000
+    heavy_decode_concurrency: int = Field(default=1, ge=1)
+
+    # Access control (api.auth). `production` refuses to start in open mode (no keys).
+    digitflow_env: Literal["development", "production"] = "development"
+    # A verified key's row is re-read (revocation noticed) after this many seconds.
+    auth_cache_seconds: float = Field(default=5, gt=0)
+    # Whether any key exists (open mode or not) is re-read this often.
+    auth_mode_refresh_seconds: float = Field(default=10, gt=0)
+
+    # Hardening (api.security). Hosts served (a leading "*." matches subdomains; "*" any);
+    # "testserver" is the in-process test client's name.
+    allowed_hosts: list[str] = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+    # Browser origins allowed to call the API from other sites (CORS); none by default.
+    cors_origins: list[str] = []
+    max_headers: int = 100
+    max_header_bytes: int = 16 * 1024
+    # Rate limits (`limits` syntax, fixed windows), per client address and per API key; the
+    # storage is per process unless it points at Redis (e.g. redis://host:6379/3).
+    rate_limit_enabled: bool = True
+    rate_limit_per_address: str = "3000/minute"
+    rate_limit_per_key: str = "6000/minute"
+    rate_limit_storage: str = "memory://"
+    # Own limits for chosen client addresses or key ids, e.g. a benchmark client:
+    # RATE_LIMIT_OVERRIDES='{"10.0.0.7": "1000000/minute"}'
+    rate_limit_overrides: dict[str, str] = {}
 
 
 @lru_cache

@@ -37,6 +37,8 @@ IMAGE_ERROR_STATUS: list[tuple[type[ImageError], int]] = [
 class ApiError(Exception):
     """A refusal the API decides on itself (not the recognition core's)."""
 
+    headers: dict[str, str] | None = None  # e.g. Retry-After, WWW-Authenticate
+
     def __init__(self, status_code: int, code: str, detail: str):
         super().__init__(detail)
         self.status_code, self.code, self.detail = status_code, code, detail
@@ -77,7 +79,9 @@ async def _image_error(request: Request, exc: ImageError) -> JSONResponse:
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.detail)
+    response = error_response(exc.status_code, exc.code, exc.detail)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,10 +9,16 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from api.auth.keys import Authenticator, AuthMode
+from api.auth.router import router as keys_router
+from api.budget import DecodeBudget
 from api.config import Settings, get_settings
+from api.docs.router import BUNDLE_URL, bundle_files
+from api.docs.router import router as docs_router
 from api.errors import register_exception_handlers
 from api.health.checks import READINESS_CHECKS
 from api.health.router import router as health_router
@@ -20,6 +26,7 @@ from api.jobs.router import router as jobs_router
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
+from api.security import Hardening, RateLimiter
 from digitflow.db import make_sessionmaker
 from digitflow.queue import make_celery
 from digitflow.storage import StorageUnavailable, make_storage
@@ -28,7 +35,11 @@ from recognition import Recognizer
 logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here (and its readiness check in api.health.checks).
-ROUTERS = [health_router, predict_router, pages_router, jobs_router]
+ROUTERS = [health_router, predict_router, pages_router, jobs_router, keys_router, docs_router]
+
+
+class RefusingOpenMode(RuntimeError):
+    """DIGITFLOW_ENV=production with no API keys: the platform would be open to anyone."""
 
 
 async def _load_model(app: FastAPI, settings: Settings) -> None:
@@ -45,6 +56,9 @@ async def _load_model(app: FastAPI, settings: Settings) -> None:
 
 def _open_stores(app: FastAPI, settings: Settings) -> None:
     app.state.sessions = make_sessionmaker(settings.resolved_database_url)
+    app.state.auth = Authenticator(
+        app.state.sessions, settings.auth_cache_seconds, settings.auth_mode_refresh_seconds
+    )
     app.state.producer = make_celery(settings)
     try:
         app.state.storage = make_storage(settings)
@@ -56,6 +70,12 @@ def _open_stores(app: FastAPI, settings: Settings) -> None:
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
     _open_stores(app, settings)
+    mode = await run_in_threadpool(app.state.auth.refresh_mode)
+    if mode == AuthMode.open and settings.digitflow_env == "production":
+        raise RefusingOpenMode(
+            "DIGITFLOW_ENV=production but no API keys exist: refusing to run open. "
+            "Create one with `digitflow keys create --tenant T --role admin`."
+        )
     await _load_model(app, settings)
     try:
         yield
@@ -65,21 +85,34 @@ async def lifespan(app: FastAPI):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     app = FastAPI(
         title="DigitFlow",
         summary="Reads handwritten digits; sends what it is unsure of to people.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.recognizer = app.state.batcher = app.state.model_error = None
-    app.state.sessions = app.state.storage = app.state.producer = None
+    app.state.sessions = app.state.storage = app.state.producer = app.state.auth = None
+    app.state.limiter = RateLimiter(settings)
+    app.state.budget = DecodeBudget(settings)
     app.state.readiness_checks = list(READINESS_CHECKS)
     register_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     static = StaticFiles(directory=app.state.settings.web_dir / "static")
     app.mount("/static", static, name="static")
+    app.mount(BUNDLE_URL, bundle_files(), name="static-docs")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After"],
+        )  # fmt: skip
+    app.add_middleware(Hardening, settings=settings, limiter=app.state.limiter)  # outermost
     return app
 
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import RecognizerDep
 from api.health.checks import run_checks
@@ -14,15 +14,23 @@ class Health(BaseModel):
     status: str
 
 
+AUTH_FIELD = Field(
+    description="keys: API keys required; open: no keys exist, every caller is the default "
+    "tenant's admin (development only); unknown: the key store cannot be read"
+)
+
+
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+    auth: str = AUTH_FIELD
 
 
 class NotReady(BaseModel):
     detail: str
     code: str
     checks: dict[str, str]
+    auth: str = AUTH_FIELD
 
 
 @router.get("/health", response_model=Health, summary="Liveness: the process is up")
@@ -40,10 +48,13 @@ async def ready(request: Request):
     reasons = await run_checks(request.app)
     checks = {name: reason or "ok" for name, reason in reasons.items()}
     failing = [f"{name}: {reason}" for name, reason in reasons.items() if reason]
+    auth = request.app.state.auth
+    mode = auth.mode if auth is not None else "unknown"
     if failing:
-        body = {"detail": "not ready: " + "; ".join(failing), "code": "not_ready", "checks": checks}
+        body = {"detail": "not ready: " + "; ".join(failing), "code": "not_ready", "checks": checks,
+                "auth": mode}  # fmt: skip
         return JSONResponse(body, status_code=503)
-    return {"status": "ready", "checks": checks}
+    return {"status": "ready", "checks": checks, "auth": mode}
 
 
 @router.get(

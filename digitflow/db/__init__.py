@@ -1,6 +1,7 @@
 """The one SQLAlchemy 2 model layer shared by the API and the workers."""
 
 from digitflow.db.models import (
+    ApiKey,
     Base,
     Document,
     DocumentStatus,
@@ -12,6 +13,7 @@ from digitflow.db.models import (
 from digitflow.db.session import make_engine, make_sessionmaker
 
 __all__ = [
+    "ApiKey",
     "Base",
     "Document",
     "DocumentStatus",

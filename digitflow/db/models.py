@@ -176,3 +176,20 @@ class Prediction(IdTimestamped, Base):
     document: Mapped[Document] = relationship(back_populates="prediction", lazy="raise")
 
     __table_args__ = (Index(None, "job_id", "needs_review"),)
+
+
+class ApiKey(IdTimestamped, Base):
+    """An API key: `df_<key_id>_<secret>`; only an argon2 hash of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)  # public, shown in listings
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # digitflow.auth.Role
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    # Updated at most once a minute per API process (see api.auth.keys), not on every request.
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "tenant_id", "created_at"),)
