@@ -55,7 +55,8 @@ class RateLimiter:
             "address": parse(settings.rate_limit_per_address),
             "key": parse(settings.rate_limit_per_key),
         }
-        self._overrides = {who: parse(limit) for who, limit in settings.rate_limit_overrides.items()}
+        overrides = settings.rate_limit_overrides
+        self._overrides = {who: parse(limit) for who, limit in overrides.items()}
 
     def retry_after(self, kind: str, who: str) -> int | None:
         """None if `who` may go ahead (and counts the request), else seconds to wait."""

@@ -50,8 +50,6 @@ class Principal:
 OPEN_PRINCIPAL = Principal(tenant_id=DEFAULT_TENANT, role=Role.admin)
 
 
-
-
 class InvalidTenant(ValueError):
     pass
 

@@ -35,7 +35,7 @@ class PlatformSettings(BaseSettings):
 
     # Input limits: anything bigger is refused with 413 before it is decoded.
     max_image_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = 8_000_000  # decode budget: see recognition.decode
 
     # Bulk path (POST /jobs): limits per upload request, and documents per worker task (one
     # batched model call and one bulk write each). The API splits jobs, the sweeper re-sends.
