@@ -11,6 +11,8 @@ from starlette.requests import Request
 
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
+MAX_BOUNDARY_CHARS = 70  # RFC 2046
+
 
 def check_content_type(request: Request, expected: str) -> None:
     got = request.headers.get("content-type")
@@ -25,6 +27,8 @@ def multipart_boundary(request: Request) -> bytes:
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise UnsupportedMediaType(got, "multipart/form-data")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise InvalidRequest(f"the multipart boundary is over {MAX_BOUNDARY_CHARS} characters")
     return boundary
 
 

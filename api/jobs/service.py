@@ -213,6 +213,30 @@ def results_page(
     return items, next_after
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value) -> str | int:
+    """A value as a spreadsheet-safe CSV cell: text that could start a formula gets a leading
+    apostrophe, booleans are true/false, confidences are rounded to 4 places."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_row(document: Document, prediction: Prediction | None) -> dict:
+    row = result_row(document, prediction)
+    return {column: csv_cell(row[column]) for column in CSV_COLUMNS}
+
+
 def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Iterator[str]:
     """The whole result set as CSV text, streamed in chunks (a fresh session: the response
     body is produced after the request's own session is gone)."""
@@ -224,7 +248,7 @@ def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Itera
             _results_query(job_id, needs_review).execution_options(yield_per=1000)
         )
         for count, (document, prediction) in enumerate(rows, 1):
-            writer.writerow(result_row(document, prediction))
+            writer.writerow(csv_row(document, prediction))
             if count % 1000 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
