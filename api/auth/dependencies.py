@@ -47,23 +47,28 @@ def get_authenticator(request: Request) -> Authenticator:
     return request.app.state.auth
 
 
+async def auth_mode(app) -> str:
+    """open, keys or unknown: read again from the database when the cached answer is stale."""
+    auth: Authenticator | None = app.state.auth
+    if auth is None:  # the lifespan has not run (yet)
+        return AuthMode.unknown
+    if auth.mode_is_stale():
+        return await run_in_threadpool(auth.refresh_mode)
+    return auth.mode
+
+
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    auth: Authenticator | None = request.app.state.auth
-    if auth is None:  # the lifespan has not run (yet)
-        raise AuthUnavailable()
-    mode = auth.mode
-    if auth.mode_is_stale():
-        mode = await run_in_threadpool(auth.refresh_mode)
+    mode = await auth_mode(request.app)
     if mode == AuthMode.open:
         return OPEN_PRINCIPAL
     if mode == AuthMode.unknown:
         raise AuthUnavailable()
     if credentials is None:
         raise Unauthenticated("an API key is required: send `Authorization: Bearer <key>`")
-    key = credentials.credentials
+    key, auth = credentials.credentials, request.app.state.auth
     principal = auth.cached(key)
     if principal is False:
         principal = await run_in_threadpool(auth.load, key)

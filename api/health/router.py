@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api.auth.dependencies import auth_mode
 from api.deps import RecognizerDep
 from api.health.checks import run_checks
 
@@ -48,8 +49,7 @@ async def ready(request: Request):
     reasons = await run_checks(request.app)
     checks = {name: reason or "ok" for name, reason in reasons.items()}
     failing = [f"{name}: {reason}" for name, reason in reasons.items() if reason]
-    auth = request.app.state.auth
-    mode = auth.mode if auth is not None else "unknown"
+    mode = await auth_mode(request.app)
     if failing:
         body = {"detail": "not ready: " + "; ".join(failing), "code": "not_ready", "checks": checks,
                 "auth": mode}  # fmt: skip
