@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from api.errors import ApiError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BOUNDARY_CHARS = 70  # RFC 2046
 
@@ -28,7 +28,10 @@ def multipart_boundary(request: Request) -> bytes:
     if content_type != b"multipart/form-data" or not boundary:
         raise UnsupportedMediaType(got, "multipart/form-data")
     if len(boundary) > MAX_BOUNDARY_CHARS:
-        raise InvalidRequest(f"the multipart boundary is over {MAX_BOUNDARY_CHARS} characters")
+        raise ApiError(
+            400, "malformed_multipart", f"the multipart boundary is over {MAX_BOUNDARY_CHARS} "
+            "characters (RFC 2046)",
+        )  # fmt: skip
     return boundary
 
 
