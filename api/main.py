@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.recognizer = app.state.batcher = app.state.model_error = None
     app.state.sessions = app.state.storage = app.state.producer = app.state.auth = None
     app.state.limiter = RateLimiter(settings)
-    app.state.budget = DecodeBudget(settings)
+    app.state.budget = DecodeBudget(settings, app.state.limiter)
     app.state.readiness_checks = list(READINESS_CHECKS)
     register_exception_handlers(app)
     for router in ROUTERS:

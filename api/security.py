@@ -45,8 +45,9 @@ UNLIMITED_PATHS = ("/health", "/ready")
 
 
 class RateLimiter:
-    """Fixed-window limits per client address and per API key; `overrides` give chosen
-    addresses or key ids their own limit (e.g. a benchmark client)."""
+    """Fixed-window limits per client address, per API key, and on decode-heavy requests per
+    address; `overrides` give chosen addresses or key ids their own address/key limit (e.g. a
+    benchmark client) but never lift the decode-heavy one."""
 
     def __init__(self, settings: Settings):
         self.enabled = settings.rate_limit_enabled
@@ -54,6 +55,7 @@ class RateLimiter:
         self._defaults = {
             "address": parse(settings.rate_limit_per_address),
             "key": parse(settings.rate_limit_per_key),
+            "heavy": parse(settings.rate_limit_heavy_per_address),
         }
         overrides = settings.rate_limit_overrides
         self._overrides = {who: parse(limit) for who, limit in overrides.items()}
@@ -62,7 +64,7 @@ class RateLimiter:
         """None if `who` may go ahead (and counts the request), else seconds to wait."""
         if not self.enabled:
             return None
-        item: RateLimitItem = self._overrides.get(who) or self._defaults[kind]
+        item: RateLimitItem = (kind != "heavy" and self._overrides.get(who)) or self._defaults[kind]
         if self._strategy.hit(item, kind, who):
             return None
         reset = self._strategy.get_window_stats(item, kind, who).reset_time

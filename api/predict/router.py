@@ -87,7 +87,7 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         raise PayloadTooLarge(settings.max_image_bytes)
     # The decode budget (api.budget) picks the pixel limit: make(max_pixels) -> the decode job.
     make = partial(partial, upload_to_mnist, data)
-    prediction = await request.app.state.budget.predict(batcher, make, len(data))
+    prediction = await request.app.state.budget.predict(batcher, make, len(data), request)
     return _json(prediction_json(prediction, batcher.model_version))
 
 
@@ -104,5 +104,5 @@ async def predict_drawing(request: Request, batcher: BatcherDep) -> Response:
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
     make = partial(partial, drawing_to_mnist, body, settings.max_image_bytes)
-    prediction = await request.app.state.budget.predict(batcher, make, len(body))
+    prediction = await request.app.state.budget.predict(batcher, make, len(body), request)
     return _json(prediction_json(prediction, batcher.model_version))

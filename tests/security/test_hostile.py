@@ -71,6 +71,17 @@ def test_a_near_limit_image_is_decoded_outside_the_canvas_batch(client):
     assert budget.heavy_decodes == before + 1  # a small image stays in the batch
 
 
+def test_each_client_gets_a_limited_number_of_heavy_decodes(tmp_path):
+    settings = security_settings(tmp_path, rate_limit_heavy_per_address="2/minute")
+    near = lossless_webp(2000, 2000)
+    small = encode(Image.new("L", (100, 100), 255), "PNG")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        codes = [client.post("/predict", files={"file": ("n.webp", near)}).status_code
+                 for _ in range(3)]  # fmt: skip
+        assert codes == [422, 422, 429]  # blank pages, then refused before decoding
+        assert client.post("/predict", files={"file": ("s.png", small)}).status_code == 422
+
+
 def test_a_large_jpeg_scan_is_read_at_reduced_scale_not_refused(tmp_path):
     page = np.full((4000, 6000), 245, np.uint8)  # 24 MP, 3x the budget
     page[1000:3000, 2800:3200] = 10  # a '1'
