@@ -13,17 +13,13 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from functools import cache
 
 DEFAULT_TENANT = "default"
 KEY_PREFIX = "df"
 # df_<12 hex id>_<43 url-safe base64 characters of secret>
 KEY_PATTERN = re.compile(r"^df_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# argon2id at its library defaults: tens of ms a check, once per key per process (the API
-# caches what it verified, see api.auth.keys).
-_hasher = PasswordHasher()
 
 
 class Role(enum.StrEnum):
@@ -66,13 +62,24 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+@cache
+def _hasher():
+    # argon2id at its library defaults: tens of ms a check, once per key per process (the API
+    # caches what it verified, see api.auth.keys). Imported here: workers never need it.
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
 def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
+    return _hasher().hash(secret)
 
 
 def verify_secret(secret_hash: str, secret: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return _hasher.verify(secret_hash, secret)
+        return _hasher().verify(secret_hash, secret)
     except (VerificationError, InvalidHashError):
         return False
 
