@@ -12,7 +12,6 @@ import enum
 import re
 import secrets
 from dataclasses import dataclass
-
 from functools import cache
 
 DEFAULT_TENANT = "default"
