@@ -47,6 +47,8 @@ class Settings(PlatformSettings):
     rate_limit_per_key: str = "6000/minute"
     # Images over inline_decode_max_pixels cost ~0.1-0.2 s of CPU each: a client gets this many.
     rate_limit_heavy_per_address: str = "60/minute"
+    # Refused keys (unknown, wrong, revoked) per client address: past it, 429 without checking.
+    rate_limit_refused_keys_per_address: str = "30/minute"
     rate_limit_storage: str = "memory://"
     # Own limits for chosen client addresses or key ids, e.g. a benchmark client:
     # RATE_LIMIT_OVERRIDES='{"10.0.0.7": "1000000/minute"}'

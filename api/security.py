@@ -56,6 +56,7 @@ class RateLimiter:
             "address": parse(settings.rate_limit_per_address),
             "key": parse(settings.rate_limit_per_key),
             "heavy": parse(settings.rate_limit_heavy_per_address),
+            "refused": parse(settings.rate_limit_refused_keys_per_address),
         }
         overrides = settings.rate_limit_overrides
         self._overrides = {who: parse(limit) for who, limit in overrides.items()}
@@ -64,11 +65,20 @@ class RateLimiter:
         """None if `who` may go ahead (and counts the request), else seconds to wait."""
         if not self.enabled:
             return None
-        item: RateLimitItem = (kind != "heavy" and self._overrides.get(who)) or self._defaults[kind]
+        item = self._item(kind, who)
         if self._strategy.hit(item, kind, who):
             return None
         reset = self._strategy.get_window_stats(item, kind, who).reset_time
         return max(1, math.ceil(reset - time.time()))
+
+    def exhausted(self, kind: str, who: str) -> bool:
+        """Whether `who` is over its limit, without counting a request."""
+        return self.enabled and not self._strategy.test(self._item(kind, who), kind, who)
+
+    def _item(self, kind: str, who: str) -> RateLimitItem:
+        if kind in ("address", "key") and who in self._overrides:
+            return self._overrides[who]
+        return self._defaults[kind]
 
 
 class Hardening:

@@ -32,8 +32,8 @@ class Forbidden(ApiError):
 
 
 class RateLimited(ApiError):
-    def __init__(self, retry_after: int):
-        super().__init__(429, "rate_limited", "too many requests with this API key; retry later")
+    def __init__(self, retry_after: int, detail: str = "too many requests with this API key"):
+        super().__init__(429, "rate_limited", f"{detail}; retry later")
         self.headers = {"Retry-After": str(retry_after)}
 
 
@@ -68,13 +68,18 @@ async def current_principal(
         raise AuthUnavailable()
     if credentials is None:
         raise Unauthenticated("an API key is required: send `Authorization: Bearer <key>`")
-    key, auth = credentials.credentials, request.app.state.auth
+    key, auth, limiter = credentials.credentials, request.app.state.auth, request.app.state.limiter
     principal = auth.cached(key)
+    address = request.client.host if request.client else "unknown"
     if principal is False:
+        # A guesser gets no more argon2 checks for now; keys verified before need none.
+        if not auth.verified(key) and limiter.exhausted("refused", address):
+            raise RateLimited(60, "too many refused API keys from this address")
         principal = await run_in_threadpool(auth.load, key)
     if principal is None:
+        limiter.retry_after("refused", address)  # counts the refusal
         raise Unauthenticated("the API key is not valid (unknown, malformed or revoked)")
-    wait = request.app.state.limiter.retry_after("key", principal.key_id)
+    wait = limiter.retry_after("key", principal.key_id)
     if wait is not None:
         raise RateLimited(wait)
     return principal

@@ -84,6 +84,10 @@ class Authenticator:
             return False
         return entry.principal
 
+    def verified(self, key: str) -> bool:
+        """Whether this process has checked this exact key against its hash before."""
+        return _digest(key) in self._verified
+
     def load(self, key: str) -> Principal | None:
         """Check a key against the database (sync); None if unknown, wrong or revoked."""
         parsed = parse_key(key)

@@ -116,6 +116,18 @@ def test_per_key_rate_limit_answers_429_with_retry_after(tmp_path, make_key):
         assert response.json()["code"] == "rate_limited"
 
 
+def test_guessing_keys_is_cut_off_per_address(tmp_path, make_key):
+    settings = security_settings(tmp_path, rate_limit_refused_keys_per_address="3/minute")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        alice = make_key("acme", "submitter")
+        assert client.get("/jobs", headers=alice).status_code == 200
+        guess = alice["Authorization"][:-6] + "guess0"
+        codes = [client.get("/jobs", headers={"Authorization": guess[:-1] + str(i)}).status_code
+                 for i in range(5)]  # fmt: skip
+        assert codes == [401, 401, 401, 429, 429]
+        assert client.get("/jobs", headers=alice).status_code == 200  # verified before: cached
+
+
 def test_per_address_limit_covers_the_open_canvas_path_and_overrides_lift_it(tmp_path):
     settings = security_settings(tmp_path, rate_limit_per_address="2/minute")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
