@@ -176,7 +176,10 @@ def start_server(app: str, model_dir: Path, app_dir: Path = REPO) -> tuple[subpr
             raise RuntimeError(f"{app} exited with {server.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /model-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                request = (
+                    b"GET /model-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                )
+                s.sendall(request)
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     return server, port
         except OSError:
