@@ -1,5 +1,7 @@
 """Liveness, readiness and what model is serving."""
 
+from pathlib import PurePosixPath
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -63,4 +65,23 @@ async def ready(request: Request):
     responses={503: {"description": "The model is not loaded"}},
 )
 async def model_info(recognizer: RecognizerDep) -> dict:
-    return {**recognizer.card.model_dump(mode="json"), "backend": recognizer.backend}
+    return {**without_locations(recognizer.card.model_dump(mode="json")),
+            "backend": recognizer.backend}  # fmt: skip
+
+
+LOCATION_KEYS = {"path", "uri", "url", "dir", "directory"}
+
+
+def without_locations(value):
+    """The card as the public may see it: where the training data or model files lived (paths,
+    hosts) is cut to the last name ("/data/mnist" -> "mnist")."""
+    if isinstance(value, dict):
+        return {key: _last_name(item) if key.lower() in LOCATION_KEYS else without_locations(item)
+                for key, item in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [without_locations(item) for item in value]
+    return value
+
+
+def _last_name(value):
+    return PurePosixPath(value.rstrip("/")).name if isinstance(value, str) else value

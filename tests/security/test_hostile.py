@@ -233,6 +233,23 @@ def test_ready_and_model_info_never_reveal_hosts_or_paths(tmp_path, what):
                 assert secret not in text, (path, secret, text)
 
 
+def test_model_info_names_no_paths(client):
+    card = client.get("/model-info").json()
+
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    found = [text for text in strings(card) if text.startswith("/") or "://" in text]
+    assert card["version"] and found == []
+
+
 def test_every_page_carries_the_security_headers(client):
     for path in (
         "/",
