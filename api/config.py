@@ -46,7 +46,8 @@ class Settings(PlatformSettings):
     rate_limit_per_address: str = "3000/minute"
     rate_limit_per_key: str = "6000/minute"
     # Images over inline_decode_max_pixels cost ~0.1-0.2 s of CPU each: a client gets this many.
-    rate_limit_heavy_per_address: str = "60/minute"
+    # A short window: a minute's allowance in one burst would take a core for seconds.
+    rate_limit_heavy_per_address: str = "5/5 seconds"
     # Refused keys (unknown, wrong, revoked) per client address: past it, 429 without checking.
     rate_limit_refused_keys_per_address: str = "30/minute"
     rate_limit_storage: str = "memory://"
