@@ -22,8 +22,11 @@ comma := ,
 
 setup: $(VENV)/.installed-api+worker ## Create .venv with what the API and worker need (no TensorFlow)
 
-run: setup ## Set up and run the platform on embedded defaults (SQLite, filesystem broker, local storage) at http://127.0.0.1:8000
-	$(VENV)/bin/digitflow run
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+run: setup ## Set up and run the platform on embedded defaults (SQLite, embedded Redis, local storage): make run [PORT=8000] [HOST=127.0.0.1]
+	$(VENV)/bin/digitflow run --host $(HOST) --port $(PORT)
 
 recognize: setup ## Recognise image files: make recognize FILES="a.png b.jpg"
 	$(VENV)/bin/digitflow recognize $(FILES)

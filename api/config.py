@@ -3,6 +3,8 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
+
 from digitflow.settings import REPO_ROOT, PlatformSettings
 
 
@@ -18,6 +20,12 @@ class Settings(PlatformSettings):
     inline_decode_max_bytes: int = 256 * 1024
     # Threads that decode a batch's images side by side.
     decode_threads: int = 2
+
+    # Seconds between SIGTERM (readiness turns false) and the server starting to stop; keep it
+    # below the orchestrator's grace period minus the longest upload you want to finish.
+    shutdown_drain_seconds: float = Field(default=0, ge=0)
+    # Let the app set up logging (JSON lines); tests that capture logs turn it off.
+    configure_logging: bool = True
 
 
 @lru_cache

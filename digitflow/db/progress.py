@@ -41,6 +41,7 @@ def record_progress(
             updated_at=now,
             status=case(
                 (finished, _final_status(new_succeeded, new_failed, Job.total)),
+                (Job.uploaded_at.is_(None), JobStatus.uploading.value),
                 else_=JobStatus.running.value,
             ),
             finished_at=case((finished, func.coalesce(Job.finished_at, now)), else_=None),
@@ -49,23 +50,35 @@ def record_progress(
 
 
 def add_documents(job_id: uuid.UUID, count: int, now: datetime) -> Update:
-    """The API committed another batch of an upload that is still streaming in."""
-    return update(Job).where(Job.id == job_id).values(total=Job.total + count, updated_at=now)
-
-
-def complete_upload(job_id: uuid.UUID, rejected: list[dict], now: datetime) -> Update:
-    """The upload has been read to the end: record the refused files; finish the job if the
-    workers already did every document."""
-    finished = Job.succeeded + Job.failed >= Job.total
+    """The API committed another batch of an upload that is still streaming in (`updated_at` is
+    the upload's heartbeat). Matches no row once the job stopped uploading: check the rowcount."""
     return (
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.status == JobStatus.uploading.value)
+        .values(total=Job.total + count, updated_at=now)
+    )
+
+
+def complete_upload(
+    job_id: uuid.UUID, rejected: list[dict], request_hash: str | None, now: datetime
+) -> Update:
+    """The upload has been read to the end: record the refused files and the body's hash;
+    finish the job if the workers already did every document. Matches no row if the job is no
+    longer uploading (the sweeper gave up on it, or a retry replaced it): check the rowcount."""
+    done = Job.succeeded + Job.failed
+    finished = done >= Job.total
+    return (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.uploading.value)
         .values(
             uploaded_at=now,
             rejected=rejected,
+            request_hash=request_hash,
             updated_at=now,
             status=case(
-                (finished, _final_status(Job.succeeded, Job.failed, Job.total)), else_=Job.status
+                (finished, _final_status(Job.succeeded, Job.failed, Job.total)),
+                (done > 0, JobStatus.running.value),
+                else_=JobStatus.queued.value,
             ),
             finished_at=case((finished, now), else_=None),
         )
