@@ -12,25 +12,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitflow.storage import StorageUnavailable
-from recognition.errors import (
-    EmptyImage,
-    ImageError,
-    ImageTooLarge,
-    InvalidDataURL,
-    TruncatedImage,
-    UndecodableImage,
-)
+from recognition import errors
 
 logger = logging.getLogger("digitflow.api")
 
 # Most specific first: TruncatedImage is an UndecodableImage.
-IMAGE_ERROR_STATUS: list[tuple[type[ImageError], int]] = [
-    (ImageTooLarge, 413),
-    (EmptyImage, 422),
-    (TruncatedImage, 400),
-    (UndecodableImage, 400),
-    (InvalidDataURL, 400),
-    (ImageError, 400),
+IMAGE_ERROR_STATUS: list[tuple[type[errors.ImageError], int]] = [
+    (errors.ImageTooLarge, 413),
+    (errors.EmptyImage, 422),
+    (errors.TruncatedImage, 400),
+    (errors.UndecodableImage, 400),
+    (errors.InvalidDataURL, 400),
+    (errors.ImageError, 400),
 ]
 
 
@@ -68,11 +61,11 @@ def error_response(status_code: int, code: str, detail, **extra) -> JSONResponse
     return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status_code)
 
 
-def status_for(exc: ImageError) -> int:
+def status_for(exc: errors.ImageError) -> int:
     return next(status for kind, status in IMAGE_ERROR_STATUS if isinstance(exc, kind))
 
 
-async def _image_error(request: Request, exc: ImageError) -> JSONResponse:
+async def _image_error(request: Request, exc: errors.ImageError) -> JSONResponse:
     return error_response(status_for(exc), exc.code, str(exc))
 
 
@@ -115,7 +108,7 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StorageUnavailable, _unavailable)
     app.add_exception_handler(OperationalError, _unavailable)
     app.add_exception_handler(InterfaceError, _unavailable)
-    app.add_exception_handler(ImageError, _image_error)
+    app.add_exception_handler(errors.ImageError, _image_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

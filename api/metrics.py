@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitflow.metrics import scrape_registry
-from digitflow.queue import DOCUMENTS_QUEUE, queue_depth
+from digitflow.queue import DOCUMENTS_QUEUE, broker_problem, queue_depth
 
 logger = logging.getLogger("digitflow.api")
 
@@ -78,9 +78,11 @@ class QueueDepth:
             "digitflow_queue_depth", "Messages waiting in a Celery queue", labels=["queue"]
         )
         producer = self.app.state.producer
-        depth = queue_depth(producer) if producer is not None else None
-        if depth is not None:
-            family.add_metric([DOCUMENTS_QUEUE], depth)
+        if producer is not None and broker_problem(producer) is None:  # fails fast when down
+            try:
+                family.add_metric([DOCUMENTS_QUEUE], queue_depth(producer))
+            except Exception:  # noqa: BLE001 - the broker went away between the two calls
+                logger.warning("queue depth unavailable", exc_info=True)
         yield family
 
 

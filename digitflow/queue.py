@@ -92,16 +92,6 @@ def enqueue_documents(
     return sent
 
 
-def queue_depth(app: Celery, queue: str = DOCUMENTS_QUEUE) -> int | None:
-    """Messages waiting in `queue` (not those a worker holds); None if the broker is down."""
-    try:
-        with app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=0, timeout=1)
-            return connection.default_channel.queue_declare(queue, passive=True).message_count
-    except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
-        return None
-
-
 def broker_problem(app: Celery) -> str | None:
     """None when the broker accepts a connection, else what is wrong (for readiness)."""
     try:
@@ -110,3 +100,10 @@ def broker_problem(app: Celery) -> str | None:
     except Exception as exc:  # noqa: BLE001 - kombu/redis errors vary by transport
         return f"broker unreachable ({type(exc).__name__})"
     return None
+
+
+def queue_depth(app: Celery, queue: str = DOCUMENTS_QUEUE) -> int:
+    """Messages waiting in `queue` (not those a worker holds): the backlog, for metrics and
+    back-pressure."""
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue, passive=True).message_count

@@ -23,6 +23,14 @@ def _final_status(succeeded: ColumnElement, failed: ColumnElement, total: Column
     )
 
 
+def _finish_when(finished: ColumnElement, succeeded, failed, otherwise, now: datetime) -> dict:
+    """The status and finish time of a job that is `finished` now, or else `otherwise`."""
+    return {
+        "status": case((finished, _final_status(succeeded, failed, Job.total)), else_=otherwise),
+        "finished_at": case((finished, func.coalesce(Job.finished_at, now)), else_=None),
+    }
+
+
 def record_progress(
     job_id: uuid.UUID, succeeded: int, failed: int, needs_review: int, now: datetime
 ) -> Update:
@@ -39,12 +47,16 @@ def record_progress(
             needs_review=Job.needs_review + needs_review,
             started_at=func.coalesce(Job.started_at, now),
             updated_at=now,
-            status=case(
-                (finished, _final_status(new_succeeded, new_failed, Job.total)),
-                (Job.uploaded_at.is_(None), JobStatus.uploading.value),
-                else_=JobStatus.running.value,
+            **_finish_when(
+                finished,
+                new_succeeded,
+                new_failed,
+                case(
+                    (Job.uploaded_at.is_(None), JobStatus.uploading.value),
+                    else_=JobStatus.running.value,
+                ),
+                now,
             ),
-            finished_at=case((finished, func.coalesce(Job.finished_at, now)), else_=None),
         )
     )
 
@@ -75,11 +87,12 @@ def complete_upload(
             rejected=rejected,
             request_hash=request_hash,
             updated_at=now,
-            status=case(
-                (finished, _final_status(Job.succeeded, Job.failed, Job.total)),
-                (done > 0, JobStatus.running.value),
-                else_=JobStatus.queued.value,
+            **_finish_when(
+                finished,
+                Job.succeeded,
+                Job.failed,
+                case((done > 0, JobStatus.running.value), else_=JobStatus.queued.value),
+                now,
             ),
-            finished_at=case((finished, now), else_=None),
         )
     )
