@@ -68,7 +68,7 @@ def wait_ready(port: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as answer:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/model-info", timeout=2) as answer:
                 if answer.status == 200:
                     return
         except OSError:
