@@ -26,9 +26,15 @@ def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Plain stream handlers (a second format on the same terminal) go; others, such as a test
+    # runner's capture handlers, stay.
+    root.handlers[:] = [h for h in root.handlers if type(h) is not logging.StreamHandler]
+    root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):
-        # Their own handlers would print a second, differently formatted line.
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        logger = logging.getLogger(name)
+        if logger.handlers:  # its own handler would print a second, differently formatted line
+            logger.handlers[:] = []
+            logger.propagate = True
+        # A logger without handlers that does not propagate was switched off on purpose
+        # (uvicorn --no-access-log): it stays off.
