@@ -10,17 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.jobs.errors import UploadGivenUp
 from api.jobs.idempotency import BodyHash
 from api.jobs.service import JobIntake
-from api.main import create_app
 from digitflow.db import Document, Job, make_sessionmaker
 from digitflow.db.migrations import upgrade
 from digitflow.queue import make_celery
 from digitflow.storage import LocalStorage
+from tests.jobs import test_api
 from tests.jobs.support import api_settings, scans
 from tests.jobs.test_api import files_field, run_batches, stored_files
 from worker.maintenance import fail_abandoned_uploads, purge_expired
@@ -33,10 +32,7 @@ def settings(tmp_path):
     return settings
 
 
-@pytest.fixture
-def client(settings):
-    with TestClient(create_app(settings)) as client:
-        yield client
+client = test_api.client  # the same app fixture, on this module's settings
 
 
 def sessions_of(settings):

@@ -348,13 +348,19 @@ def worker_restart(platform: Platform, count: int) -> Outcome:
     return _after_processing_started(platform, count, restart, "kill and restart the worker")
 
 
-def postgres_restart_processing(platform: Platform, count: int) -> Outcome:
+def _restart_postgres(platform: Platform) -> Callable[[], None]:
     def restart():
         platform.postgres.stop()
-        time.sleep(2)
+        time.sleep(2)  # down for a while: writes in between fail
         platform.postgres.start()
 
-    return _after_processing_started(platform, count, restart, "restart Postgres during processing")
+    return restart
+
+
+def postgres_restart_processing(platform: Platform, count: int) -> Outcome:
+    return _after_processing_started(
+        platform, count, _restart_postgres(platform), "restart Postgres during processing"
+    )
 
 
 def redis_restart_queue_lost(platform: Platform, count: int) -> Outcome:
@@ -386,12 +392,9 @@ def _during_upload(platform, count, fault: Callable[[], None], name: str) -> Out
 
 
 def postgres_restart_upload(platform: Platform, count: int) -> Outcome:
-    def restart():
-        platform.postgres.stop()
-        time.sleep(2)
-        platform.postgres.start()
-
-    return _during_upload(platform, count, restart, "restart Postgres during the upload")
+    return _during_upload(
+        platform, count, _restart_postgres(platform), "restart Postgres during the upload"
+    )
 
 
 def api_kill_upload(platform: Platform, count: int) -> Outcome:
