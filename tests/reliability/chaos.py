@@ -1,6 +1,6 @@
-"""Fault injection against a running platform: Postgres 15, Redis, one API process (uvicorn),
-one Celery worker, a job of N scanned digits. Shared by tests/reliability (N = 2,000) and
-benchmarks/chaos.py (N = 10,000, writes docs/reliability.md).
+"""Fault injection (and one graceful stop) against a running platform: Postgres 15, Redis, one
+API process (uvicorn), one Celery worker, a job of N scanned digits. Shared by tests/reliability
+(N = 2,000) and benchmarks/chaos.py (N = 10,000, writes docs/reliability.md).
 
 Each scenario injects one fault during a real job and then checks what the client was told
 against what the database holds: every accepted document has exactly one result or an explicit
@@ -363,6 +363,18 @@ def postgres_restart_processing(platform: Platform, count: int) -> Outcome:
     )
 
 
+def worker_sigterm(platform: Platform, count: int) -> Outcome:
+    def warm_restart():
+        # SIGTERM to the main process only, as Kubernetes does: Celery's warm shutdown.
+        platform.worker.proc.send_signal(signal.SIGTERM)
+        assert platform.worker.proc.wait(60) == 0, "the worker did not stop cleanly on SIGTERM"
+        platform.start_worker()
+
+    return _after_processing_started(
+        platform, count, warm_restart, "SIGTERM the worker (warm shutdown), start it again"
+    )
+
+
 def redis_restart_queue_lost(platform: Platform, count: int) -> Outcome:
     body, content_type = multipart(count)
     job_id, answers = _accepted(platform, body, content_type, "redis", count)  # no worker yet
@@ -408,6 +420,7 @@ def api_kill_upload(platform: Platform, count: int) -> Outcome:
 SCENARIOS = [
     worker_child_sigkill,
     worker_restart,
+    worker_sigterm,
     redis_restart_queue_lost,
     postgres_restart_upload,
     postgres_restart_processing,
