@@ -105,7 +105,10 @@ class JobIntake:
             if self.layout is None:
                 session.execute(update(Job).where(Job.id == self.job_id).values(layout=layout))
             if documents:
-                session.execute(insert(Document), documents)
+                try:
+                    session.execute(insert(Document), documents)
+                except IntegrityError as exc:  # the job row is gone: a retry or DELETE took it
+                    raise UploadGivenUp() from exc
                 if session.execute(add_documents(self.job_id, len(documents), now)).rowcount != 1:
                     raise UploadGivenUp()
             if completion is not None:

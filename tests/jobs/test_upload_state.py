@@ -118,6 +118,12 @@ def test_an_upload_replaced_by_a_retry_stops_at_its_next_batch(client, settings)
     retry = client.post("/jobs", files=files_field(
         (n, d) for n, d, _ in scans(2)), headers={"Idempotency-Key": "k3"})  # fmt: skip
     assert retry.status_code == 202
+    rows = [
+        {"id": uuid.uuid4(), "job_id": intake.job_id, "position": 0, "filename": "a.png",
+         "content_hash": "0" * 64, "size": 1, "storage_key": "k", "status": "queued"}
+    ]  # fmt: skip
+    with pytest.raises(UploadGivenUp):  # its next batch: the job row is gone
+        intake.add(rows, "digit")
     with pytest.raises(UploadGivenUp):
         intake.complete([], "digit", [], "0" * 64)
     with sessions() as session:
