@@ -8,6 +8,7 @@ still starts, so that /health answers and /ready says why it is not ready.
 import asyncio
 import logging
 import signal
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -65,7 +66,8 @@ def _drain_before_exit(app: FastAPI, settings: Settings) -> None:
     in-flight requests, uploads included) only `shutdown_drain_seconds` later, so a load
     balancer has taken the process out of rotation before it stops accepting connections."""
     server_handler = signal.getsignal(signal.SIGTERM)
-    if not callable(server_handler) or settings.shutdown_drain_seconds <= 0:
+    in_main_thread = threading.current_thread() is threading.main_thread()  # else no signals
+    if not callable(server_handler) or settings.shutdown_drain_seconds <= 0 or not in_main_thread:
         return
     loop = asyncio.get_running_loop()
 
