@@ -120,6 +120,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--port", type=int, default=8975)
     parser.add_argument("--only", help="run only servers whose name contains this")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="run the servers in turn this many times (the load of a shared machine drifts); "
+        "each row is then the round with the most requests/s",
+    )  # fmt: skip
     args = parser.parse_args()
     images, _ = mnist_test(1, seed=7)
     png = canvas_png(images[0], np.random.default_rng(7), 280)
@@ -131,11 +136,15 @@ def main() -> None:
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=body))
     load_before = os.getloadavg()[0]
-    rows = []
-    for name, command in servers(args.port, args.workers).items():
-        if args.only is None or args.only in name:
-            rows += measure(name, command, args.port, script, args.seconds)
-    report(rows, len(png), args, load_before, os.getloadavg()[0])
+    best: dict[tuple, dict] = {}
+    for _ in range(args.rounds):
+        for name, command in servers(args.port, args.workers).items():
+            if args.only is None or args.only in name:
+                for row in measure(name, command, args.port, script, args.seconds):
+                    key = (row["server"], row["c"])
+                    if key not in best or row["rps"] > best[key]["rps"]:
+                        best[key] = row
+    report(list(best.values()), len(png), args, load_before, os.getloadavg()[0])
 
 
 def report(rows: list[dict], png_bytes: int, args, load_before: float, load_after: float):
@@ -150,7 +159,8 @@ def report(rows: list[dict], png_bytes: int, args, load_before: float, load_afte
             f"{row['p99']:.2f} |"
         )
     body = (
-        f"`benchmarks/fastpath_external.py`: `wrk` (keep-alive, {args.seconds} s per row, on the "
+        f"`benchmarks/fastpath_external.py --rounds {args.rounds}`: `wrk` (keep-alive, "
+        f"{args.seconds} s per row, best of {args.rounds} interleaved rounds, on the "
         f"same machine) posting one full 280x280 canvas PNG ({png_bytes} bytes, an MNIST test "
         "digit) as a data URL to `POST /predict-drawing`. Load average (1 min) before/after the "
         f"run: {load_before:.1f}/{load_after:.1f} — the machine is shared, so these are lower "
