@@ -31,9 +31,10 @@ IMAGE_ERROR_STATUS: list[tuple[type[errors.ImageError], int]] = [
 class ApiError(Exception):
     """A refusal the API decides on itself (not the recognition core's)."""
 
-    def __init__(self, status_code: int, code: str, detail: str):
+    def __init__(self, status_code: int, code: str, detail: str, **extra):
         super().__init__(detail)
         self.status_code, self.code, self.detail = status_code, code, detail
+        self.extra = extra  # more JSON fields of the answer (e.g. every refused file)
 
 
 class PayloadTooLarge(ApiError):
@@ -71,7 +72,7 @@ async def _image_error(request: Request, exc: errors.ImageError) -> JSONResponse
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.detail)
+    return error_response(exc.status_code, exc.code, exc.detail, **exc.extra)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

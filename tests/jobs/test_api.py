@@ -186,12 +186,20 @@ def test_bad_requests_are_4xx_json(client, kwargs, status):
     assert body["code"] and body["detail"]
 
 
-def test_only_unreadable_files_make_a_failed_job_not_an_error(client):
-    response = client.post("/jobs", files=[("files", ("m.json", b"{}", "application/json"))])
-    assert response.status_code == 202
-    job = response.json()
-    assert (job["status"], job["total"], job["progress"]) == ("failed", 0, 1.0)
-    assert job["finished_at"] is not None and job["rejected"][0]["filename"] == "m.json"
+def test_an_upload_with_no_readable_file_is_422_and_creates_no_job(client, settings):
+    files = [("files", ("m.json", b"{}", "application/json")), ("files", ("e.png", b""))]
+    response = client.post("/jobs", files=files, headers={"Idempotency-Key": "nothing"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "no_readable_files" and "2 refused" in body["detail"]
+    assert {(r["filename"], r["code"]) for r in body["rejected"]} == {
+        ("m.json", "undecodable_image"), ("e.png", "empty_file"),
+    }
+    assert client.get("/jobs").json()["items"] == []
+    assert not stored_files(settings.resolved_storage_dir)
+    retry = client.post("/jobs", files=files_field((n, d) for n, d, _ in scans(1)),
+                        headers={"Idempotency-Key": "nothing"})  # fmt: skip
+    assert retry.status_code == 202  # the key was not used up by the refused upload
 
 
 def test_too_many_files_is_413_and_nothing_is_kept(client, settings):
