@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from pydantic import Field
+
 from digitflow.settings import REPO_ROOT, PlatformSettings
 
 
@@ -54,6 +56,12 @@ class Settings(PlatformSettings):
     # Own limits for chosen client addresses or key ids, e.g. a benchmark client:
     # RATE_LIMIT_OVERRIDES='{"10.0.0.7": "1000000/minute"}'
     rate_limit_overrides: dict[str, str] = {}
+
+    # Seconds between SIGTERM (readiness turns false) and the server starting to stop; keep it
+    # below the orchestrator's grace period minus the longest upload you want to finish.
+    shutdown_drain_seconds: float = Field(default=0, ge=0)
+    # Let the app set up logging (JSON lines); tests that capture logs turn it off.
+    configure_logging: bool = True
 
 
 @lru_cache

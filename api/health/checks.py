@@ -71,8 +71,13 @@ def storage_ready(app: FastAPI) -> str | None:
     return None
 
 
+def not_draining(app: FastAPI) -> str | None:
+    return "shutting down (SIGTERM received)" if app.state.draining else None
+
+
 # Every dependency of the API, checked by /ready.
 READINESS_CHECKS = [
+    ReadinessCheck("shutdown", not_draining),
     ReadinessCheck("model", model_loaded),
     ReadinessCheck("database", database_ready),
     ReadinessCheck("broker", broker_ready),

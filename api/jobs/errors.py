@@ -13,3 +13,13 @@ class JobNotFound(ApiError):
 class InvalidCursor(ApiError):
     def __init__(self):
         super().__init__(422, "invalid_cursor", "cursor must be a next_cursor from a previous page")
+
+
+class UploadGivenUp(ApiError):
+    def __init__(self):
+        super().__init__(
+            409,
+            "upload_given_up",
+            "this upload was given up (a retry with the same Idempotency-Key replaced it, or it "
+            "was idle too long); nothing of it was kept: send it again",
+        )

@@ -16,7 +16,10 @@ class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    status: str = Field(description="queued, running, succeeded, partially_succeeded or failed")
+    status: str = Field(
+        description="uploading (not accepted yet), queued, running, succeeded, "
+        "partially_succeeded or failed"
+    )
     layout: str = Field(description="digit: one digit per document; field: several digits")
     total: int = Field(description="documents accepted into the job")
     done: int = Field(description="documents finished: succeeded + failed")
@@ -28,6 +31,9 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     rejected: list[Rejection] = Field(description="files refused at upload, with the reason")
+    error: str | None = Field(
+        default=None, description="why the job failed as a whole (an upload that never completed)"
+    )
 
     @computed_field(description="done / total, from 0 to 1")
     @property
@@ -43,6 +49,12 @@ class JobPublic(BaseModel):
 
 class JobCreated(JobPublic):
     pass
+
+
+class StorageUse(BaseModel):
+    jobs: int
+    documents: int = Field(description="documents whose images are still stored")
+    stored_bytes: int = Field(description="bytes of those images")
 
 
 class JobList(BaseModel):

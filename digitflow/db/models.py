@@ -77,6 +77,7 @@ class IdTimestamped:
 
 
 class JobStatus(enum.StrEnum):
+    uploading = "uploading"  # the upload is still streaming in: not accepted yet
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -116,6 +117,14 @@ class Job(IdTimestamped, Base):
     uploaded_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # sha256 of the request body (multipart boundary left out), recorded when the upload is
+    # complete: a retry with the same Idempotency-Key but another body is refused, never
+    # answered with this job.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Why a job failed as a whole (an interrupted upload, say); per-document errors are on them.
+    error: Mapped[str | None] = mapped_column(Text)
+    # When retention deleted the job's stored images (its results stay until they expire too).
+    images_deleted_at: Mapped[datetime | None]
 
     documents: Mapped[list["Document"]] = relationship(back_populates="job", lazy="raise")
 
