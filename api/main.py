@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings, get_settings
+from api.documents.router import router as documents_router
 from api.errors import register_exception_handlers
 from api.health.checks import READINESS_CHECKS
 from api.health.router import router as health_router
@@ -20,6 +21,7 @@ from api.jobs.router import router as jobs_router
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
+from api.review.router import router as review_router
 from digitflow.db import make_sessionmaker
 from digitflow.queue import make_celery
 from digitflow.storage import StorageUnavailable, make_storage
@@ -28,7 +30,9 @@ from recognition import Recognizer
 logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here (and its readiness check in api.health.checks).
-ROUTERS = [health_router, predict_router, pages_router, jobs_router]
+ROUTERS = [
+    health_router, predict_router, pages_router, jobs_router, review_router, documents_router,
+]  # fmt: skip
 
 
 async def _load_model(app: FastAPI, settings: Settings) -> None:

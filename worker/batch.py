@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
+from digitflow.review import flag_rows, queue_tasks
 from digitflow.storage import ObjectNotFound, Storage
 from recognition import (
     WORK_MIN_SIDE,
@@ -32,6 +33,7 @@ from recognition import (
     segment_digits,
 )
 from recognition.errors import EmptyImage
+from recognition.review import ReviewPolicy
 
 logger = logging.getLogger("digitflow.worker")
 
@@ -44,6 +46,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     storage: Storage
     max_pixels: int
+    review: ReviewPolicy | None = None  # None: the model card's threshold, no audit
 
 
 @dataclass
@@ -139,12 +142,15 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
             "model_version": rt.recognizer.version,
             "timings": timings,
         }
-    _commit(rt, job_id, rows, failures, outcome)
+    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
+    _commit(rt, job_id, rows, failures, outcome, flags)
     outcome.timings = {**timings, "total_s": time.perf_counter() - started}
     return outcome
 
 
-def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
+def _commit(
+    rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome, flags: dict
+) -> None:
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []
@@ -176,6 +182,7 @@ def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
                 ),
                 values,
             )
+            queue_tasks(session, rows, flags, won, now)
         succeeded = len(won)
         needs_review = sum(rows[doc_id]["needs_review"] for doc_id in won)
         if succeeded or failed:

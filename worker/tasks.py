@@ -10,6 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from digitflow.db import make_sessionmaker
 from digitflow.queue import RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
+from digitflow.review import policy_from_settings
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
 from worker.batch import Runtime, process_batch, stale_documents
@@ -29,11 +30,13 @@ def runtime() -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
+            recognizer = Recognizer(settings.model_dir, num_threads=settings.inference_threads)
             _runtime = Runtime(
-                recognizer=Recognizer(settings.model_dir, num_threads=settings.inference_threads),
+                recognizer=recognizer,
                 sessions=make_sessionmaker(settings.resolved_database_url),
                 storage=make_storage(settings),
                 max_pixels=settings.max_image_pixels,
+                review=policy_from_settings(settings, recognizer.threshold),
             )
             logger.info("loaded model %s", _runtime.recognizer.version)
         return _runtime

@@ -8,6 +8,10 @@ from digitflow.db.models import (
     JobLayout,
     JobStatus,
     Prediction,
+    ReviewDecision,
+    ReviewKeying,
+    ReviewStatus,
+    ReviewTask,
 )
 from digitflow.db.session import make_engine, make_sessionmaker
 
@@ -19,6 +23,10 @@ __all__ = [
     "JobLayout",
     "JobStatus",
     "Prediction",
+    "ReviewDecision",
+    "ReviewKeying",
+    "ReviewStatus",
+    "ReviewTask",
     "make_engine",
     "make_sessionmaker",
 ]
