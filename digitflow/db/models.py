@@ -244,9 +244,7 @@ class ReviewDecision(IdTimestamped, Base):
 
     __tablename__ = "review_decisions"
 
-    document_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("documents.id", ondelete="CASCADE")
-    )
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     tenant_id: Mapped[str] = mapped_column(String(64))
     reviewer: Mapped[str] = mapped_column(String(200))  # the key id (or the name in open mode)
     reviewer_name: Mapped[str] = mapped_column(String(200))
