@@ -142,8 +142,8 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
             "model_version": rt.recognizer.version,
             "timings": timings,
         }
-    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
-    _commit(rt, job_id, rows, failures, outcome, flags)
+    review = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
+    _commit(rt, job_id, rows, failures, outcome, review)
     outcome.timings = {**timings, "total_s": time.perf_counter() - started}
     return outcome
 

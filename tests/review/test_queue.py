@@ -3,6 +3,7 @@ that update results, counts and history, expired leases, tenants, double-keying,
 
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,18 @@ from recognition.review import ReviewPolicy
 from tests.review.conftest import REVIEWERS, as_, process, submit
 
 EVERYTHING = ReviewPolicy(threshold=1.0)  # every reading is below 1.0: all go to review
+
+
+@contextmanager
+def clock_ahead(client, seconds: float):
+    """The API's clock (NowDep) `seconds` ahead, for the block."""
+    client.app.dependency_overrides[utc_now] = lambda: (
+        datetime.now(UTC) + timedelta(seconds=seconds)
+    )
+    try:
+        yield
+    finally:
+        del client.app.dependency_overrides[utc_now]
 
 
 def results(client, job_id: str) -> list[dict]:
@@ -176,31 +189,16 @@ def test_an_expired_lease_returns_its_items_by_itself(client, settings, recogniz
     renewed = client.post("/review/claims/renew", json={}, headers=as_("r1")).json()
     assert renewed["renewed"] == 4
 
-    later = datetime.now(UTC) + timedelta(seconds=settings.review_lease_seconds + 5)
-    client.app.dependency_overrides[utc_now] = lambda: later
-    try:
+    lease = settings.review_lease_seconds
+    with clock_ahead(client, lease + 5):  # r1's lease has run out: free again, by itself
         taken = client.post("/review/claim", json={"limit": 4}, headers=as_("r2")).json()["items"]
         assert {i["document_id"] for i in taken} == {i["document_id"] for i in held["items"]}
-        late = client.post(
-            f"/review/{taken[0]['document_id']}", json={"action": "accept"}, headers=as_("r1")
-        )
+        url = f"/review/{taken[0]['document_id']}"
+        late = client.post(url, json={"action": "accept"}, headers=as_("r1"))
         assert (late.status_code, late.json()["code"]) == (409, "not_claimant")
-    finally:
-        del client.app.dependency_overrides[utc_now]
-
-
-def test_lease_expiry_is_409_for_the_claimant(client, settings, recognizer):
-    job_id = submit(client, 1)
-    process(settings, recognizer, job_id, EVERYTHING)
-    (item,) = client.post("/review/claim", json={"limit": 1}, headers=as_("r1")).json()["items"]
-    client.app.dependency_overrides[utc_now] = lambda: datetime.now(UTC) + timedelta(hours=1)
-    try:
-        late = client.post(
-            f"/review/{item['document_id']}", json={"action": "accept"}, headers=as_("r1")
-        )
+    with clock_ahead(client, 2 * lease + 10):  # and now r2's, with nobody else claiming
+        late = client.post(url, json={"action": "accept"}, headers=as_("r2"))
         assert (late.status_code, late.json()["code"]) == (409, "lease_expired")
-    finally:
-        del client.app.dependency_overrides[utc_now]
 
 
 def test_another_tenants_reviewer_sees_none_of_it(client, settings, recognizer):
