@@ -108,6 +108,14 @@ def list_jobs(session: Session, tenant_id: str, limit: int) -> list[Job]:
     return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
 
 
+def _nothing_accepted(rejected: list[dict]) -> UploadRefused:
+    if not rejected:
+        detail = "no files: send images or ZIPs of images in the form field 'files'"
+        return UploadRefused(422, "no_files", detail)
+    detail = f"no file could be read: all {len(rejected)} refused (see `rejected`); no job created"
+    return UploadRefused(422, "no_readable_files", detail, rejected=rejected)
+
+
 class Upload:
     """One POST /jobs body streamed into storage and the database as a new job."""
 
@@ -149,13 +157,9 @@ class Upload:
         """Stream the body in; the committed job, or nothing kept at all on any failure."""
         try:
             await self.receiver.receive(request.stream())
-            if not self.receiver.accepted and not self.receiver.rejected:
-                raise UploadRefused(
-                    422,
-                    "no_files",
-                    "no files: send images or ZIPs of images in the form field 'files'",
-                )
             rejected = [vars(r) for r in self.receiver.rejected]
+            if not self.receiver.accepted:
+                raise _nothing_accepted(rejected)
             return await run_in_threadpool(
                 self.intake.complete, self.receiver.pending, self.layout(), rejected
             )

@@ -7,17 +7,18 @@ POST /review/{document_id}         accept | correct | unreadable (the claimant o
 POST /review/{document_id}/release give a claimed item back (skip)
 POST /review/{document_id}/undo    take back the caller's last decision
 GET  /review/metrics               review rate, queue, pace, agreement, auto-accept error
-GET  /review/page                  the reviewer's page (web/review.html)
+GET  /review/page                  the reviewer's page (web/templates/review.html)
 """
 
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
 
 from api.auth.dependencies import ReviewerDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep
+from api.pages.router import render
 from api.review import metrics as review_metrics
 from api.review import service
 from api.review.dependencies import LeaseDep, NowDep
@@ -83,8 +84,8 @@ def get_metrics(
 
 
 @router.get("/page", include_in_schema=False)
-async def page(settings: SettingsDep) -> FileResponse:
-    return FileResponse(settings.web_dir / "review.html")
+def page(request: Request) -> HTMLResponse:
+    return render(request, "review.html", "review")
 
 
 @router.post(
