@@ -29,6 +29,7 @@ from digitflow.db import (
 )
 
 UNREADABLE = "unreadable"  # the keyed value of an `unreadable` decision
+CLAIM_ROUNDS = 8
 
 
 def reviewer_of(principal: Principal) -> str:
@@ -136,11 +137,11 @@ def queue(
     }
 
 
-def claim(
+def _claim_round(
     session: Session, principal: Principal, limit: int, job_id: uuid.UUID | None,
-    exclude: list[uuid.UUID], lease: timedelta, now: datetime,
-) -> tuple[list[dict], datetime | None]:  # fmt: skip
-    """Claim up to `limit` pending items for the caller (its own live claims count too)."""
+    exclude: list[uuid.UUID], expires: datetime, now: datetime,
+) -> tuple[int, list[uuid.UUID]]:  # fmt: skip
+    """One attempt: (candidates seen, ids won)."""
     me = reviewer_of(principal)
     already_keyed = exists().where(
         ReviewKeying.task_id == ReviewTask.id, ReviewKeying.reviewer == me
@@ -164,10 +165,9 @@ def claim(
     if _is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True, of=ReviewTask)
     ids = list(session.scalars(candidates))
-    expires = now + lease
-    claimed = []
+    won = []
     if ids:  # the guard re-checks the lease: on SQLite this is what keeps claims exclusive
-        claimed = list(
+        won = list(
             session.scalars(
                 update(ReviewTask)
                 .where(
@@ -180,6 +180,28 @@ def claim(
             )
         )
     session.commit()
+    return len(ids), won
+
+
+def claim(
+    session: Session, principal: Principal, limit: int, job_id: uuid.UUID | None,
+    exclude: list[uuid.UUID], lease: timedelta, now: datetime,
+) -> tuple[list[dict], datetime | None]:  # fmt: skip
+    """Claim up to `limit` pending items for the caller (its own live claims count too).
+
+    Without row locks (SQLite) a concurrent claim can win some of the candidates first; the
+    caller then tries again for the rest, a few times, instead of coming back short."""
+    expires, claimed = now + lease, []
+    for _ in range(CLAIM_ROUNDS):
+        seen, won = _claim_round(
+            session, principal, limit - len(claimed), job_id, exclude, expires, now
+        )
+        claimed += won
+        if len(claimed) >= limit or seen == len(won):  # enough, or nothing more to take
+            break
+        exclude = [*exclude, *session.scalars(
+            select(ReviewTask.document_id).where(ReviewTask.id.in_(claimed))
+        )]  # fmt: skip
     if not claimed:
         return [], None
     rows = session.execute(
