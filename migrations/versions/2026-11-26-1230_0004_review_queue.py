@@ -6,10 +6,15 @@ Revises: 0003
 Create Date: 2026-11-26 12:30:00+00:00
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
+
+# Predictions flagged before this revision get their review task, so they reach the queue.
+BACKFILL_CHUNK = 1000
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -18,7 +23,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "review_decisions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -119,9 +123,10 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("reviewed", sa.Integer(), server_default="0", nullable=False))
 
+    _queue_flagged_predictions()
+
 
 def downgrade() -> None:
-
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("reviewed")
 
@@ -139,3 +144,31 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_review_decisions_document_id_created_at"))
 
     op.drop_table("review_decisions")
+
+
+def _queue_flagged_predictions() -> None:
+    bind = op.get_bind()
+    predictions = sa.table(
+        "predictions", sa.column("document_id", sa.Uuid()), sa.column("job_id", sa.Uuid()),
+        sa.column("text", sa.String()), sa.column("confidence", sa.Float()),
+        sa.column("needs_review", sa.Boolean()),
+    )  # fmt: skip
+    rows = bind.execute(sa.select(predictions).where(predictions.c.needs_review.is_(True))).all()
+    now = datetime.now(UTC)
+    values = [
+        {"id": uuid.uuid4(), "created_at": now, "updated_at": now, "document_id": r.document_id,
+         "job_id": r.job_id, "status": "pending", "reasons": ["low_confidence"], "audit": False,
+         "confidence": r.confidence, "model_text": r.text, "keyings_required": 1}
+        for r in rows
+    ]  # fmt: skip
+    review_tasks = sa.Table(
+        "review_tasks", sa.MetaData(), sa.Column("id", sa.Uuid()),
+        sa.Column("created_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True)), sa.Column("document_id", sa.Uuid()),
+        sa.Column("job_id", sa.Uuid()), sa.Column("status", sa.String()),
+        sa.Column("reasons", sa.JSON()), sa.Column("audit", sa.Boolean()),
+        sa.Column("confidence", sa.Float()), sa.Column("model_text", sa.String()),
+        sa.Column("keyings_required", sa.Integer()),
+    )  # fmt: skip
+    for start in range(0, len(values), BACKFILL_CHUNK):
+        bind.execute(sa.insert(review_tasks), values[start : start + BACKFILL_CHUNK])
