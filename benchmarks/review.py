@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from digitflow.db.migrations import upgrade
 
+    load_before = os.getloadavg()[0]
     with services.start_postgres() as postgres, tempfile.TemporaryDirectory() as tmp:
         database_url = postgres.create_database("bench_review")
         upgrade(database_url)
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join(
         [
             "`benchmarks/review.py`: one API process on Postgres 15, the client on the same"
-            " 2 cores.",
+            f" 2 cores; load average during the run {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+            " (the machine is shared: figures scale with it).",
             "",
             "| what | figure |",
             "| --- | --- |",

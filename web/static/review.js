@@ -4,8 +4,8 @@
 // painted (tests/review/test_page.py reads these entries).
 "use strict";
 
-const PREFETCH_LOW = 6; // claim more when fewer than this many are ready
-const CLAIM_BATCH = 12;
+const PREFETCH_LOW = 20; // claim more when fewer than this many are ready (a fast reviewer outruns a slow claim)
+const CLAIM_BATCH = 30;
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -58,9 +58,10 @@ function say(text, isError) {
 }
 
 function heldIds() {
-  const ids = state.buffer.map((item) => item.document_id);
+  // The items in hand last: a long session's list is cut from the front (oldest decisions).
+  const ids = [...state.skipped, ...state.finished, ...state.buffer.map((item) => item.document_id)];
   if (state.current) ids.push(state.current.document_id);
-  return ids.concat([...state.skipped], [...state.finished]);
+  return ids;
 }
 
 function preload(item) {
@@ -76,7 +77,7 @@ function preload(item) {
 
 function refill() {
   if (state.claiming || state.buffer.length >= PREFETCH_LOW) return state.claiming;
-  const body = { limit: CLAIM_BATCH + state.buffer.length + 1, exclude: heldIds().slice(-500) };
+  const body = { limit: CLAIM_BATCH, exclude: heldIds().slice(-500) };
   state.claiming = api("/review/claim", body)
     .then((claim) => {
       state.leaseSeconds = claim.lease_seconds;
