@@ -7,6 +7,8 @@
 const PREFETCH_LOW = 20; // claim more when fewer than this many are ready (a fast reviewer outruns a slow claim)
 const CLAIM_BATCH = 30;
 const SVG = "http://www.w3.org/2000/svg";
+const UNDO_DEPTH = 20; // decisions that can be taken back in a row (their scans stay in memory)
+const KEY_STORE = "digitflow-api-key"; // the same tab-only key store as the other pages
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -14,7 +16,8 @@ const el = {
   reasons: $("reasons"), modelText: $("model-text"), confidence: $("confidence"),
   digits: $("digits"), answer: $("answer"), form: $("decide-form"), message: $("message"),
   queueSize: $("queue-size"), queueAge: $("queue-age"), done: $("done"), pace: $("pace"),
-  auditError: $("audit-error"), apiKey: $("api-key"),
+  auditError: $("audit-error"), apiKey: $("api-key"), reviewRate: $("review-rate"),
+  agreement: $("agreement"),
 };
 
 const state = {
@@ -33,7 +36,7 @@ const state = {
 
 function headers(json) {
   const h = {};
-  const key = sessionStorage.getItem("digitflow-key");
+  const key = sessionStorage.getItem(KEY_STORE);
   if (key) h.Authorization = `Bearer ${key}`;
   if (json) h["Content-Type"] = "application/json";
   return h;
@@ -65,14 +68,28 @@ function heldIds() {
 }
 
 function preload(item) {
+  // Fetched (not img.src = url) so the request carries the API key; decoded before it is needed.
   const img = new Image();
   img.className = "scan";
   img.alt = `Scan ${item.filename}`;
   img.dataset.testid = "scan";
-  img.src = item.image_url;
   item.img = img;
-  item.ready = img.decode().catch(() => undefined); // a broken scan still shows its reading
+  item.ready = fetch(item.image_url, { headers: headers(false) })
+    .then((response) => {
+      if (!response.ok) throw new Error(`scan: HTTP ${response.status}`);
+      return response.blob();
+    })
+    .then((blob) => {
+      item.objectUrl = URL.createObjectURL(blob);
+      img.src = item.objectUrl;
+      return img.decode();
+    })
+    .catch(() => undefined); // a missing scan still shows its reading
   return item;
+}
+
+function forget(item) {
+  if (item.objectUrl) URL.revokeObjectURL(item.objectUrl);
 }
 
 function refill() {
@@ -211,6 +228,7 @@ function decide(action, text) {
     .then((result) => { state.doneCount += 1; updatePace(); return result; })
     .catch((error) => { say(`${item.filename}: ${error.message}`, true); });
   state.decided.push(item);
+  if (state.decided.length > UNDO_DEPTH) forget(state.decided.shift());
   state.finished.add(item.document_id);
   say(`${item.filename}: ${action === "correct" ? `corrected to ${text}` : action}`);
   advance(mark);
@@ -221,6 +239,7 @@ function skip() {
   if (!item) return;
   state.skipped.add(item.document_id);
   api(`/review/${item.document_id}/release`, {}).catch(() => undefined);
+  forget(item);
   say(`${item.filename}: skipped`);
   advance(startMark());
 }
@@ -288,6 +307,9 @@ async function refreshStats() {
     el.queueSize.textContent = String(queue.size);
     el.queueAge.textContent = ago(queue.oldest_age_seconds);
     const metrics = await api("/review/metrics");
+    el.reviewRate.textContent = metrics.review_rate === null ? "–" : `${(metrics.review_rate * 100).toFixed(1)}%`;
+    el.agreement.textContent = metrics.agreement_rate === null ? "–"
+      : `${(metrics.agreement_rate * 100).toFixed(0)}% of ${metrics.double_keyed}`;
     const e = metrics.auto_accept_error;
     el.auditError.textContent = e.sample
       ? `${(e.estimate * 100).toFixed(1)}% (95% CI ${(e.low * 100).toFixed(1)}–${(e.high * 100).toFixed(1)}%, n=${e.sample})`
@@ -303,9 +325,9 @@ function renewLeases() {
 }
 
 function start() {
-  el.apiKey.value = sessionStorage.getItem("digitflow-key") || "";
+  el.apiKey.value = sessionStorage.getItem(KEY_STORE) || "";
   el.apiKey.addEventListener("change", () => {
-    sessionStorage.setItem("digitflow-key", el.apiKey.value.trim());
+    sessionStorage.setItem(KEY_STORE, el.apiKey.value.trim());
     advance(null);
   });
   el.form.addEventListener("submit", (event) => event.preventDefault());
