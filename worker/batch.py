@@ -142,15 +142,13 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
             "model_version": rt.recognizer.version,
             "timings": timings,
         }
-    review = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
-    _commit(rt, job_id, rows, failures, outcome, review)
+    _commit(rt, job_id, rows, failures, outcome)
     outcome.timings = {**timings, "total_s": time.perf_counter() - started}
     return outcome
 
 
-def _commit(
-    rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome, flags: dict
-) -> None:
+def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
+    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)  # sets needs_review
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []

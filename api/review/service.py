@@ -345,10 +345,12 @@ def decide(
     if value is not None:
         task.status, task.final_text = _status_of(task, value)
         task.reviewed_by, task.reviewed_at = principal.name, now
-        _adjust_reviewed(session, task.job_id, 1, now)
     _record(session, principal, task, prediction, action, text, before, outcome, now)
     task.claimed_by = task.claimed_at = task.lease_expires_at = None  # after the record: it
     task.updated_at = now  # keeps the lease the decision was made under
+    session.flush()
+    if value is not None:  # last: the job's row is every reviewer's, hold its lock briefly
+        _adjust_reviewed(session, task.job_id, 1, now)
     session.commit()
     return _decision_result(session, task, outcome)
 

@@ -3,6 +3,7 @@ reviewers of two tenants (the principal is chosen per request by a test header).
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -79,3 +80,23 @@ def process(settings, recognizer, job_id: str, policy: ReviewPolicy | None = Non
         settings.max_image_pixels, review=policy,
     )  # fmt: skip
     process_batch(runtime, uuid.UUID(job_id), ids)
+
+
+def claim_all_at_once(client, limit: int) -> dict[str, set[str]]:
+    """Every reviewer claims `limit` items at the same moment (threads behind a barrier)."""
+    barrier = threading.Barrier(len(REVIEWERS))
+    claimed: dict[str, set[str]] = {}
+
+    def work(who: str) -> None:
+        barrier.wait()
+        response = client.post("/review/claim", json={"limit": limit}, headers=as_(who))
+        assert response.status_code == 200, response.text
+        claimed[who] = {item["document_id"] for item in response.json()["items"]}
+
+    threads = [threading.Thread(target=work, args=(who,)) for who in REVIEWERS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(claimed) == len(REVIEWERS)
+    return claimed

@@ -16,7 +16,7 @@ from digitflow.db.migrations import upgrade
 from recognition.review import ReviewPolicy
 from tests.jobs.support import MODEL_DIR, api_settings, scans
 from tests.review.conftest import process
-from tests.web.conftest import REPO, _wait_ready, free_port
+from tests.support import services
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +28,21 @@ def platform(postgres, tmp_path, recognizer):
     """The real API (uvicorn) on Postgres, open mode, with a job of 101 flagged scans."""
     settings = api_settings(data_dir=tmp_path, database_url=postgres.create_database())
     upgrade(settings.resolved_database_url)
-    port = free_port()
+    port = services.free_port()
     env = {**os.environ, "MODEL_DIR": str(MODEL_DIR), "DATA_DIR": str(tmp_path),
            "DATABASE_URL": settings.resolved_database_url}  # fmt: skip
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=env,
+        cwd=services.REPO, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(server, port)
+        services.wait_until(
+            lambda: services.http_answers("127.0.0.1", port, "/health"),
+            what="api", proc=server, log=tmp_path / "api.log", timeout=60,
+        )  # fmt: skip
         files = [("files", (n, d, "image/png")) for n, d, _ in scans(ITEMS, start=200)]
         job = httpx.post(f"{url}/jobs", files=files, timeout=60).json()
         process(settings, recognizer, job["id"], ReviewPolicy(threshold=1.0))

@@ -1,7 +1,6 @@
 """The review queue end to end against Postgres: flagging, exclusive leased claims, decisions
 that update results, counts and history, expired leases, tenants, double-keying, undo."""
 
-import threading
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -10,7 +9,7 @@ import pytest
 
 from api.review.dependencies import utc_now
 from recognition.review import ReviewPolicy
-from tests.review.conftest import REVIEWERS, as_, process, submit
+from tests.review.conftest import REVIEWERS, as_, claim_all_at_once, process, submit
 
 EVERYTHING = ReviewPolicy(threshold=1.0)  # every reading is below 1.0: all go to review
 
@@ -65,29 +64,11 @@ def test_eight_reviewers_claiming_at_once_get_disjoint_items(client, settings, r
     job_id = submit(client, 100)
     process(settings, recognizer, job_id, EVERYTHING)
 
-    def claim_all_at_once(limit: int) -> dict[str, set[str]]:
-        barrier = threading.Barrier(len(REVIEWERS))
-        claimed: dict[str, set[str]] = {}
-
-        def work(who: str) -> None:
-            barrier.wait()
-            response = client.post("/review/claim", json={"limit": limit}, headers=as_(who))
-            assert response.status_code == 200, response.text
-            claimed[who] = {item["document_id"] for item in response.json()["items"]}
-
-        threads = [threading.Thread(target=work, args=(who,)) for who in REVIEWERS]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert len(claimed) == len(REVIEWERS)
-        return claimed
-
-    first = claim_all_at_once(12)  # 96 of 100
+    first = claim_all_at_once(client, 12)  # 96 of 100
     assert all(len(docs) == 12 for docs in first.values())
     assert len(set().union(*first.values())) == 96  # disjoint
     # Again, asking for 13: each keeps its own 12 and they fight over the last 4.
-    second = claim_all_at_once(13)
+    second = claim_all_at_once(client, 13)
     assert all(first[who] <= second[who] for who in REVIEWERS)
     assert sum(len(docs) for docs in second.values()) == 100
     assert len(set().union(*second.values())) == 100

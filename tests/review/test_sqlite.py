@@ -1,7 +1,5 @@
 """The embedded default (SQLite): claims stay exclusive through the guarded UPDATE alone."""
 
-import threading
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -10,7 +8,7 @@ from api.main import create_app
 from digitflow.db.migrations import upgrade
 from recognition.review import ReviewPolicy
 from tests.jobs.support import api_settings
-from tests.review.conftest import REVIEWERS, _principal, as_, process, submit
+from tests.review.conftest import _principal, as_, claim_all_at_once, process, submit
 
 
 @pytest.fixture
@@ -27,21 +25,7 @@ def test_concurrent_claims_on_sqlite_are_disjoint_and_decisions_work(sqlite_clie
     client, settings = sqlite_client
     job_id = submit(client, 40)
     process(settings, recognizer, job_id, ReviewPolicy(threshold=1.0))
-    barrier = threading.Barrier(len(REVIEWERS))
-    claimed: dict[str, set[str]] = {}
-
-    def work(who: str) -> None:
-        barrier.wait()
-        response = client.post("/review/claim", json={"limit": 6}, headers=as_(who))
-        assert response.status_code == 200, response.text
-        claimed[who] = {item["document_id"] for item in response.json()["items"]}
-
-    threads = [threading.Thread(target=work, args=(who,)) for who in REVIEWERS]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert len(claimed) == 8
+    claimed = claim_all_at_once(client, 6)
     assert sum(len(docs) for docs in claimed.values()) == len(set().union(*claimed.values()))
     assert len(set().union(*claimed.values())) == 40  # 8 x 6 = 48 asked for, 40 there
     mine = sorted(claimed["r0"])[0]
