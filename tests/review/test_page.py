@@ -11,7 +11,9 @@ import sys
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from digitflow.db import Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
 from recognition.review import ReviewPolicy
 from tests.jobs.support import MODEL_DIR, api_settings, scans
@@ -46,10 +48,19 @@ def platform(postgres, tmp_path, recognizer):
         files = [("files", (n, d, "image/png")) for n, d, _ in scans(ITEMS, start=200)]
         job = httpx.post(f"{url}/jobs", files=files, timeout=60).json()
         process(settings, recognizer, job["id"], ReviewPolicy(threshold=1.0))
+        give_every_digit_a_box(settings.resolved_database_url)
         yield url, job["id"]
     finally:
         server.terminate()
         server.wait(10)
+
+
+def give_every_digit_a_box(database_url: str) -> None:
+    """Boxes as the field reader reports them ([x, y, w, h] in scan pixels), for the page."""
+    sessions = make_sessionmaker(database_url)
+    with sessions.begin() as session:
+        for prediction in session.scalars(select(Prediction)):
+            prediction.digits = [{**d, "box": [4, 6, 40, 44]} for d in prediction.digits]
 
 
 def shown(page) -> str | None:
@@ -73,6 +84,10 @@ def test_keyboard_only_reviewer_clears_100_items_fast(browser, platform):
     page.goto(f"{url}/review/page")
     current = wait_for_next(page, None)
     assert page.locator("#answer").evaluate("e => e === document.activeElement")
+    # The digit's box is drawn over the scan, scaled with it (the SVG's viewBox is the scan's).
+    assert page.locator("#boxes rect").count() == 1
+    assert page.get_attribute("#boxes", "viewBox") == "0 0 56 56"
+    assert page.locator("#boxes").bounding_box()["width"] > 200  # the scan is shown large
     decided: dict[str, str] = {}
     skipped = None
     undone = False
