@@ -56,7 +56,7 @@ def claim(
     body: ClaimRequest, session: SessionDep, principal: ReviewerDep, lease: LeaseDep, now: NowDep
 ) -> dict:
     items, expires = service.claim(
-        session, principal, body.limit, body.job_id, body.exclude, lease, now
+        session, principal, body.limit, body.job_id, body.exclude, lease, now, body.order
     )
     return {
         "lease_seconds": int(lease.total_seconds()),

@@ -12,6 +12,9 @@ DIGITS = r"^[0-9]+$"
 class ClaimRequest(BaseModel):
     limit: int = Field(default=10, ge=1, le=100, description="claim up to this many items")
     job_id: uuid.UUID | None = Field(default=None, description="only this job's items")
+    order: Literal["confidence", "oldest"] = Field(
+        default="confidence", description="lowest confidence first, or oldest first"
+    )
     exclude: list[uuid.UUID] = Field(
         default_factory=list, max_length=500, description="document ids to pass over (skipped)"
     )

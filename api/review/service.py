@@ -101,6 +101,12 @@ def _items(session: Session, rows, now: datetime) -> list[dict]:
     return [_item(t, d, p, keyed.get(t.id, 0), now) for t, d, p in rows]
 
 
+def _ordering(order: str) -> tuple:
+    if order == "oldest":
+        return ReviewTask.created_at, ReviewTask.id
+    return ReviewTask.confidence, ReviewTask.created_at, ReviewTask.id
+
+
 def queue(
     session: Session, tenant_id: str, job_id: uuid.UUID | None, order: str, limit: int,
     now: datetime,
@@ -119,13 +125,8 @@ def queue(
         .join(Job, Job.id == ReviewTask.job_id)
         .where(*pending)
     ).one()
-    ordering = (
-        (ReviewTask.created_at, ReviewTask.id)
-        if order == "oldest"
-        else (ReviewTask.confidence, ReviewTask.created_at, ReviewTask.id)
-    )
     rows = session.execute(
-        _scoped_tasks(tenant_id).where(*pending[1:]).order_by(*ordering).limit(limit)
+        _scoped_tasks(tenant_id).where(*pending[1:]).order_by(*_ordering(order)).limit(limit)
     ).all()
     if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate skips the type
         oldest = oldest.replace(tzinfo=now.tzinfo)
@@ -139,7 +140,7 @@ def queue(
 
 def _claim_round(
     session: Session, principal: Principal, limit: int, job_id: uuid.UUID | None,
-    exclude: list[uuid.UUID], expires: datetime, now: datetime,
+    exclude: list[uuid.UUID], expires: datetime, now: datetime, order: str,
 ) -> tuple[int, list[uuid.UUID]]:  # fmt: skip
     """One attempt: (candidates seen, ids won)."""
     me = reviewer_of(principal)
@@ -155,7 +156,7 @@ def _claim_round(
             _lease_free(me, now),
             ~already_keyed,
         )
-        .order_by(ReviewTask.confidence, ReviewTask.created_at, ReviewTask.id)
+        .order_by(*_ordering(order))
         .limit(limit)
     )
     if job_id is not None:
@@ -185,7 +186,7 @@ def _claim_round(
 
 def claim(
     session: Session, principal: Principal, limit: int, job_id: uuid.UUID | None,
-    exclude: list[uuid.UUID], lease: timedelta, now: datetime,
+    exclude: list[uuid.UUID], lease: timedelta, now: datetime, order: str = "confidence",
 ) -> tuple[list[dict], datetime | None]:  # fmt: skip
     """Claim up to `limit` pending items for the caller (its own live claims count too).
 
@@ -194,7 +195,7 @@ def claim(
     expires, claimed = now + lease, []
     for _ in range(CLAIM_ROUNDS):
         seen, won = _claim_round(
-            session, principal, limit - len(claimed), job_id, exclude, expires, now
+            session, principal, limit - len(claimed), job_id, exclude, expires, now, order
         )
         claimed += won
         if len(claimed) >= limit or seen == len(won):  # enough, or nothing more to take
@@ -207,7 +208,7 @@ def claim(
     rows = session.execute(
         _scoped_tasks(principal.tenant_id)
         .where(ReviewTask.id.in_(claimed))
-        .order_by(ReviewTask.confidence, ReviewTask.created_at, ReviewTask.id)
+        .order_by(*_ordering(order))
     ).all()
     return _items(session, rows, now), expires
 

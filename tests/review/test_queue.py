@@ -325,3 +325,18 @@ def test_metrics_estimate_the_auto_accept_error_from_the_audit(client, settings,
     (pace,) = metrics["reviewers"]
     assert (pace["reviewer_name"], pace["decisions"], pace["last_hour"]) == ("rev1", 30, 30)
     assert pace["per_hour"] > 0
+
+
+def test_oldest_first_takes_the_earlier_jobs_items(client, settings, recognizer):
+    older = submit(client, 3)
+    process(settings, recognizer, older, EVERYTHING)
+    newer = submit(client, 3, start=50)
+    process(settings, recognizer, newer, EVERYTHING)
+    queue = client.get("/review", params={"order": "oldest"}).json()["items"]
+    assert [item["job_id"] for item in queue] == [older] * 3 + [newer] * 3
+    body = {"limit": 3, "order": "oldest"}
+    claimed = client.post("/review/claim", json=body, headers=as_("r1")).json()["items"]
+    assert {item["job_id"] for item in claimed} == {older}
+    by_job = client.post("/review/claim", json={"limit": 9, "job_id": newer}, headers=as_("r2"))
+    assert {item["job_id"] for item in by_job.json()["items"]} == {newer}
+    assert len(by_job.json()["items"]) == 3
