@@ -23,6 +23,7 @@ from api.budget import DecodeBudget
 from api.config import Settings, get_settings
 from api.docs.router import BUNDLE_URL, bundle_files
 from api.docs.router import router as docs_router
+from api.documents.router import router as documents_router
 from api.errors import register_exception_handlers
 from api.health.checks import READINESS_CHECKS
 from api.health.router import router as health_router
@@ -32,6 +33,7 @@ from api.metrics import router as metrics_router
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
+from api.review.router import router as review_router
 from api.security import Hardening, RateLimiter
 from digitflow.db import make_sessionmaker
 from digitflow.logs import configure_logging
@@ -44,8 +46,8 @@ logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here (and its readiness check in api.health.checks).
 ROUTERS = [
-    health_router, predict_router, pages_router, jobs_router, keys_router, docs_router,
-    metrics_router,
+    health_router, predict_router, pages_router, jobs_router, review_router, documents_router,
+    keys_router, docs_router, metrics_router,
 ]  # fmt: skip
 
 

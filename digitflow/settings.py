@@ -70,6 +70,17 @@ class PlatformSettings(BaseSettings):
     # Logs: one JSON object per line (job and document ids as fields), or plain text.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+    # Review (docs/review.md). The model card's threshold unless overridden for this deployment.
+    review_threshold: float | None = Field(default=None, ge=0, le=1)
+    # Share of otherwise auto-accepted documents sent to review at random, so the error of
+    # auto-accepted results can be measured on real traffic.
+    review_audit_rate: float = Field(default=0.0, ge=0, le=1)
+    # Double-keying (off by default): fields longer than this many digits, and/or this share of
+    # items, need two reviewers typing the same reading independently.
+    review_double_key_above_length: int | None = Field(default=None, ge=0)
+    review_double_key_rate: float = Field(default=0.0, ge=0, le=1)
+    # How long a claim holds items; renewable (POST /review/claims/renew).
+    review_lease_seconds: int = Field(default=300, ge=5, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -20,6 +20,8 @@ from digitflow.db.usage import storage_use
 from digitflow.logs import configure_logging
 from digitflow.metrics import MODEL_VERSION, process_exited, scrape_registry
 from digitflow.queue import PURGE_TASK, RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
+from digitflow.queue import RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
+from digitflow.review import policy_from_settings
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
 from worker import metrics
@@ -41,11 +43,13 @@ def runtime() -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
+            recognizer = Recognizer(settings.model_dir, num_threads=settings.inference_threads)
             _runtime = Runtime(
-                recognizer=Recognizer(settings.model_dir, num_threads=settings.inference_threads),
+                recognizer=recognizer,
                 sessions=make_sessionmaker(settings.resolved_database_url),
                 storage=make_storage(settings),
                 max_pixels=settings.max_image_pixels,
+                review=policy_from_settings(settings, recognizer.threshold),
             )
             logger.info("loaded model %s", _runtime.recognizer.version)
             MODEL_VERSION.labels("worker", _runtime.recognizer.version).set(1)

@@ -19,7 +19,7 @@ from api.jobs.errors import UploadGivenUp
 from api.jobs.idempotency import BodyHash, UploadInProgress, hashed
 from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from api.metrics import UPLOADS
-from digitflow.db import Document, Job, JobLayout, JobStatus, Prediction
+from digitflow.db import Document, Job, JobLayout, JobStatus, Prediction, ReviewStatus, ReviewTask
 from digitflow.db.progress import add_documents, complete_upload
 from digitflow.queue import enqueue_documents
 from digitflow.settings import PlatformSettings
@@ -30,6 +30,7 @@ logger = logging.getLogger("digitflow.api")
 CSV_COLUMNS = [
     "position", "filename", "status", "text", "confidence", "needs_review",
     "model_version", "error_code", "error", "document_id",
+    "model_text", "final_text", "review_status", "reviewed_by", "reviewed_at",
 ]  # fmt: skip
 
 
@@ -252,8 +253,9 @@ class Upload:
 
 def _results_query(job_id: uuid.UUID, needs_review: bool | None):
     query = (
-        select(Document, Prediction)
+        select(Document, Prediction, ReviewTask)
         .outerjoin(Prediction, Prediction.document_id == Document.id)
+        .outerjoin(ReviewTask, ReviewTask.document_id == Document.id)
         .where(Document.job_id == job_id)
         .order_by(Document.position)
     )
@@ -262,8 +264,25 @@ def _results_query(job_id: uuid.UUID, needs_review: bool | None):
     return query
 
 
-def result_row(document: Document, prediction: Prediction | None) -> dict:
+def review_columns(prediction: Prediction | None, task: ReviewTask | None) -> dict:
+    """model_text / final_text / review_status / reviewed_by of one result."""
+    if prediction is None:
+        return {"model_text": None, "final_text": None, "review_status": None}
+    if task is None:
+        return {"model_text": prediction.text, "final_text": prediction.text,
+                "review_status": ReviewStatus.not_needed.value}  # fmt: skip
     return {
+        "model_text": prediction.text, "final_text": task.final_text,
+        "review_status": task.status, "reviewed_by": task.reviewed_by,
+        "reviewed_at": task.reviewed_at,
+    }  # fmt: skip
+
+
+def result_row(
+    document: Document, prediction: Prediction | None, task: ReviewTask | None = None
+) -> dict:
+    return {
+        **review_columns(prediction, task),
         "document_id": document.id,
         "position": document.position,
         "filename": document.filename,
@@ -285,7 +304,7 @@ def results_page(
     """One page of results after position `after`, and the cursor of the next page."""
     query = _results_query(job_id, needs_review).where(Document.position > after)
     rows = session.execute(query.limit(limit + 1)).all()
-    items = [result_row(document, prediction) for document, prediction in rows[:limit]]
+    items = [result_row(*row) for row in rows[:limit]]
     next_after = items[-1]["position"] if len(rows) > limit else None
     return items, next_after
 
@@ -309,9 +328,11 @@ def csv_cell(value) -> str | int:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_row(document: Document, prediction: Prediction | None) -> dict:
-    row = result_row(document, prediction)
-    return {column: csv_cell(row[column]) for column in CSV_COLUMNS}
+def csv_row(
+    document: Document, prediction: Prediction | None, task: ReviewTask | None = None
+) -> dict:
+    row = result_row(document, prediction, task)
+    return {column: csv_cell(row.get(column)) for column in CSV_COLUMNS}
 
 
 def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Iterator[str]:
@@ -324,8 +345,8 @@ def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Itera
         rows = session.execute(
             _results_query(job_id, needs_review).execution_options(yield_per=1000)
         )
-        for count, (document, prediction) in enumerate(rows, 1):
-            writer.writerow(csv_row(document, prediction))
+        for count, row in enumerate(rows, 1):
+            writer.writerow(csv_row(*row))
             if count % 1000 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

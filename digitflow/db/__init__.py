@@ -9,6 +9,10 @@ from digitflow.db.models import (
     JobLayout,
     JobStatus,
     Prediction,
+    ReviewDecision,
+    ReviewKeying,
+    ReviewStatus,
+    ReviewTask,
 )
 from digitflow.db.session import make_engine, make_sessionmaker
 
@@ -21,6 +25,10 @@ __all__ = [
     "JobLayout",
     "JobStatus",
     "Prediction",
+    "ReviewDecision",
+    "ReviewKeying",
+    "ReviewStatus",
+    "ReviewTask",
     "make_engine",
     "make_sessionmaker",
 ]
