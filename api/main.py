@@ -20,7 +20,7 @@ from api.jobs.router import routers as jobs_routers
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
-from recognition import Recognizer
+from digitflow.model_source import load_recognizer
 
 logger = logging.getLogger("digitflow.api")
 
@@ -37,12 +37,13 @@ READINESS_CHECKS = [
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
     try:
-        recognizer = await run_in_threadpool(Recognizer, settings.model_dir)
+        recognizer = await run_in_threadpool(load_recognizer, settings)
     except Exception as exc:  # e.g. no model yet: stay up, report it on /ready
-        logger.error("could not load the model from %s: %s", settings.model_dir, exc)
-        app.state.model_error = f"{settings.model_dir}: {type(exc).__name__}: {exc}"
+        source = settings.model_source or settings.model_dir
+        logger.error("could not load the model from %s: %s", source, exc)
+        app.state.model_error = f"{source}: {type(exc).__name__}: {exc}"
     else:
-        logger.info("model %s loaded from %s", recognizer.version, settings.model_dir)
+        logger.info("model %s loaded from %s", recognizer.version, recognizer.model_dir)
         app.state.recognizer = recognizer
         app.state.batcher = MicroBatcher(
             recognizer, settings.batch_max_size, settings.decode_threads

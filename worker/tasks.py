@@ -9,8 +9,8 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from digitflow.db import make_sessionmaker
+from digitflow.model_source import load_recognizer
 from digitflow.storage import StorageUnavailable, make_storage
-from recognition import Recognizer
 from worker.batch import Runtime, process_batch, stale_documents
 from worker.celery_app import RECOGNIZE_TASK, SWEEP_TASK, app, enqueue_documents, settings
 
@@ -29,7 +29,7 @@ def runtime() -> Runtime:
     with _runtime_lock:
         if _runtime is None:
             _runtime = Runtime(
-                recognizer=Recognizer(settings.model_dir, num_threads=settings.inference_threads),
+                recognizer=load_recognizer(settings, num_threads=settings.inference_threads),
                 sessions=make_sessionmaker(settings.resolved_database_url),
                 storage=make_storage(settings),
                 max_pixels=settings.max_image_pixels,

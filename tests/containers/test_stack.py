@@ -83,9 +83,18 @@ def test_a_thousand_document_job_is_read_by_the_worker(stack):
 def inspect(service: str) -> dict:
     docker = shutil.which("docker", path="/usr/bin") or pytest.skip("no docker client")
     ids = subprocess.run(
-        [docker, "ps", "-q", "--filter", f"label=com.docker.compose.project={STACK_PROJECT}",
-         "--filter", f"label=com.docker.compose.service={service}"],
-        capture_output=True, text=True, check=True,
+        [
+            docker,
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={STACK_PROJECT}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert len(ids) == 1, f"{service}: {ids}"
     out = subprocess.run([docker, "inspect", ids[0]], capture_output=True, text=True, check=True)

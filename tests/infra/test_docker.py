@@ -129,7 +129,9 @@ def test_local_override_builds_every_image_from_the_local_base():
     services = compose_config("docker-compose.yml", LOCAL_OVERRIDE)["services"]
     for name in ("postgres", "redis", "azurite"):
         assert services[name]["image"].startswith("local/"), name
-        dockerfile = ROOT / services[name]["build"]["context"] / services[name]["build"]["dockerfile"]
+        dockerfile = (
+            ROOT / services[name]["build"]["context"] / services[name]["build"]["dockerfile"]
+        )
         assert "ARG BASE_IMAGE=local/debian:bookworm" in dockerfile.read_text(), name
     for name in ("prestart", "api", "worker"):
         assert services[name]["build"]["args"]["BASE_IMAGE"] == "local/python:3.11", name

@@ -54,8 +54,20 @@ def clean_copy(tmp_path: Path) -> Path:
     listed = []
     if git and (ROOT / ".git").exists():
         listing = subprocess.run(
-            [git, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "infra/k8s"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            [
+                git,
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+                "--",
+                "infra/k8s",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         listed = [name for name in listing.stdout.split("\0") if (ROOT / name).is_file()]
     if not listed:
@@ -169,8 +181,11 @@ def test_hpa_pdb_and_network_policies_cover_the_workloads(built):
     api = named(resources, "Deployment", "digitflow-api")
     api_labels = api["spec"]["template"]["metadata"]["labels"]
     hpa = named(resources, "HorizontalPodAutoscaler", "digitflow-api")["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                     "name": "digitflow-api"}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "digitflow-api",
+    }
     assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]
     assert api["spec"]["replicas"] == hpa["minReplicas"]
     # A PDB that allows no disruption at the HPA's minimum would block every node drain.
@@ -331,8 +346,11 @@ def test_keda_scales_the_worker_on_its_own_queue(production):
 def secret_keys_documented() -> set[str]:
     """The Secret's keys, as secrets.env.example tells the operator to fill them in."""
     example = (K8S / "overlays" / "production" / "secrets.env.example").read_text()
-    return {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and
-            not line.startswith("#")}
+    return {
+        line.split("=", 1)[0]
+        for line in example.splitlines()
+        if "=" in line and not line.startswith("#")
+    }
 
 
 def test_production_renders_without_a_secret_and_documents_creating_it(production):
