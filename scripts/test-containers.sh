@@ -84,5 +84,5 @@ fi
 # --- the checks -----------------------------------------------------------------------------------
 start=$SECONDS
 DIGITFLOW_STACK_URL="$url" DIGITFLOW_STACK_KEY="$key" DIGITFLOW_STACK_PROJECT="$PROJECT" \
-  "$PY" -m pytest -p no:cacheprovider -q tests/containers
+  "$PY" -m pytest -p no:cacheprovider -q -s tests/containers
 say "checks passed in $(elapsed "$start")"
