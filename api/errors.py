@@ -8,27 +8,22 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recognition.errors import (
-    EmptyImage,
-    ImageError,
-    ImageTooLarge,
-    InvalidDataURL,
-    TruncatedImage,
-    UndecodableImage,
-)
+from digitflow.storage import StorageUnavailable
+from recognition import errors
 
 logger = logging.getLogger("digitflow.api")
 
 # Most specific first: TruncatedImage is an UndecodableImage.
-IMAGE_ERROR_STATUS: list[tuple[type[ImageError], int]] = [
-    (ImageTooLarge, 413),
-    (EmptyImage, 422),
-    (TruncatedImage, 400),
-    (UndecodableImage, 400),
-    (InvalidDataURL, 400),
-    (ImageError, 400),
+IMAGE_ERROR_STATUS: list[tuple[type[errors.ImageError], int]] = [
+    (errors.ImageTooLarge, 413),
+    (errors.EmptyImage, 422),
+    (errors.TruncatedImage, 400),
+    (errors.UndecodableImage, 400),
+    (errors.InvalidDataURL, 400),
+    (errors.ImageError, 400),
 ]
 
 
@@ -66,11 +61,11 @@ def error_response(status_code: int, code: str, detail, **extra) -> JSONResponse
     return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status_code)
 
 
-def status_for(exc: ImageError) -> int:
+def status_for(exc: errors.ImageError) -> int:
     return next(status for kind, status in IMAGE_ERROR_STATUS if isinstance(exc, kind))
 
 
-async def _image_error(request: Request, exc: ImageError) -> JSONResponse:
+async def _image_error(request: Request, exc: errors.ImageError) -> JSONResponse:
     return error_response(status_for(exc), exc.code, str(exc))
 
 
@@ -100,8 +95,20 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A database or storage outage is the server's trouble, not the client's: 503, not 500.
+    what = "object storage" if isinstance(exc, StorageUnavailable) else "the database"
+    logger.warning("%s unavailable on %s %s: %s", what, request.method, request.url.path, exc)
+    response = error_response(503, "unavailable", f"{what} is unavailable, retry later")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def register_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ImageError, _image_error)
+    app.add_exception_handler(StorageUnavailable, _unavailable)
+    app.add_exception_handler(OperationalError, _unavailable)
+    app.add_exception_handler(InterfaceError, _unavailable)
+    app.add_exception_handler(errors.ImageError, _image_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

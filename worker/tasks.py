@@ -10,9 +10,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from digitflow.db import make_sessionmaker
 from digitflow.model_source import load_recognizer
+from digitflow.queue import RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
 from digitflow.storage import StorageUnavailable, make_storage
 from worker.batch import Runtime, process_batch, stale_documents
-from worker.celery_app import RECOGNIZE_TASK, SWEEP_TASK, app, enqueue_documents, settings
+from worker.celery_app import app, settings
 
 logger = logging.getLogger("digitflow.worker")
 

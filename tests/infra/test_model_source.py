@@ -112,4 +112,4 @@ def test_the_api_serves_a_blob_model_and_reports_a_bad_one_on_ready(azurite, tam
     with TestClient(create_app(bad)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
-        assert "sha256" in ready.text
+        assert "ModelSourceError" in ready.text
