@@ -28,5 +28,6 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def stack() -> httpx.Client:
     headers = {"Authorization": f"Bearer {STACK_KEY}"} if STACK_KEY else {}
-    with httpx.Client(base_url=STACK_URL, headers=headers, timeout=60) as client:
+    # Long: a 1,000-file upload is stored document by document (Blob + Postgres) before 202.
+    with httpx.Client(base_url=STACK_URL, headers=headers, timeout=600) as client:
         yield client
