@@ -6,6 +6,8 @@
 #   local/python:3.11       that + Debian's python3 (3.11) and venv, the images' BASE_IMAGE
 # Idempotent and cached: when all of it exists it only checks and returns in a second.
 set -euo pipefail
+# Braces: bash reads the whole script before running it, so editing it mid-run is harmless.
+{
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$ROOT/.cache/docker"
@@ -90,3 +92,5 @@ fi
 keep $PYTHON_BASE
 say "$PYTHON_BASE: $($DOCKER run --rm $PYTHON_BASE python --version)"
 say "ready"
+exit
+}

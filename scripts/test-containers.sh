@@ -7,6 +7,8 @@
 # same machine rebuilds only what changed. Image sizes go to docs/deployment.md's table via
 # `scripts/test-containers.sh --sizes` (and are printed every run).
 set -euo pipefail
+# Braces: bash reads the whole script before running it, so editing it mid-run is harmless.
+{
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -65,11 +67,9 @@ start=$SECONDS
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 "${COMPOSE[@]}" up -d --no-build
 url="http://127.0.0.1:$API_PORT"
-for _ in $(seq 180); do
-  curl -fsS "$url/ready" >/dev/null 2>&1 && break
-  sleep 1
-done
-curl -fsS "$url/ready" >/dev/null || { say "/ready did not answer 200 within 180 s"; exit 1; }
+ready() { "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$url/ready" 2>/dev/null; }
+for _ in $(seq 180); do ready && break; sleep 1; done
+ready || { say "/ready did not answer 200 within 180 s"; exit 1; }
 say "stack ready at $url in $(elapsed "$start")"
 
 # An API key when the platform has keys (`digitflow keys`); without them it runs open.
@@ -86,3 +86,5 @@ start=$SECONDS
 DIGITFLOW_STACK_URL="$url" DIGITFLOW_STACK_KEY="$key" DIGITFLOW_STACK_PROJECT="$PROJECT" \
   "$PY" -m pytest -p no:cacheprovider -q -s tests/containers
 say "checks passed in $(elapsed "$start")"
+exit
+}
