@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 MNIST_DIR ?= ../shared/data/mnist
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run recognize migrate api worker train test test-env lint mutation bench-latency bench-bulk chaos bench-chaos bench-fastpath bench-mixed clean
+.PHONY: help setup run recognize migrate api worker train test test-env test-containers lint mutation bench-latency bench-bulk chaos bench-chaos bench-fastpath bench-mixed clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -40,8 +40,12 @@ train: $(VENV)/.installed-training ## Train the default model and the seed basel
 test-env: $(VENV)/.installed-api+worker+training+dev ## Install what the tests need: Python deps, Redis, Chromium, Azurite
 	scripts/setup-test-env.sh
 
-test: test-env ## Set up and run the whole test suite against real Postgres, Redis, Azurite, Chromium and Celery
+test: test-env ## Set up and run the whole test suite against real Postgres, Redis, Azurite, Chromium and Celery, then the containers
 	$(VENV)/bin/pytest
+	$(MAKE) test-containers
+
+test-containers: $(VENV)/.installed-api+worker+training+dev ## Build the images, run the compose stack, a 1,000-document job and a canvas drawing through it (installs/starts Docker as root)
+	scripts/test-containers.sh
 
 lint: $(VENV)/.installed-dev ## Static checks (ruff)
 	$(VENV)/bin/ruff check .

@@ -38,9 +38,9 @@ from api.security import Hardening, RateLimiter
 from digitflow.db import make_sessionmaker
 from digitflow.logs import configure_logging
 from digitflow.metrics import MODEL_VERSION
+from digitflow.model_source import load_recognizer
 from digitflow.queue import make_celery
 from digitflow.storage import StorageUnavailable, make_storage
-from recognition import Recognizer
 
 logger = logging.getLogger("digitflow.api")
 
@@ -56,13 +56,15 @@ class RefusingOpenMode(RuntimeError):
 
 
 async def _load_model(app: FastAPI, settings: Settings) -> None:
+    source = settings.model_source or settings.model_dir
     try:
-        recognizer = await run_in_threadpool(Recognizer, settings.model_dir)
+        # MODEL_SOURCE (a folder, Blob URL or azureml:NAME:VERSION), verified against the card.
+        recognizer = await run_in_threadpool(load_recognizer, settings)
     except Exception as exc:  # e.g. no model yet: stay up, report it on /ready
-        logger.error("could not load the model from %s: %s", settings.model_dir, exc)
+        logger.error("could not load the model from %s: %s", source, exc)
         app.state.model_error = f"{type(exc).__name__} while loading the model"
         return
-    logger.info("model %s loaded from %s", recognizer.version, settings.model_dir)
+    logger.info("model %s loaded from %s", recognizer.version, source)
     MODEL_VERSION.labels("api", recognizer.version).set(1)
     app.state.recognizer = recognizer
     app.state.batcher = MicroBatcher(recognizer, settings.batch_max_size, settings.decode_threads)

@@ -24,6 +24,9 @@ class PlatformSettings(BaseSettings):
 
     # Where the exported model and its card live (see models/default/).
     model_dir: Path = DEFAULT_MODEL_DIR
+    # Overrides model_dir: a folder, a Blob folder URL or azureml:NAME:VERSION, downloaded into
+    # data_dir/models and checked against the card's sha256 (digitflow/model_source.py).
+    model_source: str | None = None
     # Working directory of the embedded defaults (SQLite file, broker folders, local storage).
     data_dir: Path = REPO_ROOT / "var"
 

@@ -19,11 +19,10 @@ from digitflow.db import make_sessionmaker
 from digitflow.db.usage import storage_use
 from digitflow.logs import configure_logging
 from digitflow.metrics import MODEL_VERSION, process_exited, scrape_registry
+from digitflow.model_source import load_recognizer
 from digitflow.queue import PURGE_TASK, RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
-from digitflow.queue import RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
 from digitflow.review import policy_from_settings
 from digitflow.storage import StorageUnavailable, make_storage
-from recognition import Recognizer
 from worker import metrics
 from worker.batch import Runtime, process_batch, stale_documents
 from worker.celery_app import app, settings
@@ -43,7 +42,7 @@ def runtime() -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            recognizer = Recognizer(settings.model_dir, num_threads=settings.inference_threads)
+            recognizer = load_recognizer(settings, num_threads=settings.inference_threads)
             _runtime = Runtime(
                 recognizer=recognizer,
                 sessions=make_sessionmaker(settings.resolved_database_url),
