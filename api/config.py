@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from pydantic import Field
-
 from digitflow.settings import REPO_ROOT, PlatformSettings
 
 

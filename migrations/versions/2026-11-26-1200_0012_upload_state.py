@@ -2,7 +2,7 @@
 when retention deleted the job's images
 
 Revision ID: 0012
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-26 12:00:00+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
