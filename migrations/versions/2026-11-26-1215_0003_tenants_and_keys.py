@@ -34,7 +34,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_api_keys_tenant_id_created_at"), ["tenant_id", "created_at"], unique=False
+            batch_op.f("ix_api_keys_tenant_id_created_at"),
+            ["tenant_id", "created_at"],
+            unique=False,
         )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(
