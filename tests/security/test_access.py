@@ -192,3 +192,17 @@ def test_csv_export_of_a_tenant_needs_its_key(client, make_key):
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0][0] == "position" and len(rows) == 3
     assert client.get(f"/jobs/{job['id']}/results?format=csv").status_code == 401
+
+
+def test_in_memory_windows_answer_like_the_limits_library():
+    from limits import parse
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    from api.security import LocalWindows
+
+    ours, theirs = LocalWindows(), FixedWindowRateLimiter(MemoryStorage())
+    item = parse("5/hour")
+    for who in ("a", "b", "a", "a", "a", "a", "a", "b", "a"):
+        assert ours.test(item, "k", who) == theirs.test(item, "k", who)
+        assert ours.hit(item, "k", who) == theirs.hit(item, "k", who), who
