@@ -13,6 +13,12 @@ class Settings(PlatformSettings):
     # Static pages (canvas, later jobs and review) served at / and /static.
     web_dir: Path = REPO_ROOT / "web"
 
+    # Back-pressure on POST /jobs: refuse new uploads (503 + Retry-After) while the queued work
+    # would take the workers longer than `queue_max_seconds`, at the documents per second the
+    # deployment's workers read (measured: docs/benchmarks.md; scale it with the worker count).
+    queue_max_seconds: float = Field(default=600, gt=0)
+    worker_documents_per_second: float = Field(default=1000, gt=0)
+
     # Micro-batching of the synchronous fast path: concurrent requests share one model call.
     # A batch is whatever arrived while the previous batch ran, up to this many images.
     batch_max_size: int = 64

@@ -23,3 +23,13 @@ class UploadGivenUp(ApiError):
             "this upload was given up (a retry with the same Idempotency-Key replaced it, or it "
             "was idle too long); nothing of it was kept: send it again",
         )
+
+
+class QueueFull(ApiError):
+    def __init__(self, backlog_seconds: float, retry_after: int):
+        super().__init__(
+            503,
+            "queue_full",
+            f"the workers are about {backlog_seconds:.0f} s behind; send this upload later",
+        )
+        self.headers = {"Retry-After": str(retry_after)}

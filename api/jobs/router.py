@@ -125,6 +125,7 @@ async def create_job(
             if existing.request_hash not in (None, body_hash):
                 raise KeyReused()
             return accepted(existing)
+    await run_in_threadpool(service.check_backlog, producer, settings)
     upload = service.Upload(
         settings, sessions, storage, producer, boundary, principal.tenant_id, idempotency_key,
         request.query_params.get("layout"),

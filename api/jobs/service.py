@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.jobs.errors import UploadGivenUp
+from api.jobs.errors import QueueFull, UploadGivenUp
 from api.jobs.idempotency import BodyHash, UploadInProgress, hashed
 from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from api.metrics import UPLOADS
 from digitflow.db import Document, Job, JobLayout, JobStatus, Prediction, ReviewStatus, ReviewTask
 from digitflow.db.progress import add_documents, complete_upload
-from digitflow.queue import enqueue_documents
+from digitflow.queue import enqueue_documents, queue_depth
 from digitflow.settings import PlatformSettings
 from digitflow.storage import Storage
 
@@ -32,6 +32,19 @@ CSV_COLUMNS = [
     "model_version", "error_code", "error", "document_id",
     "model_text", "final_text", "review_status", "reviewed_by", "reviewed_at",
 ]  # fmt: skip
+
+
+def check_backlog(producer: Celery, settings) -> None:
+    """QueueFull while the documents waiting in the queue would take the workers longer than
+    the configured time; an unreachable broker is no reason to refuse (the sweeper sends
+    what is committed once it is back)."""
+    try:
+        waiting = queue_depth(producer) * settings.job_batch_size  # a message holds a batch
+    except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
+        return
+    seconds = waiting / settings.worker_documents_per_second
+    if seconds > settings.queue_max_seconds:
+        raise QueueFull(seconds, retry_after=max(1, round(seconds - settings.queue_max_seconds)))
 
 
 def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
