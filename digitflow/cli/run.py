@@ -8,6 +8,7 @@ finishes its batches), then the broker.
 
 import argparse
 import errno
+import importlib.util
 import os
 import signal
 import socket
@@ -36,6 +37,10 @@ def register(commands) -> None:
         help="API processes, each with its own model and micro-batcher (default: one per core)",
     )  # fmt: skip
     srv.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    srv.add_argument(
+        "--server", choices=["granian", "uvicorn"],
+        help="the API's HTTP server (default: granian when installed, else uvicorn)",
+    )  # fmt: skip
     srv.set_defaults(handler=run)
 
 
@@ -110,28 +115,27 @@ def children(args: argparse.Namespace, settings: PlatformSettings) -> list[Child
     found: list[Child] = []
     if not settings.redis_url and settings.embedded_broker == "redis":
         found.append(Child("broker", redis_command(settings), env))
-    api = [
-        python,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        str(args.workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--timeout-graceful-shutdown",
-        str(int(STOP_TIMEOUT - 5)),
-    ]
+    api = api_command(args, python)
     worker = [python, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--beat",
               "-Q", "documents", "--concurrency", str(args.concurrency),
               "--loglevel", env["LOG_LEVEL"], "--without-gossip", "--without-mingle",
               "--schedule", str(settings.data_dir / "celerybeat-schedule")]  # fmt: skip
     return [*found, Child("api", api, env), Child("worker", worker, env)]
+
+
+def api_command(args: argparse.Namespace, python: str) -> list[str]:
+    """Granian (a Rust HTTP server: more requests/s than uvicorn on the fast path, see
+    docs/benchmarks.md) when installed, else uvicorn; one process per worker, each with its
+    own model and micro-batcher."""
+    server = args.server or ("granian" if importlib.util.find_spec("granian") else "uvicorn")
+    bind = ["--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    grace = str(int(STOP_TIMEOUT - 5))
+    if server == "granian":
+        return [python, "-m", "granian", "--interface", "asgi", "api.main:app", *bind, "--no-ws",
+                "--log-level", "warning", "--respawn-failed-workers",
+                "--workers-kill-timeout", grace]  # fmt: skip
+    return [python, "-m", "uvicorn", "api.main:app", *bind, "--no-access-log",
+            "--log-level", "warning", "--timeout-graceful-shutdown", grace]  # fmt: skip
 
 
 def wait_until(check, timeout: float) -> bool:
