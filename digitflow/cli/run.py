@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from digitflow.settings import PlatformSettings
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
 STOP_TIMEOUT = 25.0
 STOP_ORDER = ["api", "worker", "broker"]
+# LiteRT's C++ runtime says this once per process that loads the model (it has no switch).
+QUIET_LINES = {b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}
 
 
 def register(commands) -> None:
@@ -59,7 +62,11 @@ class Child:
 
     def start(self) -> None:
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops us in order.
-        self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        threading.Thread(target=relay, args=(self.proc.stdout,), daemon=True).start()
         self.started_at, self.restart_at = time.monotonic(), None
 
     def tick(self, now: float) -> None:
@@ -85,6 +92,14 @@ class Child:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def relay(output) -> None:
+    """Copy a child's output to ours, without the lines every process prints at start-up."""
+    for line in output:
+        if line.strip() not in QUIET_LINES:
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
 
 
 def say(line: str) -> None:
