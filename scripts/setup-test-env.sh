@@ -22,6 +22,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml
+command -v wrk >/dev/null || missing+=(wrk)  # the external load generator of make bench-fastpath
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
+from digitflow.review import flag_rows, queue_tasks
 from digitflow.storage import ObjectNotFound, Storage
 from recognition import (
     WORK_MIN_SIDE,
@@ -32,6 +33,7 @@ from recognition import (
     segment_digits,
 )
 from recognition.errors import EmptyImage
+from recognition.review import ReviewPolicy
 
 logger = logging.getLogger("digitflow.worker")
 
@@ -44,6 +46,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     storage: Storage
     max_pixels: int
+    review: ReviewPolicy | None = None  # None: the model card's threshold, no audit
 
 
 @dataclass
@@ -145,6 +148,7 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
 
 
 def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
+    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)  # sets needs_review
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []
@@ -176,6 +180,7 @@ def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
                 ),
                 values,
             )
+            queue_tasks(session, rows, flags, won, now)
         succeeded = len(won)
         needs_review = sum(rows[doc_id]["needs_review"] for doc_id in won)
         if succeeded or failed:

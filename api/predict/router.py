@@ -8,7 +8,6 @@ keeps the framework's share of each request small.
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.config import Settings
@@ -86,8 +85,9 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         await form.close()
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(settings.max_image_bytes)
-    job = partial(upload_to_mnist, data, settings.max_image_pixels)
-    prediction = await batcher.predict(await _decoded_if_large(job, len(data), settings))
+    # The decode budget (api.budget) picks the pixel limit: make(max_pixels) -> the decode job.
+    make = partial(partial, upload_to_mnist, data)
+    prediction = await request.app.state.budget.predict(batcher, make, len(data), request)
     return _json(prediction_json(prediction, batcher.model_version))
 
 
@@ -103,14 +103,6 @@ async def predict_drawing(request: Request, batcher: BatcherDep) -> Response:
     check_content_type(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
-    job = partial(drawing_to_mnist, body, settings.max_image_bytes, settings.max_image_pixels)
-    prediction = await batcher.predict(await _decoded_if_large(job, len(body), settings))
+    make = partial(partial, drawing_to_mnist, body, settings.max_image_bytes)
+    prediction = await request.app.state.budget.predict(batcher, make, len(body), request)
     return _json(prediction_json(prediction, batcher.model_version))
-
-
-async def _decoded_if_large(job, size: int, settings):
-    # Small payloads are decoded in the batch's own thread; a large scan is decoded in the
-    # threadpool first so that it cannot hold up everyone else's batch.
-    if size <= settings.inline_decode_max_bytes:
-        return job
-    return await run_in_threadpool(job)

@@ -14,6 +14,8 @@ def drawing_to_mnist(body: bytes, max_bytes: int, max_pixels: int) -> np.ndarray
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("the body's JSON is nested too deeply") from exc
     if not isinstance(payload, dict) or "image" not in payload:
         raise InvalidRequest(
             'body.image: field required, e.g. {"image": "data:image/png;base64,..."}'

@@ -270,7 +270,7 @@ def test_keyboard_only_upload_results_and_load_more(browser, platform_url):
         choose_by_keyboard(page, scan_files(items))
         tab_to(page, "upload-button")
         page.keyboard.press("Enter")
-        page.wait_for_function("document.activeElement.id === 'job-heading'", timeout=30_000)
+        page.wait_for_function("() => document.activeElement.id === 'job-heading'", timeout=30_000)
         page.locator(FINISHED).wait_for(timeout=60_000)
         assert page.locator("[data-testid=job-heading]").inner_text() == (
             "scan_00100.png and 204 more"
@@ -328,7 +328,7 @@ def test_one_document_job_reads_in_the_singular(browser, platform_url):
         page.goto(platform_url + "/bulk")
         recent.locator("a").focus()
         page.keyboard.press("Enter")
-        page.wait_for_function("document.activeElement.id === 'job-heading'")
+        page.wait_for_function("() => document.activeElement.id === 'job-heading'")
         assert page.locator("[data-testid=job-heading]").inner_text() == name
     finally:
         context.close()
