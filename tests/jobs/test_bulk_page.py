@@ -220,6 +220,8 @@ def tab_to(page, testid: str, limit: int = 40) -> None:
 
 
 def choose_by_keyboard(page, files) -> None:
+    # A key pressed while the page still loads its lists can miss the chooser (Chromium).
+    page.wait_for_load_state("networkidle")
     tab_to(page, "file-input")
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
@@ -265,6 +267,8 @@ def test_keyboard_only_upload_results_and_load_more(browser, platform_url):
     after it is reachable and visibly focused, "Load more" is in view below a bounded table."""
     items = scans(205, start=100)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
+    blocked = []  # the page works under its CSP (no inline script or style)
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
     try:
         page.goto(platform_url + "/bulk")
         choose_by_keyboard(page, scan_files(items))
@@ -302,6 +306,7 @@ def test_keyboard_only_upload_results_and_load_more(browser, platform_url):
 
         walk = tab_walk(page)
         assert not invisible_focus(walk), invisible_focus(walk)
+        assert blocked == []
     finally:
         page.close()
 
