@@ -154,8 +154,9 @@ def test_drop_upload_progress_and_results(browser, platform_url, tmp_path):
         assert len(csv.text.strip().splitlines()) == 13
         assert csv.headers["content-disposition"].endswith(f'job-{job_id}.csv"')
         recent = page.locator("[data-testid=recent] li").filter(has_text=heading)
+        # Recent jobs are reloaded when the job ends: wait for that answer, not the first one.
+        recent.locator(".status-badge[data-state=partial]").wait_for(timeout=10_000)
         assert "12 documents read" in recent.inner_text()
-        assert recent.locator(".status-badge").get_attribute("data-state") == "partial"
         assert not audit(page)
     except Exception:
         page.screenshot(path=str(tmp_path / "bulk-page.png"), full_page=True)
