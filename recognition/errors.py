@@ -39,3 +39,9 @@ class ImageTooLarge(ImageError):
     """More bytes or pixels than the configured limit (guards against decompression bombs)."""
 
     code = "image_too_large"
+
+
+class NoDigits(EmptyImage):
+    """The image holds ink, but none of it is a digit: only printed lines, dots or dashes."""
+
+    code = "no_digits"

@@ -208,7 +208,6 @@ def evaluate_and_export(
     Writes the serving files, the card, plots and report.md into `out`.
     """
     from recognition.inference import calibrate
-    from training import data as mnist
     from training.evaluate import (
         RELIABILITY_PNG,
         RISK_COVERAGE_PNG,
@@ -220,9 +219,13 @@ def evaluate_and_export(
         risk_coverage,
         scan_inputs,
     )
+    from training.nondigits import test_inputs, validation_inputs
 
     target_error = TARGET_ERROR if target_error is None else target_error
-    x_val, x_test = mnist.model_inputs(split.x_val), mnist.model_inputs(split.x_test)
+    # Validation and test both carry synthetic non-digit marks (label 10) beside the digits.
+    x_val, y_val = validation_inputs(split)
+    x_test, y_test = test_inputs(split)
+    digits = y_test < 10
     x_scans, y_scans = scan_inputs(split.x_test, split.y_test)
     metrics, curves, probs = {}, {}, {}
     for name, (model, _) in trained.items():
@@ -230,24 +233,27 @@ def evaluate_and_export(
             predict_probabilities(model, x_val),
             predict_probabilities(model, x_test),
         )
-        metrics[name] = evaluate(val_probs, split.y_val, test_probs, split.y_test, target_error)
+        metrics[name] = evaluate(val_probs, y_val, test_probs, y_test, target_error)
         calibrated = calibrate(test_probs, metrics[name]["calibration"]["temperature"])
-        probs[name] = (test_probs, calibrated)
-        scan_predictions = predict_probabilities(model, x_scans).argmax(axis=1)
+        calibrated = calibrated[digits, :10]
+        probs[name] = (test_probs[digits, :10], calibrated)
+        scan_predictions = predict_probabilities(model, x_scans)[:, :10].argmax(axis=1)
         metrics[name]["scans"] = {
             "accuracy": float((scan_predictions == y_scans).mean()),
             "count": int(len(y_scans)),
             "description": "test digits rendered as scans (recognition.synthetic.render_scan,"
             " seed 2026) and read through recognition.prepare",
         }
-        _, coverage, risk = risk_coverage(calibrated.max(1), calibrated.argmax(1) == split.y_test)
+        _, coverage, risk = risk_coverage(
+            calibrated.max(1), calibrated.argmax(1) == y_test[digits]
+        )
         curves[name] = (coverage, risk)
 
     out.mkdir(parents=True, exist_ok=True)
     default_test = metrics["default"]["test"]
     plot_reliability(
         *probs["default"],
-        split.y_test,
+        y_test[digits],
         out / RELIABILITY_PNG,
         "Reliability of the default model (MNIST test set)",
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from training import data as mnist
 from training.evaluate import TARGET_ERROR
 from training.export import evaluate_and_export
+from training.nondigits import training_inputs
 from training.train import HISTORY_FILENAME, SEED, load_trained, save_trained, train
 
 
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     split = mnist.split(mnist.load_mnist(args.data), seed=args.seed, subset=args.subset)
     print(f"data: {split.sizes()} from {split.source['path']}", flush=True)
-    x_train, x_val = mnist.model_inputs(split.x_train), mnist.model_inputs(split.x_val)
+    # Digits plus synthetic non-digit marks (the 11th class), shuffled together.
+    x_train, y_train, x_val, y_val = training_inputs(split, args.seed)
 
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 trained[arch] = load_trained(folder)
                 continue
             trained[arch] = train(
-                arch, x_train, split.y_train, x_val, split.y_val, epochs=epochs, seed=args.seed
+                arch, x_train, y_train, x_val, y_val, epochs=epochs, seed=args.seed
             )
             save_trained(*trained[arch], folder)
         card = evaluate_and_export(trained, split, args.out, args.target_error)

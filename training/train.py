@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from training import data as mnist
+from training.nondigits import training_inputs
 from training.model import ARCHITECTURES, augmenter, build_model, vary_stroke_width
 
 TRAINED_FILENAME = "trained.keras"
@@ -168,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     model, record = train(
         args.arch,
-        mnist.model_inputs(split.x_train),
-        split.y_train,
-        mnist.model_inputs(split.x_val),
-        split.y_val,
+        *training_inputs(split, args.seed),
         epochs=args.epochs,
         seed=args.seed,
     )
