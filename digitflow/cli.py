@@ -1,6 +1,6 @@
 """The `digitflow` command.
 
-    digitflow recognize FILE...   print each image's digit, confidence and review flag
+    digitflow recognize FILE...   print each image's digits, confidence and review flag
     digitflow migrate             apply database migrations (alembic upgrade head)
     digitflow run                 migrate, then run the API and a worker until Ctrl-C
 """
@@ -17,35 +17,51 @@ from pathlib import Path
 from digitflow.settings import PlatformSettings
 
 
-def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
-    from recognition import ImageError, Recognizer, prepare
+def _read_files(args: argparse.Namespace, settings: PlatformSettings):
+    """Segment every readable file; (segmentations by path, errors by path)."""
+    from recognition import ImageError, segment_image
 
-    recognizer = Recognizer(args.model_dir or settings.model_dir)
-    prepared, failures = {}, {}
+    segmentations, failures = {}, {}
     for path in args.files:
         try:
             data = Path(path).read_bytes()
             if len(data) > settings.max_image_bytes:
                 raise ImageError(f"file is larger than {settings.max_image_bytes} bytes")
-            prepared[path] = prepare(data, settings.max_image_pixels)
+            segmentations[path] = segment_image(data, args.layout, settings.max_image_pixels)
         except (OSError, ImageError) as exc:
             failures[path] = str(exc)
-    # One batched call for every readable file.
-    predictions = dict(zip(prepared, recognizer.predict(list(prepared.values())), strict=True))
+    return segmentations, failures
+
+
+def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
+    from recognition import Recognizer, read_segmentations
+
+    recognizer = Recognizer(args.model_dir or settings.model_dir)
+    segmentations, failures = _read_files(args, settings)
+    # One batched model call for every readable file.
+    readings = dict(
+        zip(segmentations, read_segmentations(list(segmentations.values()), recognizer),
+            strict=True)
+    )  # fmt: skip
     for path in args.files:
         if path in failures:
             row = {"file": path, "error": failures[path]}
             line = f"{path}: error: {failures[path]}"
         else:
-            p = predictions[path]
+            r = readings[path]
             row = {
                 "file": path,
-                "digit": p.digit,
-                "confidence": round(p.confidence, 6),
-                "needs_review": p.needs_review,
+                "text": r.text,
+                "digit": r.digit,
+                "confidence": round(r.confidence, 6),
+                "needs_review": r.needs_review,
+                "review_reasons": list(r.review_reasons),
+                "digits": [
+                    {"digit": d.digit, "confidence": round(d.confidence, 6)} for d in r.digits
+                ],
             }
-            flag = "  needs review" if p.needs_review else ""
-            line = f"{path}: {p.digit}  confidence {p.confidence:.4f}{flag}"
+            flag = f"  needs review ({', '.join(r.review_reasons)})" if r.needs_review else ""
+            line = f"{path}: {r.text}  confidence {r.confidence:.4f}{flag}"
         if args.json:
             print(json.dumps(row))
         else:
@@ -124,8 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="digitflow", description=__doc__.split("\n")[1].strip())
     commands = parser.add_subparsers(dest="command", required=True)
 
-    rec = commands.add_parser("recognize", help="recognise the digit in each image file")
+    rec = commands.add_parser("recognize", help="read the digit or digits in each image file")
     rec.add_argument("files", nargs="+", metavar="FILE")
+    rec.add_argument(
+        "--layout",
+        choices=("auto", "digit", "field"),
+        default="auto",
+        help="auto (default): one digit or a field, as found; digit: all ink is one digit; "
+        "field: a row of digits",
+    )
     rec.add_argument("--json", action="store_true", help="one JSON object per line")
     rec.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR)")
     rec.set_defaults(handler=recognize)

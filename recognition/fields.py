@@ -144,8 +144,9 @@ def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
     digits = [
         DigitReading(p.digit, p.confidence, p.probabilities, box, p.not_a_digit)
         for hypothesis in chosen
-        for p, box in zip((predictions[i] for i in hypothesis.crops), hypothesis.boxes,
-                          strict=True)  # fmt: skip
+        for p, box in zip(
+            (predictions[i] for i in hypothesis.crops), hypothesis.boxes, strict=True
+        )  # fmt: skip
     ]
     confidence = math.prod(d.confidence for d in digits)
     centres = [d.box.x + d.box.width / 2 for d in digits]

@@ -108,7 +108,10 @@ class _Page:
         gray = np.asarray(gray, dtype=np.float32)
         self.scale = min(1.0, WORK_SIDE / min(gray.shape))
         if self.scale < 1.0:
-            size = (max(1, round(gray.shape[1] * self.scale)), max(1, round(gray.shape[0] * self.scale)))
+            size = (
+                max(1, round(gray.shape[1] * self.scale)),
+                max(1, round(gray.shape[0] * self.scale)),
+            )
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         self.ink = _ink(gray)
         binary, faint = _binarise(self.ink)
@@ -438,7 +441,5 @@ def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
     if not digits:
         raise NoDigits("no digits found: only separators (dots, dashes, slashes)")
     slots = _slots(collect, digits, digit_height, split=True)
-    found = tuple(
-        Separator(char, page.box(p.x0, p.y0, p.x1, p.y1)) for char, _, p in separators
-    )
+    found = tuple(Separator(char, page.box(p.x0, p.y0, p.x1, p.y1)) for char, _, p in separators)
     return Segmentation(np.stack(collect.crops), tuple(slots), found)

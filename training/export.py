@@ -244,9 +244,7 @@ def evaluate_and_export(
             "description": "test digits rendered as scans (recognition.synthetic.render_scan,"
             " seed 2026) and read through recognition.prepare",
         }
-        _, coverage, risk = risk_coverage(
-            calibrated.max(1), calibrated.argmax(1) == y_test[digits]
-        )
+        _, coverage, risk = risk_coverage(calibrated.max(1), calibrated.argmax(1) == y_test[digits])
         curves[name] = (coverage, risk)
 
     out.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the default model's epochs")
     parser.add_argument("--seed-epochs", type=int, help="override the seed baseline's epochs")
     parser.add_argument("--no-seed", action="store_true", help="skip the seed baseline")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="fine-tune the default model from this trained model (e.g. models/default)",
+    )
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
@@ -70,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                 trained[arch] = load_trained(folder)
                 continue
             trained[arch] = train(
-                arch, x_train, y_train, x_val, y_val, epochs=epochs, seed=args.seed
-            )
+                arch, x_train, y_train, x_val, y_val, epochs=epochs, seed=args.seed,
+                init_from=args.init_from if arch == "default" else None,
+            )  # fmt: skip
             save_trained(*trained[arch], folder)
         card = evaluate_and_export(trained, split, args.out, args.target_error)
 

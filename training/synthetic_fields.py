@@ -145,7 +145,9 @@ def _separator(char: str, height: int, rng: np.random.Generator) -> tuple[np.nda
     ink = np.zeros((side * (2 if char == "," else 1), side), np.float32)
     cv2.circle(ink, (side // 2, side // 2), max(1, side // 2 - 1), 1.0, -1, cv2.LINE_AA)
     if char == ",":
-        cv2.line(ink, (side // 2, side // 2), (side // 4, ink.shape[0] - 1), 1.0, max(1, stroke // 2))
+        cv2.line(
+            ink, (side // 2, side // 2), (side // 4, ink.shape[0] - 1), 1.0, max(1, stroke // 2)
+        )
     return ink, height - side + (side // 2 if char == "," else 0)
 
 
@@ -155,7 +157,11 @@ def _layout(spec: FieldSpec, digits: list[np.ndarray], rng) -> tuple[list, list[
     pieces, x, chars = [], 0, []
     seps = set()
     if spec.separators and len(digits) > 1:
-        seps = set(rng.choice(np.arange(1, len(digits)), size=min(2, len(digits) - 1), replace=False).tolist())
+        seps = set(
+            rng.choice(
+                np.arange(1, len(digits)), size=min(2, len(digits) - 1), replace=False
+            ).tolist()
+        )
     cell = int(h * 1.35)
     for i, ink in enumerate(digits):
         if i in seps:
@@ -202,7 +208,10 @@ def _compose(spec: FieldSpec, pieces: list, rng: np.random.Generator) -> np.ndar
         width = cells * int(h * 1.35) + 2 * margin
     canvas = np.zeros((height, width), np.float32)
     for ink, x, y in pieces:
-        region = canvas[y - top + margin : y - top + margin + ink.shape[0], x + margin : x + margin + ink.shape[1]]
+        region = canvas[
+            y - top + margin : y - top + margin + ink.shape[0],
+            x + margin : x + margin + ink.shape[1],
+        ]
         np.maximum(region, ink[: region.shape[0], : region.shape[1]], out=region)
     _draw_structure(canvas, spec, margin, rng)
     return canvas

@@ -161,10 +161,10 @@ async def create_job(
     intake = service.JobIntake(sessions, producer, job_id, idempotency_key, settings.job_batch_size)
 
     def layout() -> str:
-        value = receiver.fields.get("layout") or request.query_params.get("layout") or "digit"
+        value = receiver.fields.get("layout") or request.query_params.get("layout") or "auto"
         if value not in {layout.value for layout in JobLayout}:
             raise UploadRefused(
-                422, "invalid_layout", f"layout must be digit or field, got {value!r}"
+                422, "invalid_layout", f"layout must be auto, digit or field, got {value!r}"
             )
         if intake.layout is not None and value != intake.layout:
             raise UploadRefused(

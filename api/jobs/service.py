@@ -116,6 +116,7 @@ def result_row(document: Document, prediction: Prediction | None) -> dict:
         "text": prediction.text if prediction else None,
         "confidence": prediction.confidence if prediction else None,
         "needs_review": prediction.needs_review if prediction else None,
+        "review_reasons": prediction.review_reasons if prediction else None,
         "digits": prediction.digits if prediction else None,
         "model_version": prediction.model_version if prediction else None,
         "error_code": document.error_code,
