@@ -83,6 +83,48 @@ def _pct(x: float, digits: int = 2) -> str:
     return f"{100 * x:.{digits}f}%"
 
 
+def _rejection_lines(card: ModelCard) -> list[str]:
+    """How "not a digit" is handled and measured, and the field review threshold."""
+    rejection = card.metrics["default"].get("not_a_digit")
+    if not rejection:
+        return []
+    extra = card.model_dump()
+    lines = [
+        "## Not a digit",
+        "",
+        'The model has an 11th output, "not a digit", trained on synthetic marks'
+        " (`training/nondigits.py`: dots, dashes, letters and symbols drawn from pen strokes and"
+        " from fonts, scribbles, smudges, two MNIST digits side by side), 15% as many as the"
+        " digits, mixed into training and validation. Serving keeps the ten digit probabilities"
+        " (renormalised) but a digit's confidence is its probability among all eleven outputs, so"
+        ' the mass on "not a digit" lowers it and the review threshold catches the mark.',
+        "",
+        "| synthetic non-digit marks | count | flagged at the review threshold |"
+        ' argmax "not a digit" |',
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {part} | {rejection[part]['count']:,} | {_pct(rejection[part]['flagged'])} |"
+            f" {_pct(rejection[part]['argmax_not_a_digit'])} |"
+            for part in ("validation", "test")
+        ),
+        "",
+    ]
+    field = extra.get("field_review")
+    if field:
+        lines += [
+            "## Field review threshold",
+            "",
+            f"A field of two digits or more goes to review when its confidence (the product of"
+            f" its digits') is below **{field['threshold']:.4f}**, chosen on"
+            f" {field['chosen_on']}, as the lowest that kept the auto-accepted fields' error"
+            f" within {_pct(field['target_error'], 2)} (`python -m training.fields_eval"
+            " --tune`). One-digit fields use the digit threshold above. Field accuracy on test"
+            " digits: [docs/fields.md](../../docs/fields.md).",
+            "",
+        ]
+    return lines
+
+
 def write_report(card: ModelCard, out: Path, plots: dict[str, str]) -> Path:
     """A human-readable summary of the card, with the plots and default-vs-seed side by side."""
     m = card.metrics
@@ -159,6 +201,7 @@ def write_report(card: ModelCard, out: Path, plots: dict[str, str]) -> Path:
         f" {card.review.threshold:.4f} go to review. The threshold is the lowest that kept the"
         f" validation auto-accept error within {_pct(card.review.target_error, 3)}.",
         "",
+        *_rejection_lines(card),
         "## Per-class test accuracy (default)",
         "",
         "| digit | " + " | ".join(str(d) for d in range(10)) + " |",

@@ -25,6 +25,7 @@ from recognition import ImageError, Recognizer, read_segmentations, segment_imag
 from recognition.card import ModelCard
 from recognition.fields import LOW_CONFIDENCE
 from training import data as mnist
+from training.export import write_report
 from training.synthetic_fields import VARIATIONS, fields
 
 TUNE_SEED, TEST_SEED = 8, 2026
@@ -32,6 +33,10 @@ TARGET_ERROR = 0.002
 SETS = (*VARIATIONS, "cheque", "mixed")
 COVERAGES = (1.0, 0.95, 0.9, 0.85, 0.8)
 RESULTS_FILENAME = "fields_eval.json"
+REPORT_PLOTS = {
+    "Reliability diagram": "reliability.png",
+    "Risk-coverage curve": "risk_coverage.png",
+}
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -143,14 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-count", type=int, default=1500)
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--out", type=Path, help=f"write {RESULTS_FILENAME} here (default: model dir)")
+    parser.add_argument(
+        "--out", type=Path, help=f"write {RESULTS_FILENAME} here (default: model dir)"
+    )
     args = parser.parse_args(argv)
 
     data = mnist.load_mnist(args.data)
     if args.tune:
         card = ModelCard.load(args.model_dir)
-        card.field_review = tune(Recognizer(args.model_dir), data, args.tune_count, args.target_error)
+        card.field_review = tune(
+            Recognizer(args.model_dir), data, args.tune_count, args.target_error
+        )
         card.save(args.model_dir)
+        write_report(card, args.model_dir, REPORT_PLOTS)
         print(f"field review threshold {card.field_review['threshold']:.4f}", flush=True)
     recognizer = Recognizer(args.model_dir)
     results = {

@@ -89,7 +89,9 @@ NON_DIGITS = {
     "A": lambda pen: [
         pen.line(xy, fill=25, width=6) for xy in ((70, 100, 100, 18, 130, 100), (82, 70, 118, 70))
     ],
-    "X": lambda pen: [pen.line(xy, fill=25, width=6) for xy in ((70, 20, 130, 100), (130, 20, 70, 100))],
+    "X": lambda pen: [
+        pen.line(xy, fill=25, width=6) for xy in ((70, 20, 130, 100), (130, 20, 70, 100))
+    ],
 }  # fmt: skip
 
 

@@ -79,8 +79,10 @@ def test_a_digit_in_a_box_is_one_digit(mnist, recognizer):
     rng = np.random.default_rng(5)
     right = 0
     for i in range(40):
-        image, text = field_of(mnist, rng, count=1, structure="box", height=40,
-                               line_thickness=1 + i % 4, rotation=float(rng.uniform(-3, 3)))  # fmt: skip
+        tilt = float(rng.uniform(-3, 3))
+        image, text = field_of(
+            mnist, rng, count=1, structure="box", height=40, line_thickness=1 + i % 4, rotation=tilt
+        )
         right += read_field(gray(image), recognizer).text == text
     assert right >= 38, right
 

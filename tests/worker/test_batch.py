@@ -214,4 +214,5 @@ def test_failures_are_written_in_one_statement(runtime):
     assert len(statements) == 1
     with runtime.sessions() as session:
         codes = dict(session.execute(select(Document.filename, Document.error_code)).all())
-    assert codes == {**{f"blank{i}.png": "empty_image" for i in range(4)}, "junk.png": "undecodable_image"}
+    expected = {f"blank{i}.png": "empty_image" for i in range(4)}
+    assert codes == {**expected, "junk.png": "undecodable_image"}
