@@ -39,7 +39,7 @@ LONGEST_SHARE = 0.85
 # Separators: marks lower than this share of the digits' height.
 SEPARATOR_HEIGHT = 0.45
 # Gaps wider than this share of the digits' height are spaces.
-SPACE_GAP = 0.9
+SPACE_GAP = 1.0
 # A mark this much wider than the digits are tall may hold several digits.
 SPLIT_ASPECT = 0.95
 # Cutting a mark must make its digits this many times more confident (geometric mean) than
@@ -48,6 +48,9 @@ SPLIT_ASPECT = 0.95
 SPLIT_PRIOR = 0.5
 # A "/" leans at least this many degrees from vertical: 0.13% of MNIST training 1s lean more.
 SLASH_LEAN = 45
+# ... and is one thin straight stroke: its length over its width, squared (a 4 written with a
+# slanted stem has arms that keep this low).
+SLASH_ELONGATION = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +319,7 @@ def _lean_degrees(page: _Page, piece: _Piece) -> float:
     a, b, c = m["mu20"] / m["m00"], m["mu11"] / m["m00"], m["mu02"] / m["m00"]
     spread = np.sqrt(4 * b * b + (a - c) ** 2)
     major, minor = (a + c + spread) / 2, (a + c - spread) / 2
-    if minor <= 0 or major / minor < 12:  # not a thin straight stroke
+    if minor <= 0 or major / minor < SLASH_ELONGATION:  # not one thin straight stroke
         return 0.0
     return abs(90.0 - abs(np.degrees(0.5 * np.arctan2(2 * b, a - c))))
 
@@ -332,6 +335,29 @@ def _separator_char(page: _Page, piece: _Piece, digit_height: float, baseline: f
     return ""
 
 
+def _join_fragments(pieces: list[_Piece], digit_height: float) -> list[_Piece]:
+    """Two small neighbouring pieces that together stand as tall as a digit are one digit's
+    (a slanted stroke broken in two), not two separators."""
+    small = SEPARATOR_HEIGHT * digit_height
+    out: list[_Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.height < small
+            and piece.height < small
+            and piece.x0 - last.x1 <= 0.1 * digit_height
+            and max(last.y1, piece.y1) - min(last.y0, piece.y0) >= 0.6 * digit_height
+        ):
+            out[-1] = _Piece(
+                last.ids + piece.ids, min(last.x0, piece.x0), min(last.y0, piece.y0),
+                max(last.x1, piece.x1), max(last.y1, piece.y1),
+            )  # fmt: skip
+        else:
+            out.append(piece)
+    return out
+
+
 def _classify(page: _Page, pieces: list[_Piece]):
     """(digit pieces, separators as (char, index among the digits, piece), digit height)."""
     tall = max(p.height for p in pieces)
@@ -340,7 +366,7 @@ def _classify(page: _Page, pieces: list[_Piece]):
         return pieces, [], digit_height
     baseline = float(np.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
     digits, separators = [], []
-    for piece in pieces:
+    for piece in _join_fragments(pieces, digit_height):
         char = _separator_char(page, piece, digit_height, baseline)
         if char:
             separators.append((char, len(digits), piece))

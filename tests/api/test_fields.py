@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from tests.api.conftest import data_url, png
+from tests.support.marks import MARKS, mark_scan
 from training.synthetic_fields import FieldSpec, render_field
 
 
@@ -71,33 +70,9 @@ def test_predict_drawing_reads_digits_side_by_side(client, mnist_test_digits):
     assert len(query["text"]) == 1
 
 
-def scan_of(draw) -> bytes:
-    page = Image.new("L", (200, 120), 238)
-    draw(ImageDraw.Draw(page))
-    out = io.BytesIO()
-    page.save(out, "PNG")
-    return out.getvalue()
-
-
-NON_DIGITS = {
-    "tap": lambda pen: pen.ellipse((92, 52, 106, 66), fill=25),
-    "dash": lambda pen: pen.line((70, 60, 130, 62), fill=25, width=7),
-    "hash": lambda pen: [
-        pen.line(xy, fill=25, width=6)
-        for xy in ((88, 20, 80, 100), (118, 20, 110, 100), (65, 45, 135, 45), (62, 75, 132, 75))
-    ],
-    "A": lambda pen: [
-        pen.line(xy, fill=25, width=6) for xy in ((70, 100, 100, 18, 130, 100), (82, 70, 118, 70))
-    ],
-    "X": lambda pen: [
-        pen.line(xy, fill=25, width=6) for xy in ((70, 20, 130, 100), (130, 20, 70, 100))
-    ],
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("mark", NON_DIGITS)
+@pytest.mark.parametrize("mark", MARKS)
 def test_non_digit_marks_are_flagged_or_refused_on_both_endpoints(client, mark):
-    data = scan_of(NON_DIGITS[mark])
+    data = mark_scan(mark)
     for response in (
         upload(client, data),
         client.post("/predict-drawing", json={"image": data_url(data)}),
