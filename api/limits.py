@@ -6,6 +6,7 @@ a chunked body with no length is counted as it streams in.
 
 from collections.abc import Awaitable, Callable
 
+from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -15,6 +16,16 @@ def check_content_type(request: Request, expected: str) -> None:
     got = request.headers.get("content-type")
     if got is None or got.split(";", 1)[0].strip().lower() != expected:
         raise UnsupportedMediaType(got, expected)
+
+
+def multipart_boundary(request: Request) -> bytes:
+    """The boundary of a multipart/form-data body; 415 for any other content type."""
+    got = request.headers.get("content-type")
+    content_type, options = parse_options_header(got or "")
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise UnsupportedMediaType(got, "multipart/form-data")
+    return boundary
 
 
 def limited(request: Request, limit: int) -> Request:

@@ -1,7 +1,8 @@
 """The DigitFlow API: `uvicorn api.main:app` (or `create_app(settings)` in tests).
 
-The model is loaded once, in the lifespan; if it cannot be loaded the process still starts so
-that /health answers and /ready says why it is not ready.
+Everything a request needs (model, micro-batcher, database sessions, object storage, the Celery
+producer) is built once, in the lifespan. If the model or a store cannot be opened the process
+still starts, so that /health answers and /ready says why it is not ready.
 """
 
 import logging
@@ -9,44 +10,54 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings, get_settings
 from api.errors import register_exception_handlers
-from api.health.checks import ReadinessCheck, model_loaded
+from api.health.checks import READINESS_CHECKS
 from api.health.router import router as health_router
-from api.jobs.dependencies import broker_ready, database_ready
-from api.jobs.router import routers as jobs_routers
+from api.jobs.router import router as jobs_router
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
 from api.predict.router import router as predict_router
+from digitflow.db import make_sessionmaker
+from digitflow.queue import make_celery
+from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
 
 logger = logging.getLogger("digitflow.api")
 
-# Each domain adds its router here, and each dependency its readiness check.
-ROUTERS = [health_router, predict_router, pages_router, jobs_routers]
-READINESS_CHECKS = [
-    ReadinessCheck("model", model_loaded),
-    ReadinessCheck("database", database_ready),
-    ReadinessCheck("broker", broker_ready),
-]
+# Each domain adds its router here (and its readiness check in api.health.checks).
+ROUTERS = [health_router, predict_router, pages_router, jobs_router]
+
+
+async def _load_model(app: FastAPI, settings: Settings) -> None:
+    try:
+        recognizer = await run_in_threadpool(Recognizer, settings.model_dir)
+    except Exception as exc:  # e.g. no model yet: stay up, report it on /ready
+        logger.error("could not load the model from %s: %s", settings.model_dir, exc)
+        app.state.model_error = f"{type(exc).__name__} while loading the model"
+        return
+    logger.info("model %s loaded from %s", recognizer.version, settings.model_dir)
+    app.state.recognizer = recognizer
+    app.state.batcher = MicroBatcher(recognizer, settings.batch_max_size, settings.decode_threads)
+
+
+def _open_stores(app: FastAPI, settings: Settings) -> None:
+    app.state.sessions = make_sessionmaker(settings.resolved_database_url)
+    app.state.producer = make_celery(settings)
+    try:
+        app.state.storage = make_storage(settings)
+    except StorageUnavailable as exc:  # opened again on first use; /ready says so meanwhile
+        logger.error("object storage unavailable at start-up: %s", exc)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
-    try:
-        recognizer = await run_in_threadpool(Recognizer, settings.model_dir)
-    except Exception as exc:  # e.g. no model yet: stay up, report it on /ready
-        logger.error("could not load the model from %s: %s", settings.model_dir, exc)
-        app.state.model_error = f"{settings.model_dir}: {type(exc).__name__}: {exc}"
-    else:
-        logger.info("model %s loaded from %s", recognizer.version, settings.model_dir)
-        app.state.recognizer = recognizer
-        app.state.batcher = MicroBatcher(
-            recognizer, settings.batch_max_size, settings.decode_threads
-        )
+    _open_stores(app, settings)
+    await _load_model(app, settings)
     try:
         yield
     finally:
@@ -63,10 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     app.state.recognizer = app.state.batcher = app.state.model_error = None
+    app.state.sessions = app.state.storage = app.state.producer = None
     app.state.readiness_checks = list(READINESS_CHECKS)
     register_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.state.templates = Jinja2Templates(directory=app.state.settings.web_dir / "templates")
     static = StaticFiles(directory=app.state.settings.web_dir / "static")
     app.mount("/static", static, name="static")
     return app

@@ -8,7 +8,9 @@ and the Azure Blob fields to run against Postgres, Redis and Blob storage.
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +28,7 @@ class PlatformSettings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
 
-    storage_backend: str = "local"  # "local" or "azure"
+    storage_backend: Literal["local", "azure"] = "local"
     storage_local_dir: Path | None = None
     azure_storage_connection_string: str | None = None
     azure_storage_container: str = "documents"
@@ -41,7 +43,35 @@ class PlatformSettings(BaseSettings):
     # PNG scans) and its transaction small.
     max_job_files: int = 20_000
     max_job_bytes: int = 2 * 1024**3
-    job_batch_size: int = 512
+    job_batch_size: int = Field(default=512, ge=1)
+
+    # The sweeper re-sends documents left queued (see worker/); Celery beat runs it this often.
+    sweep_interval_seconds: float = Field(default=30, gt=0)
+    # Celery's filesystem broker (embedded default) polls its folder; short keeps latency low.
+    broker_polling_interval: float = Field(default=0.05, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if url is None:
+            return None
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in {"postgresql", "sqlite"}:
+            raise ValueError("DATABASE_URL must be a postgresql+psycopg:// or sqlite:/// URL")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and url.split("://", 1)[0] not in {"redis", "rediss", "redis+socket"}:
+            raise ValueError("REDIS_URL must be a redis://, rediss:// or redis+socket:// URL")
+        return url
 
     @cached_property
     def resolved_database_url(self) -> str:

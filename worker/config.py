@@ -10,8 +10,5 @@ class WorkerSettings(PlatformSettings):
     # Documents still `queued` this long after their task was sent are sent again (Postgres is
     # the truth; a lost message must not lose a document). Checked every sweep interval.
     sweep_after_seconds: float = 300
-    sweep_interval_seconds: float = 30
-    # Celery's filesystem broker (embedded default) polls its folder; short keeps latency low.
-    broker_polling_interval: float = 0.05
     # LiteRT threads per worker process; one per process keeps the 2-core box fully used.
     inference_threads: int = 1

@@ -9,10 +9,11 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from digitflow.db import make_sessionmaker
+from digitflow.queue import RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
 from worker.batch import Runtime, process_batch, stale_documents
-from worker.celery_app import RECOGNIZE_TASK, SWEEP_TASK, app, enqueue_documents, settings
+from worker.celery_app import app, settings
 
 logger = logging.getLogger("digitflow.worker")
 

@@ -11,7 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
+
+from digitflow.db import Job
+from digitflow.queue import broker_problem
+from digitflow.storage import make_storage
 
 Probe = Callable[[FastAPI], str | None | Awaitable[str | None]]
 
@@ -37,6 +42,42 @@ def model_loaded(app: FastAPI) -> str | None:
     if app.state.recognizer is not None:
         return None
     return f"model not loaded: {app.state.model_error or 'still loading'}"
+
+
+def database_ready(app: FastAPI) -> str | None:
+    """The database answers and is migrated (the jobs table exists)."""
+    try:
+        with app.state.sessions() as session:
+            session.execute(select(Job.id).limit(0))
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which kind
+        return (
+            f"database unusable ({type(exc).__name__}): not reachable, or not migrated "
+            "(run `digitflow migrate`)"
+        )
+    return None
+
+
+def broker_ready(app: FastAPI) -> str | None:
+    return broker_problem(app.state.producer)
+
+
+def storage_ready(app: FastAPI) -> str | None:
+    try:
+        if app.state.storage is None:
+            app.state.storage = make_storage(app.state.settings)
+        app.state.storage.check()
+    except Exception as exc:  # noqa: BLE001
+        return f"object storage unusable ({type(exc).__name__})"
+    return None
+
+
+# Every dependency of the API, checked by /ready.
+READINESS_CHECKS = [
+    ReadinessCheck("model", model_loaded),
+    ReadinessCheck("database", database_ready),
+    ReadinessCheck("broker", broker_ready),
+    ReadinessCheck("storage", storage_ready),
+]
 
 
 async def run_checks(app: FastAPI) -> dict[str, str | None]:

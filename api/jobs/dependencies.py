@@ -1,68 +1,25 @@
-"""What the jobs endpoints need: a database session, object storage, a Celery producer; and the
-readiness checks for the database and the broker."""
+"""What the jobs endpoints need beyond the shared dependencies: an existing job of the caller."""
 
-from collections.abc import Iterator
-from functools import lru_cache
+import uuid
 from typing import Annotated
 
-from celery import Celery
-from fastapi import Depends, FastAPI
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from fastapi import Depends, Path
 
-from api.config import Settings
-from api.deps import SettingsDep
-from digitflow.db import Job, make_sessionmaker
-from digitflow.storage import Storage, make_storage
-from worker.celery_app import producer_for
+from api.auth.dependencies import PrincipalDep
+from api.deps import SessionDep
+from api.jobs import service
+from api.jobs.errors import JobNotFound
+from digitflow.db import Job
 
-
-def get_sessions(settings: SettingsDep) -> sessionmaker[Session]:
-    return make_sessionmaker(settings.resolved_database_url)
+JobId = Annotated[uuid.UUID, Path(description="the job id returned by POST /jobs")]
 
 
-def get_session(
-    sessions: Annotated[sessionmaker[Session], Depends(get_sessions)],
-) -> Iterator[Session]:
-    with sessions() as session:
-        yield session
+def valid_job(job_id: JobId, session: SessionDep, principal: PrincipalDep) -> Job:
+    """The job, if it exists and belongs to the caller's tenant; another tenant's job is 404."""
+    job = service.get_job(session, job_id, principal.tenant_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
 
 
-@lru_cache(maxsize=4)
-def _storage(settings_json: str) -> Storage:
-    return make_storage(Settings.model_validate_json(settings_json))
-
-
-def get_storage(settings: SettingsDep) -> Storage:
-    return _storage(settings.model_dump_json())
-
-
-def get_producer(settings: SettingsDep) -> Celery:
-    return producer_for(settings)
-
-
-SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
-SessionDep = Annotated[Session, Depends(get_session)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
-ProducerDep = Annotated[Celery, Depends(get_producer)]
-
-
-def database_ready(app: FastAPI) -> str | None:
-    """The database answers and is migrated (the jobs table exists)."""
-    settings = app.state.settings
-    try:
-        with make_sessionmaker(settings.resolved_database_url)() as session:
-            session.execute(select(Job.id).limit(0))
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
-        return f"database unusable (not reachable, or not migrated: run `digitflow migrate`): {exc}"
-    return None
-
-
-def broker_ready(app: FastAPI) -> str | None:
-    producer = producer_for(app.state.settings)
-    try:
-        with producer.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=0, timeout=1)  # 0: no retries
-    except Exception as exc:  # noqa: BLE001
-        return f"broker unreachable: {exc}"
-    return None
+ValidJob = Annotated[Job, Depends(valid_job)]

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class Rejection(BaseModel):
@@ -25,13 +25,22 @@ class JobPublic(BaseModel):
     succeeded: int
     failed: int
     needs_review: int = Field(description="succeeded documents a person should check")
-    progress: float = Field(description="done / total, from 0 to 1")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     rejected: list[Rejection] = Field(description="files refused at upload, with the reason")
-    links: dict[str, str]
+
+    @computed_field(description="done / total, from 0 to 1")
+    @property
+    def progress(self) -> float:
+        return round(self.done / self.total, 4) if self.total else 1.0
+
+    @computed_field
+    @property
+    def links(self) -> dict[str, str]:
+        base = f"/jobs/{self.id}"
+        return {"self": base, "results": f"{base}/results", "csv": f"{base}/results?format=csv"}
 
 
 class JobCreated(JobPublic):

@@ -1,4 +1,4 @@
-"""Jobs in the database: create, read, list, page through results."""
+"""Jobs: take an upload in, then read, list and page through results (scoped to a tenant)."""
 
 import csv
 import io
@@ -7,13 +7,19 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from celery import Celery
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
-from digitflow.db import Document, Job, Prediction
+from api.jobs.upload import Limits, UploadReceiver, UploadRefused
+from digitflow.db import Document, Job, JobLayout, Prediction
 from digitflow.db.progress import add_documents, complete_upload
-from worker.celery_app import enqueue_documents
+from digitflow.queue import enqueue_documents
+from digitflow.settings import PlatformSettings
+from digitflow.storage import Storage
 
 logger = logging.getLogger("digitflow.api")
 
@@ -23,8 +29,8 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def find_by_idempotency_key(session: Session, key: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.idempotency_key == key))
+def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
 class DuplicateUpload(Exception):
@@ -40,9 +46,12 @@ class JobIntake:
     everything under it; tasks already sent then find nothing to do.
     """
 
-    def __init__(self, sessions, producer, job_id: uuid.UUID, key: str | None, batch_size: int):
+    def __init__(
+        self, sessions, producer, job_id: uuid.UUID, tenant_id: str, key: str | None,
+        batch_size: int,
+    ):  # fmt: skip
         self.sessions, self.producer, self.job_id = sessions, producer, job_id
-        self.idempotency_key, self.batch_size = key, batch_size
+        self.tenant_id, self.idempotency_key, self.batch_size = tenant_id, key, batch_size
         self.layout: str | None = None  # fixed when the job row is written
 
     def _write(self, documents: list[dict], layout: str, complete_with: list[dict] | None):
@@ -51,8 +60,9 @@ class JobIntake:
             with self.sessions.begin() as session:
                 if self.layout is None:
                     session.add(
-                        Job(id=self.job_id, layout=layout, idempotency_key=self.idempotency_key,
-                            total=0, rejected=[], created_at=now, updated_at=now)
+                        Job(id=self.job_id, tenant_id=self.tenant_id, layout=layout,
+                            idempotency_key=self.idempotency_key, total=0, rejected=[],
+                            created_at=now, updated_at=now)
                     )  # fmt: skip
                     session.flush()
                 if documents:
@@ -87,12 +97,84 @@ class JobIntake:
                 session.execute(delete(Job).where(Job.id == self.job_id))
 
 
-def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
-    return session.get(Job, job_id)
+def get_job(session: Session, job_id: uuid.UUID, tenant_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    return job if job is not None and job.tenant_id == tenant_id else None
 
 
-def list_jobs(session: Session, limit: int) -> list[Job]:
-    return list(session.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)))
+def list_jobs(session: Session, tenant_id: str, limit: int) -> list[Job]:
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
+
+
+def _nothing_accepted(rejected: list[dict]) -> UploadRefused:
+    if not rejected:
+        detail = "no files: send images or ZIPs of images in the form field 'files'"
+        return UploadRefused(422, "no_files", detail)
+    detail = f"no file could be read: all {len(rejected)} refused (see `rejected`); no job created"
+    return UploadRefused(422, "no_readable_files", detail, rejected=rejected)
+
+
+class Upload:
+    """One POST /jobs body streamed into storage and the database as a new job."""
+
+    def __init__(
+        self, settings: PlatformSettings, sessions: sessionmaker[Session], storage: Storage,
+        producer: Celery,
+        boundary: bytes, tenant_id: str, idempotency_key: str | None, query_layout: str | None,
+    ):  # fmt: skip
+        self.sessions, self.query_layout = sessions, query_layout
+        job_id = uuid.uuid4()
+        self.intake = JobIntake(
+            sessions, producer, job_id, tenant_id, idempotency_key, settings.job_batch_size
+        )
+        limits = Limits(
+            max_files=settings.max_job_files,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_total_bytes=settings.max_job_bytes,
+        )
+        self.receiver = UploadReceiver(
+            boundary=boundary, job_id=job_id, storage=storage, limits=limits,
+            on_documents=lambda documents: self.intake.add(documents, self.layout()),
+            flush_every=settings.job_batch_size,
+        )  # fmt: skip
+
+    def layout(self) -> str:
+        value = self.receiver.fields.get("layout") or self.query_layout or JobLayout.auto.value
+        if value not in {layout.value for layout in JobLayout}:
+            raise UploadRefused(
+                422, "invalid_layout", f"layout must be auto, digit or field, got {value!r}"
+            )
+        if self.intake.layout is not None and value != self.intake.layout:
+            raise UploadRefused(
+                422, "layout_after_files", "send the layout field before the files (or ?layout=)"
+            )
+        return value
+
+    async def run(self, request: Request) -> Job:
+        """Stream the body in; the committed job, or nothing kept at all on any failure."""
+        try:
+            await self.receiver.receive(request.stream())
+            rejected = [vars(r) for r in self.receiver.rejected]
+            if not self.receiver.accepted:
+                raise _nothing_accepted(rejected)
+            return await run_in_threadpool(
+                self.intake.complete, self.receiver.pending, self.layout(), rejected
+            )
+        except DuplicateUpload:  # a concurrent retry with the same key won: answer its job
+            await run_in_threadpool(self.receiver.discard)
+            with self.sessions() as session:
+                return find_by_idempotency_key(
+                    session, self.intake.tenant_id, self.intake.idempotency_key
+                )
+        except BaseException:  # refused, client gone, 413, an outage (503), a bug: keep nothing
+            await run_in_threadpool(self._give_up)
+            raise
+
+    def _give_up(self) -> None:
+        self.intake.abort()
+        self.receiver.discard()
 
 
 def _results_query(job_id: uuid.UUID, needs_review: bool | None):

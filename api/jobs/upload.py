@@ -14,14 +14,16 @@ import tempfile
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
+from api.errors import ApiError
 from digitflow.db import DocumentStatus
 from digitflow.storage import Storage
 from recognition.decode import check_image
@@ -30,14 +32,12 @@ from recognition.errors import ImageError
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MAX_TEXT_FIELD_BYTES = 1024
 SPOOL_MEMORY_BYTES = 1024 * 1024
+# Feed the multipart parser in slices of about this size (one threadpool hop each).
+FEED_BYTES = 1024 * 1024
 
 
-class UploadRefused(Exception):
+class UploadRefused(ApiError):
     """The whole upload is refused (too many files, malformed body): nothing is kept."""
-
-    def __init__(self, status_code: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status_code, self.code, self.detail = status_code, code, detail
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,16 @@ class UploadReceiver:
                 400, "malformed_multipart", f"malformed multipart body: {exc}"
             ) from exc
 
+    async def receive(self, chunks: AsyncIterator[bytes]) -> None:
+        """Parse a whole body, in ~FEED_BYTES slices on the threadpool (the loop stays free)."""
+        pending = bytearray()
+        async for chunk in chunks:
+            pending += chunk
+            if len(pending) >= FEED_BYTES:
+                await run_in_threadpool(self.feed, bytes(pending))
+                pending.clear()
+        await run_in_threadpool(self.feed, bytes(pending), True)
+
     def discard(self) -> None:
         """Remove what was stored (the upload was refused or the client went away)."""
         if self._part.spool is not None:
@@ -196,14 +206,16 @@ class UploadReceiver:
         self._count()
         self.rejected.append(Rejection(filename, code, reason))
 
+    def _reject_too_large(self, filename: str) -> None:
+        limit = self.limits.max_image_bytes
+        self._reject(
+            filename, "image_too_large", f"the file is larger than the limit of {limit} bytes"
+        )
+
     def _take(self, part: _Part) -> None:
         name = part.filename or "unnamed"
         if part.too_large:
-            self._reject(
-                name,
-                "image_too_large",
-                f"the file is larger than the limit of {self.limits.max_image_bytes} bytes",
-            )
+            self._reject_too_large(name)
         elif part.spool is not None:
             with part.spool:
                 self._take_zip(name, part.spool)
@@ -266,11 +278,7 @@ class UploadReceiver:
                     continue
                 member = f"{filename}/{info.filename}"
                 if info.file_size > self.limits.max_image_bytes:
-                    self._reject(
-                        member,
-                        "image_too_large",
-                        f"the file is larger than the limit of {self.limits.max_image_bytes} bytes",
-                    )
+                    self._reject_too_large(member)
                     continue
                 try:
                     with archive.open(info) as stream:
@@ -283,11 +291,7 @@ class UploadReceiver:
                     self._reject(member, "unsupported_zip_member", f"cannot extract: {exc}")
                     continue
                 if len(data) > self.limits.max_image_bytes:
-                    self._reject(
-                        member,
-                        "image_too_large",
-                        f"the file is larger than the limit of {self.limits.max_image_bytes} bytes",
-                    )
+                    self._reject_too_large(member)
                 elif data[:4] in ZIP_MAGIC:
                     self._reject(member, "nested_zip", "ZIP archives inside ZIPs are not opened")
                 else:

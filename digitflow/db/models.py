@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from digitflow.auth import DEFAULT_TENANT
+
 # Stable constraint names, so migrations can drop and alter them on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -97,10 +99,13 @@ class DocumentStatus(enum.StrEnum):
 class Job(IdTimestamped, Base):
     __tablename__ = "jobs"
 
+    # Every job belongs to one tenant (digitflow.auth); every query is scoped to it.
+    tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT)
     status: Mapped[str] = mapped_column(String(32), default=JobStatus.queued)
     layout: Mapped[str] = mapped_column(String(16), default=JobLayout.digit)
-    # A client's retry with the same key gets this job back instead of a duplicate.
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # A client's retry with the same key gets this job back instead of a duplicate; keys are
+    # the tenant's own (unique per tenant, never across tenants).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     total: Mapped[int] = mapped_column(Integer, default=0)
     succeeded: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -115,7 +120,10 @@ class Job(IdTimestamped, Base):
 
     documents: Mapped[list["Document"]] = relationship(back_populates="job", lazy="raise")
 
-    __table_args__ = (Index(None, "created_at"),)
+    __table_args__ = (
+        Index(None, "tenant_id", "created_at"),
+        Index(None, "tenant_id", "idempotency_key", unique=True),
+    )
 
     @property
     def done(self) -> int:

@@ -1,0 +1,24 @@
+"""The `digitflow` command: read handwritten digits, run the platform, manage it.
+
+Each subcommand lives in a module of its own with a `register(commands)`.
+
+    digitflow recognize FILE...   print each image's digits, confidence and review flag
+    digitflow migrate             apply database migrations (alembic upgrade head)
+    digitflow run                 migrate, then run the API and a worker until Ctrl-C
+"""
+
+import argparse
+
+from digitflow.cli import migrate, recognize, run
+from digitflow.settings import PlatformSettings
+
+SUBCOMMANDS = [recognize, migrate, run]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="digitflow", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.register(commands)
+    args = parser.parse_args(argv)
+    return args.handler(args, PlatformSettings())

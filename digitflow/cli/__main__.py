@@ -1,0 +1,5 @@
+import sys
+
+from digitflow.cli import main
+
+sys.exit(main())
