@@ -107,7 +107,7 @@ class _Piece:
 class _Page:
     """The field in working pixels: normalised ink, the clean binary, its components."""
 
-    def __init__(self, gray: np.ndarray):
+    def __init__(self, gray: np.ndarray, lines: bool = True):
         gray = np.asarray(gray, dtype=np.float32)
         self.scale = min(1.0, WORK_SIDE / min(gray.shape))
         if self.scale < 1.0:
@@ -122,7 +122,7 @@ class _Page:
         if angle:
             self.ink = _rotate(self.ink, angle)
             binary, faint = _binarise(self.ink)
-        self.binary, self.lines = remove_lines(binary, faint)
+        self.binary, self.lines = remove_lines(binary, faint) if lines else (binary, binary * 0)
         self.labels, self.stats = _components(self.binary, self.lines)
 
     def box(self, x0: int, y0: int, x1: int, y1: int) -> Box:
@@ -195,7 +195,10 @@ def _skew_degrees(binary: np.ndarray) -> float:
     slopes = []
     for i in long[long > 0]:
         ys, xs = np.nonzero(labels == i)
-        slopes.append(np.polyfit(xs.astype(np.float64), ys.astype(np.float64), 1)[0])
+        # Huber's robust fit: strokes of digits touching the line do not tilt it.
+        points = np.stack([xs, ys], axis=1).astype(np.float32)
+        vx, vy, _, _ = cv2.fitLine(points, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        slopes.append(vy / vx if vx else 0.0)
     if not slopes:
         return 0.0
     angle = float(np.degrees(np.arctan(np.median(slopes))))
@@ -237,6 +240,15 @@ def _longest(lines: np.ndarray) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
+def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
+    """A box's top and bottom lines start and end together (a 3's top and bottom strokes do
+    not)."""
+    width = horizontal.shape[1]
+    top = np.flatnonzero(horizontal[rows[0] : rows[0] + 3].any(axis=0))
+    bottom = np.flatnonzero(horizontal[max(0, rows[-1] - 2) : rows[-1] + 1].any(axis=0))
+    return abs(top[0] - bottom[0]) <= 0.08 * width and abs(top[-1] - bottom[-1]) <= 0.08 * width
+
+
 def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(binary without printed lines, the lines' mask). Box outlines, comb cells, underlines.
 
@@ -247,7 +259,10 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     height, width = binary.shape
     horizontal = _longest(_line_mask(faint, max(12, int(width * LINE_SHARE)), horizontal=True))
     rows = np.flatnonzero(horizontal.any(axis=1))
+    # In a field wider than tall no digit stroke spans half its width; in a squarer image a
+    # digit's strokes might (a 3's top and foot), so there the two lines must also align.
     boxed = len(rows) > 0 and rows[-1] - rows[0] > 0.3 * height
+    boxed = boxed and (width > 1.5 * height or _aligned(horizontal, rows))
     if not boxed:
         ink_rows = np.flatnonzero((binary & ~horizontal).sum(axis=1) >= 2)
         ink_height = (ink_rows[-1] - ink_rows[0] + 1) if len(ink_rows) else 0
@@ -456,6 +471,10 @@ def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     page = _Page(gray)
     pieces = _pieces(page)
+    if not pieces and page.lines.any():
+        # Nothing but "lines": they were the ink itself (a big round 0 alone in its image).
+        page = _Page(gray, lines=False)
+        pieces = _pieces(page)
     if not pieces:
         raise NoDigits("no digits found: the image holds only printed lines or specks")
     collect = _Collector(page)
