@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 MNIST_DIR ?= ../shared/data/mnist
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run recognize migrate api worker train test test-env lint bench-latency bench-bulk clean
+.PHONY: help setup run recognize migrate api worker train test test-env lint mutation bench-latency bench-bulk clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ test: test-env ## Set up and run the whole test suite against real Postgres, Red
 
 lint: $(VENV)/.installed-dev ## Static checks (ruff)
 	$(VENV)/bin/ruff check .
+
+mutation: test-env ## Mutation testing (mutmut) of recognition/, worker/, digitflow/, api/jobs/; MUTANTS="glob" narrows it; slow
+	DIGITFLOW_MNIST_DIR=$(abspath $(MNIST_DIR)) $(VENV)/bin/mutmut run $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 bench-latency: $(VENV)/.installed-api+worker+training+dev ## Benchmark the synchronous fast path, write docs/benchmarks.md
 	$(PY) benchmarks/latency.py

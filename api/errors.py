@@ -12,34 +12,28 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitflow.storage import StorageUnavailable
-from recognition.errors import (
-    EmptyImage,
-    ImageError,
-    ImageTooLarge,
-    InvalidDataURL,
-    TruncatedImage,
-    UndecodableImage,
-)
+from recognition import errors
 
 logger = logging.getLogger("digitflow.api")
 
 # Most specific first: TruncatedImage is an UndecodableImage.
-IMAGE_ERROR_STATUS: list[tuple[type[ImageError], int]] = [
-    (ImageTooLarge, 413),
-    (EmptyImage, 422),
-    (TruncatedImage, 400),
-    (UndecodableImage, 400),
-    (InvalidDataURL, 400),
-    (ImageError, 400),
+IMAGE_ERROR_STATUS: list[tuple[type[errors.ImageError], int]] = [
+    (errors.ImageTooLarge, 413),
+    (errors.EmptyImage, 422),
+    (errors.TruncatedImage, 400),
+    (errors.UndecodableImage, 400),
+    (errors.InvalidDataURL, 400),
+    (errors.ImageError, 400),
 ]
 
 
 class ApiError(Exception):
     """A refusal the API decides on itself (not the recognition core's)."""
 
-    def __init__(self, status_code: int, code: str, detail: str):
+    def __init__(self, status_code: int, code: str, detail: str, **extra):
         super().__init__(detail)
         self.status_code, self.code, self.detail = status_code, code, detail
+        self.extra = extra  # more JSON fields of the answer (e.g. every refused file)
 
 
 class PayloadTooLarge(ApiError):
@@ -68,16 +62,16 @@ def error_response(status_code: int, code: str, detail, **extra) -> JSONResponse
     return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status_code)
 
 
-def status_for(exc: ImageError) -> int:
+def status_for(exc: errors.ImageError) -> int:
     return next(status for kind, status in IMAGE_ERROR_STATUS if isinstance(exc, kind))
 
 
-async def _image_error(request: Request, exc: ImageError) -> JSONResponse:
+async def _image_error(request: Request, exc: errors.ImageError) -> JSONResponse:
     return error_response(status_for(exc), exc.code, str(exc))
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.detail)
+    return error_response(exc.status_code, exc.code, exc.detail, **exc.extra)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -115,7 +109,7 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StorageUnavailable, _unavailable)
     app.add_exception_handler(OperationalError, _unavailable)
     app.add_exception_handler(InterfaceError, _unavailable)
-    app.add_exception_handler(ImageError, _image_error)
+    app.add_exception_handler(errors.ImageError, _image_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

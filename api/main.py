@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings, get_settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.state.templates = Jinja2Templates(directory=app.state.settings.web_dir / "templates")
     static = StaticFiles(directory=app.state.settings.web_dir / "static")
     app.mount("/static", static, name="static")
     return app

@@ -92,3 +92,10 @@ def broker_problem(app: Celery) -> str | None:
     except Exception as exc:  # noqa: BLE001 - kombu/redis errors vary by transport
         return f"broker unreachable ({type(exc).__name__})"
     return None
+
+
+def queue_depth(app: Celery, queue: str = DOCUMENTS_QUEUE) -> int:
+    """Messages waiting in `queue` (not those a worker holds): the backlog, for metrics and
+    back-pressure."""
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue, passive=True).message_count

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +49,29 @@ class PlatformSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30, gt=0)
     # Celery's filesystem broker (embedded default) polls its folder; short keeps latency low.
     broker_polling_interval: float = Field(default=0.05, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if url is None:
+            return None
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in {"postgresql", "sqlite"}:
+            raise ValueError("DATABASE_URL must be a postgresql+psycopg:// or sqlite:/// URL")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and url.split("://", 1)[0] not in {"redis", "rediss", "redis+socket"}:
+            raise ValueError("REDIS_URL must be a redis://, rediss:// or redis+socket:// URL")
+        return url
 
     @cached_property
     def resolved_database_url(self) -> str:

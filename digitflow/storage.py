@@ -115,7 +115,9 @@ class AzureBlobStorage:
     # Blob reads are network round trips: a batch reads its documents concurrently.
     READ_CONCURRENCY = 16
 
-    def __init__(self, connection_string: str, container: str, retries: int = 3):
+    def __init__(
+        self, connection_string: str, container: str, retries: int = 3, create: bool = True
+    ):
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
@@ -127,6 +129,8 @@ class AzureBlobStorage:
             connection_timeout=10,
         )
         self._container = service.get_container_client(container)
+        if not create:  # least privilege: the operator made the container
+            return
         try:
             self._container.create_container()
         except ResourceExistsError:

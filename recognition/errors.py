@@ -10,32 +10,31 @@ class ImageError(ValueError):
 
     code = "invalid_image"
 
+    def __init_subclass__(cls, code: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
 
-class UndecodableImage(ImageError):
+
+class UndecodableImage(ImageError, code="undecodable_image"):
     """The bytes are not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP)."""
 
-    code = "undecodable_image"
 
-
-class TruncatedImage(UndecodableImage):
+class TruncatedImage(UndecodableImage, code="truncated_image"):
     """The header was readable but the pixel data ends early."""
 
-    code = "truncated_image"
 
-
-class InvalidDataURL(ImageError):
+class InvalidDataURL(ImageError, code="invalid_data_url"):
     """A `data:image/...;base64,` URL that is malformed or not base64."""
 
-    code = "invalid_data_url"
 
-
-class EmptyImage(ImageError):
+class EmptyImage(ImageError, code="empty_image"):
     """The image decoded but holds no ink: blank canvas, uniform scan."""
 
-    code = "empty_image"
 
-
-class ImageTooLarge(ImageError):
+class ImageTooLarge(ImageError, code="image_too_large"):
     """More bytes or pixels than the configured limit (guards against decompression bombs)."""
 
-    code = "image_too_large"
+
+class NoDigits(EmptyImage, code="no_digits"):
+    """The image holds ink, but none of it is a digit: only printed lines, dots or dashes."""

@@ -1,7 +1,8 @@
 """Model definitions: the seed's CNN as a baseline and the DigitFlow default.
 
 Both take float32 [N, 28, 28, 1] in [0, 1], white ink on black (MNIST form, as the recognition
-core normalises every image), and return softmax probabilities over the 10 digits.
+core normalises every image), and return softmax probabilities over the 10 digits and an 11th
+class, "not a digit" (trained on synthetic marks: training/nondigits.py).
 Augmentation lives in the training input pipeline (`augmenter`), never in the exported model.
 """
 
@@ -9,7 +10,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-NUM_CLASSES = 10
+NUM_CLASSES = 11  # digits 0-9, then NOT_A_DIGIT
 INPUT_SHAPE = (28, 28, 1)
 
 # Augmentation: handwriting varies in slant, placement, size and pen width. The core's

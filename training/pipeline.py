@@ -16,6 +16,7 @@ from pathlib import Path
 from training import data as mnist
 from training.evaluate import TARGET_ERROR
 from training.export import evaluate_and_export
+from training.nondigits import training_inputs
 from training.train import HISTORY_FILENAME, SEED, load_trained, save_trained, train
 
 
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the default model's epochs")
     parser.add_argument("--seed-epochs", type=int, help="override the seed baseline's epochs")
     parser.add_argument("--no-seed", action="store_true", help="skip the seed baseline")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="fine-tune the default model from this trained model (e.g. models/default)",
+    )
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
@@ -50,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     split = mnist.split(mnist.load_mnist(args.data), seed=args.seed, subset=args.subset)
     print(f"data: {split.sizes()} from {split.source['path']}", flush=True)
-    x_train, x_val = mnist.model_inputs(split.x_train), mnist.model_inputs(split.x_val)
+    # Digits plus synthetic non-digit marks (the 11th class), shuffled together.
+    x_train, y_train, x_val, y_val = training_inputs(split, args.seed)
 
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
@@ -68,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                 trained[arch] = load_trained(folder)
                 continue
             trained[arch] = train(
-                arch, x_train, split.y_train, x_val, split.y_val, epochs=epochs, seed=args.seed
-            )
+                arch, x_train, y_train, x_val, y_val, epochs=epochs, seed=args.seed,
+                init_from=args.init_from if arch == "default" else None,
+            )  # fmt: skip
             save_trained(*trained[arch], folder)
         card = evaluate_and_export(trained, split, args.out, args.target_error)
 

@@ -1,37 +1,29 @@
 """What a worker does with a batch of documents, and the sweeper. No Celery in here.
 
-A batch is read from storage, preprocessed, run through the model in ONE call and written in ONE
-transaction: documents leave `queued` with a guarded UPDATE (`... AND status = 'queued'`), only the
-ones this transaction moved get predictions (unique per document, ON CONFLICT DO NOTHING) and
-only they are added to the job's counters. A redelivered or concurrent duplicate batch therefore
-changes nothing.
+load -> recognise -> persist, each a small function. Recognition is the core's field reader
+(`recognition.read_segmentations`: every field of the batch in ONE model call). Persisting is ONE
+transaction: documents leave `queued` with guarded UPDATEs (`... AND status = 'queued'`; one
+statement for the successes, one for the failures), only the ones this transaction moved get
+predictions (unique per document, ON CONFLICT DO NOTHING) and only they are added to the job's
+counters. A redelivered or concurrent duplicate batch therefore changes nothing.
 """
 
 import logging
-import math
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
 from digitflow.storage import ObjectNotFound, Storage
-from recognition import (
-    WORK_MIN_SIDE,
-    ImageError,
-    Recognizer,
-    decode_image,
-    prepare,
-    segment_digits,
-)
-from recognition.errors import EmptyImage
+from recognition import FieldReading, ImageError, Recognizer, read_segmentations, segment_image
+from recognition.fields import digit_dict
 
 logger = logging.getLogger("digitflow.worker")
 
@@ -55,6 +47,12 @@ class BatchOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Loaded:
+    layout: str | None
+    blobs: dict[uuid.UUID, bytes | ObjectNotFound]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -64,18 +62,8 @@ def _insert(engine: Engine, model):
     return dialect.insert(model)
 
 
-def _digit_images(data: bytes, layout: str, max_pixels: int) -> list[np.ndarray]:
-    if layout == JobLayout.field:
-        digits = segment_digits(decode_image(data, max_pixels, WORK_MIN_SIDE))
-        if not digits:
-            raise EmptyImage("no digits found in the field")
-        return digits
-    return [prepare(data, max_pixels)]
-
-
-def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> BatchOutcome:
-    outcome = BatchOutcome()
-    started = time.perf_counter()
+def load(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> _Loaded:
+    """The job's layout and the stored bytes of the documents still queued."""
     with rt.sessions() as session:
         layout = session.scalar(select(Job.layout).where(Job.id == job_id))
         pending = session.execute(
@@ -85,66 +73,99 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
                 Document.status == DocumentStatus.queued,
             )
         ).all()
-    outcome.skipped = len(document_ids) - len(pending)
     if layout is None or not pending:
-        return outcome
-
+        return _Loaded(layout, {})
     blobs = rt.storage.get_many(key for _, key in pending)
-    read_done = time.perf_counter()
+    return _Loaded(layout, dict(zip((doc_id for doc_id, _ in pending), blobs, strict=True)))
 
-    # Preprocess: every readable document becomes one or more 28x28 digits in one array.
-    images: list[np.ndarray] = []
-    spans: dict[uuid.UUID, tuple[int, int]] = {}
-    failures: dict[uuid.UUID, tuple[str, str]] = {}
-    for (doc_id, _), blob in zip(pending, blobs, strict=True):
+
+def recognise(
+    rt: Runtime, loaded: _Loaded
+) -> tuple[dict[uuid.UUID, FieldReading], dict[uuid.UUID, tuple[str, str]], float]:
+    """Readings and failures (code, message) by document; the seconds spent segmenting."""
+    layout = JobLayout(loaded.layout).value if loaded.layout else "auto"
+    segmentations, failures = {}, {}
+    started = time.perf_counter()
+    for doc_id, blob in loaded.blobs.items():
         if isinstance(blob, ObjectNotFound):
             failures[doc_id] = ("missing_object", "the stored file is missing")
             continue
         try:
-            digits = _digit_images(blob, layout, rt.max_pixels)
+            segmentations[doc_id] = segment_image(blob, layout, rt.max_pixels)
         except ImageError as exc:
             failures[doc_id] = (exc.code, str(exc))
-            continue
-        spans[doc_id] = (len(images), len(images) + len(digits))
-        images.extend(digits)
-    preprocess_done = time.perf_counter()
+    segmented = time.perf_counter() - started
+    readings = read_segmentations(list(segmentations.values()), rt.recognizer)
+    return dict(zip(segmentations, readings, strict=True)), failures, segmented
 
-    predictions = rt.recognizer.predict(np.stack(images)) if images else []
-    inference_done = time.perf_counter()
 
-    count = max(len(pending), 1)
+def prediction_row(reading: FieldReading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
+    return {
+        "id": uuid.uuid4(),
+        "document_id": doc_id,
+        "job_id": job_id,
+        "text": reading.text,
+        "confidence": reading.confidence,
+        "needs_review": reading.needs_review,
+        "review_reasons": list(reading.review_reasons),
+        "digits": [
+            {
+                **digit_dict(d),
+                "confidence": round(d.confidence, 6),
+                "probabilities": [round(x, 6) for x in d.probabilities],
+            }
+            for d in reading.digits
+        ],
+        "model_version": rt.recognizer.version,
+        "timings": timings,
+    }
+
+
+def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> BatchOutcome:
+    started = time.perf_counter()
+    loaded = load(rt, job_id, document_ids)
+    outcome = BatchOutcome(skipped=len(document_ids) - len(loaded.blobs))
+    if not loaded.blobs:
+        return outcome
+    read_done = time.perf_counter()
+    readings, failures, segmented = recognise(rt, loaded)
+    recognised = time.perf_counter()
+    count = len(loaded.blobs)
     timings = {
         "read_ms": round((read_done - started) * 1000 / count, 4),
-        "preprocess_ms": round((preprocess_done - read_done) * 1000 / count, 4),
-        "inference_ms": round((inference_done - preprocess_done) * 1000 / count, 4),
+        "preprocess_ms": round(segmented * 1000 / count, 4),
+        "inference_ms": round((recognised - read_done - segmented) * 1000 / count, 4),
     }
-    rows = {}
-    for doc_id, (start, stop) in spans.items():
-        digits = predictions[start:stop]
-        rows[doc_id] = {
-            "id": uuid.uuid4(),
-            "document_id": doc_id,
-            "job_id": job_id,
-            "text": "".join(str(p.digit) for p in digits),
-            "confidence": math.prod(p.confidence for p in digits),
-            "needs_review": any(p.needs_review for p in digits),
-            "digits": [
-                {
-                    "digit": p.digit,
-                    "confidence": round(p.confidence, 6),
-                    "probabilities": [round(x, 6) for x in p.probabilities],
-                }
-                for p in digits
-            ],
-            "model_version": rt.recognizer.version,
-            "timings": timings,
-        }
-    _commit(rt, job_id, rows, failures, outcome)
+    rows = {
+        doc_id: prediction_row(reading, job_id, doc_id, rt, timings)
+        for doc_id, reading in readings.items()
+    }
+    persist(rt, job_id, rows, failures, outcome)
     outcome.timings = {**timings, "total_s": time.perf_counter() - started}
     return outcome
 
 
-def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
+def _mark_failed(session: Session, failures: dict, now: datetime) -> int:
+    """Every failure of the batch in ONE guarded UPDATE; how many documents it moved."""
+    if not failures:
+        return 0
+    codes = {doc_id: code for doc_id, (code, _) in failures.items()}
+    messages = {doc_id: message for doc_id, (_, message) in failures.items()}
+    moved = session.scalars(
+        update(Document)
+        .where(Document.id.in_(failures), Document.status == DocumentStatus.queued)
+        .values(
+            status=DocumentStatus.failed,
+            error_code=case(codes, value=Document.id),
+            error=case(messages, value=Document.id),
+            updated_at=now,
+        )
+        .returning(Document.id)
+    )
+    return len(list(moved))
+
+
+def persist(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []
@@ -157,17 +178,7 @@ def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
                     .returning(Document.id)
                 )
             )
-        failed = 0
-        for doc_id, (code, message) in failures.items():
-            moved = session.scalar(
-                update(Document)
-                .where(Document.id == doc_id, Document.status == DocumentStatus.queued)
-                .values(
-                    status=DocumentStatus.failed, error_code=code, error=message, updated_at=now
-                )
-                .returning(Document.id)
-            )
-            failed += moved is not None
+        failed = _mark_failed(session, failures, now)
         if won:
             values = [{**rows[doc_id], "created_at": now, "updated_at": now} for doc_id in won]
             session.execute(

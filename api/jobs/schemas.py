@@ -17,7 +17,9 @@ class JobPublic(BaseModel):
 
     id: uuid.UUID
     status: str = Field(description="queued, running, succeeded, partially_succeeded or failed")
-    layout: str = Field(description="digit: one digit per document; field: several digits")
+    layout: str = Field(
+        description="auto: the reader decides; digit: one digit per document; field: several"
+    )
     total: int = Field(description="documents accepted into the job")
     done: int = Field(description="documents finished: succeeded + failed")
     succeeded: int
@@ -53,6 +55,7 @@ class DigitResult(BaseModel):
     digit: int
     confidence: float
     probabilities: list[float]
+    box: dict[str, int] | None = Field(None, description="x, y, width, height in the image")
 
 
 class Result(BaseModel):
@@ -65,6 +68,9 @@ class Result(BaseModel):
         description="calibrated; for a field, the product of its digits' confidences"
     )
     needs_review: bool | None
+    review_reasons: list[str] | None = Field(
+        None, description="low_confidence, not_a_digit, ambiguous_segmentation, too_many_digits"
+    )
     digits: list[DigitResult] | None
     model_version: str | None
     error_code: str | None

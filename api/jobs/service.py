@@ -107,6 +107,14 @@ def list_jobs(session: Session, tenant_id: str, limit: int) -> list[Job]:
     return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
 
 
+def _nothing_accepted(rejected: list[dict]) -> UploadRefused:
+    if not rejected:
+        detail = "no files: send images or ZIPs of images in the form field 'files'"
+        return UploadRefused(422, "no_files", detail)
+    detail = f"no file could be read: all {len(rejected)} refused (see `rejected`); no job created"
+    return UploadRefused(422, "no_readable_files", detail, rejected=rejected)
+
+
 class Upload:
     """One POST /jobs body streamed into storage and the database as a new job."""
 
@@ -133,10 +141,10 @@ class Upload:
         )  # fmt: skip
 
     def layout(self) -> str:
-        value = self.receiver.fields.get("layout") or self.query_layout or JobLayout.digit.value
+        value = self.receiver.fields.get("layout") or self.query_layout or JobLayout.auto.value
         if value not in {layout.value for layout in JobLayout}:
             raise UploadRefused(
-                422, "invalid_layout", f"layout must be digit or field, got {value!r}"
+                422, "invalid_layout", f"layout must be auto, digit or field, got {value!r}"
             )
         if self.intake.layout is not None and value != self.intake.layout:
             raise UploadRefused(
@@ -148,13 +156,9 @@ class Upload:
         """Stream the body in; the committed job, or nothing kept at all on any failure."""
         try:
             await self.receiver.receive(request.stream())
-            if not self.receiver.accepted and not self.receiver.rejected:
-                raise UploadRefused(
-                    422,
-                    "no_files",
-                    "no files: send images or ZIPs of images in the form field 'files'",
-                )
             rejected = [vars(r) for r in self.receiver.rejected]
+            if not self.receiver.accepted:
+                raise _nothing_accepted(rejected)
             return await run_in_threadpool(
                 self.intake.complete, self.receiver.pending, self.layout(), rejected
             )
@@ -194,6 +198,7 @@ def result_row(document: Document, prediction: Prediction | None) -> dict:
         "text": prediction.text if prediction else None,
         "confidence": prediction.confidence if prediction else None,
         "needs_review": prediction.needs_review if prediction else None,
+        "review_reasons": prediction.review_reasons if prediction else None,
         "digits": prediction.digits if prediction else None,
         "model_version": prediction.model_version if prediction else None,
         "error_code": document.error_code,

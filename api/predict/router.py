@@ -1,8 +1,9 @@
-"""The synchronous fast path: one image in, one prediction out, in milliseconds.
+"""The synchronous fast path: one image in, one field reading out, in milliseconds.
 
-Bodies are read raw (size-checked before anything is parsed) and answers are written as bytes:
-pydantic models here only describe the API in the OpenAPI schema. One dependency per endpoint
-keeps the framework's share of each request small.
+Bodies are read raw (size-checked before anything is parsed) and answers are written as bytes.
+Both endpoints take `layout` (`auto`, `digit`, `field`): a query parameter, or the multipart
+field / JSON member of the same name. One dependency per endpoint keeps the framework's share of
+each request small.
 """
 
 from functools import partial
@@ -15,8 +16,8 @@ from api.config import Settings
 from api.deps import BatcherDep
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.limits import check_content_type, limited, read_body
-from api.predict.schemas import DrawingRequest, ErrorPublic, PredictionPublic
-from api.predict.service import drawing_to_mnist, prediction_json, upload_to_mnist
+from api.predict.schemas import LAYOUT_DESCRIPTION, DrawingRequest, ErrorPublic, PredictionPublic
+from api.predict.service import check_layout, drawing_field, reading_json, upload_field
 
 router = APIRouter(tags=["predict"])
 
@@ -29,7 +30,8 @@ ERRORS = {
         400: "Not an image, truncated file, or malformed data URL",
         413: "Image too large (bytes or pixels)",
         415: "Wrong Content-Type",
-        422: "Empty image (no ink) or a missing/invalid field",
+        422: "Empty image (no ink), no digit in it (only lines, dots, dashes), or a missing or"
+        " invalid field",
         503: "The model is not loaded",
     }.items()
 }
@@ -47,7 +49,13 @@ UPLOAD_BODY = {
                         "format": "binary",
                         "description": "PNG, JPEG, TIFF, BMP, GIF or WebP: a scan (dark ink on "
                         "light paper) or a light digit on dark, any size.",
-                    }
+                    },
+                    "layout": {
+                        "type": "string",
+                        "enum": ["auto", "digit", "field"],
+                        "default": "auto",
+                        "description": LAYOUT_DESCRIPTION,
+                    },
                 },
             }
         }
@@ -59,16 +67,27 @@ DRAWING_BODY = {
 }
 
 
+LAYOUT_QUERY = [
+    {
+        "name": "layout",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["auto", "digit", "field"], "default": "auto"},
+        "description": LAYOUT_DESCRIPTION,
+    }
+]
+
+
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
 @router.post(
     "/predict",
-    summary="Recognise the digit in an uploaded image file",
+    summary="Read the digit or the field of digits in an uploaded image file",
     response_model=PredictionPublic,
     responses=ERRORS,
-    openapi_extra={"requestBody": UPLOAD_BODY},
+    openapi_extra={"requestBody": UPLOAD_BODY, "parameters": LAYOUT_QUERY},
 )
 async def predict(request: Request, batcher: BatcherDep) -> Response:
     settings: Settings = request.app.state.settings
@@ -78,6 +97,10 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         max_files=1, max_fields=16, max_part_size=MULTIPART_OVERHEAD
     )
     upload = form.get("file")
+    field = form.get("layout")
+    layout = check_layout(
+        request.query_params.get("layout") or (field if isinstance(field, str) else None)
+    )
     if not isinstance(upload, UploadFile):
         raise InvalidRequest("body.file: field required: send the image as multipart field 'file'")
     try:
@@ -86,26 +109,27 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         await form.close()
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(settings.max_image_bytes)
-    job = partial(upload_to_mnist, data, settings.max_image_pixels)
-    prediction = await batcher.predict(await _decoded_if_large(job, len(data), settings))
-    return _json(prediction_json(prediction, batcher.model_version))
+    job = partial(upload_field, data, layout, settings.max_image_pixels)
+    reading = await batcher.read(await _decoded_if_large(job, len(data), settings))
+    return _json(reading_json(reading, batcher.model_version))
 
 
 @router.post(
     "/predict-drawing",
-    summary="Recognise the digit drawn on the canvas (a data URL)",
+    summary="Read the digit or digits drawn on the canvas (a data URL)",
     response_model=PredictionPublic,
     responses=ERRORS,
-    openapi_extra={"requestBody": DRAWING_BODY},
+    openapi_extra={"requestBody": DRAWING_BODY, "parameters": LAYOUT_QUERY},
 )
 async def predict_drawing(request: Request, batcher: BatcherDep) -> Response:
     settings: Settings = request.app.state.settings
     check_content_type(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
-    job = partial(drawing_to_mnist, body, settings.max_image_bytes, settings.max_image_pixels)
-    prediction = await batcher.predict(await _decoded_if_large(job, len(body), settings))
-    return _json(prediction_json(prediction, batcher.model_version))
+    layout = request.query_params.get("layout")
+    job = partial(drawing_field, body, layout, settings.max_image_bytes, settings.max_image_pixels)
+    reading = await batcher.read(await _decoded_if_large(job, len(body), settings))
+    return _json(reading_json(reading, batcher.model_version))
 
 
 async def _decoded_if_large(job, size: int, settings):

@@ -1,4 +1,8 @@
-"""`digitflow recognize FILE...`: read images from the command line, one batched model call."""
+"""`digitflow recognize FILE...`: read images from the command line, one batched model call.
+
+Each file is a field: one digit or several side by side, as `--layout` says (the same reader as
+the API and the workers).
+"""
 
 import argparse
 import json
@@ -9,42 +13,66 @@ from digitflow.settings import PlatformSettings
 
 
 def register(commands) -> None:
-    rec = commands.add_parser("recognize", help="recognise the digit in each image file")
+    rec = commands.add_parser("recognize", help="read the digit or digits in each image file")
     rec.add_argument("files", nargs="+", metavar="FILE")
     rec.add_argument("--json", action="store_true", help="one JSON object per line")
     rec.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR)")
+    rec.add_argument(
+        "--layout",
+        choices=("auto", "digit", "field"),
+        default="auto",
+        help="auto (default): one digit or a field, as found; digit: all ink is one digit; "
+        "field: a row of digits",
+    )
     rec.set_defaults(handler=recognize)
 
 
-def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
-    from recognition import ImageError, Recognizer, prepare
+def _segment_files(args: argparse.Namespace, settings: PlatformSettings):
+    """Segment every readable file; (segmentations by path, errors by path)."""
+    from recognition import ImageError, segment_image
 
-    recognizer = Recognizer(args.model_dir or settings.model_dir)
-    prepared, failures = {}, {}
+    segmentations, failures = {}, {}
     for path in args.files:
         try:
             data = Path(path).read_bytes()
             if len(data) > settings.max_image_bytes:
                 raise ImageError(f"file is larger than {settings.max_image_bytes} bytes")
-            prepared[path] = prepare(data, settings.max_image_pixels)
+            segmentations[path] = segment_image(data, args.layout, settings.max_image_pixels)
         except (OSError, ImageError) as exc:
             failures[path] = str(exc)
-    # One batched call for every readable file.
-    predictions = dict(zip(prepared, recognizer.predict(list(prepared.values())), strict=True))
+    return segmentations, failures
+
+
+def _row(path: str, reading) -> tuple[dict, str]:
+    row = {
+        "file": path,
+        "text": reading.text,
+        "digit": reading.digit,
+        "confidence": round(reading.confidence, 6),
+        "needs_review": reading.needs_review,
+        "review_reasons": list(reading.review_reasons),
+        "digits": [
+            {"digit": d.digit, "confidence": round(d.confidence, 6)} for d in reading.digits
+        ],
+    }
+    reasons = ", ".join(reading.review_reasons)
+    flag = f"  needs review ({reasons})" if reading.needs_review else ""
+    return row, f"{path}: {reading.text}  confidence {reading.confidence:.4f}{flag}"
+
+
+def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
+    from recognition import Recognizer, read_segmentations
+
+    recognizer = Recognizer(args.model_dir or settings.model_dir)
+    segmentations, failures = _segment_files(args, settings)
+    # One batched model call for every readable file.
+    readings = read_segmentations(list(segmentations.values()), recognizer)
+    by_path = dict(zip(segmentations, readings, strict=True))
     for path in args.files:
         if path in failures:
-            row = {"file": path, "error": failures[path]}
-            line = f"{path}: error: {failures[path]}"
+            row, line = {"file": path, "error": failures[path]}, f"{path}: error: {failures[path]}"
         else:
-            p = predictions[path]
-            row = {
-                "file": path,
-                "digit": p.digit,
-                "confidence": round(p.confidence, 6),
-                "needs_review": p.needs_review,
-            }
-            flag = "  needs review" if p.needs_review else ""
-            line = f"{path}: {p.digit}  confidence {p.confidence:.4f}{flag}"
+            row, line = _row(path, by_path[path])
         if args.json:
             print(json.dumps(row))
         else:

@@ -23,6 +23,14 @@ def _final_status(succeeded: ColumnElement, failed: ColumnElement, total: Column
     )
 
 
+def _finish_when(finished: ColumnElement, succeeded, failed, otherwise, now: datetime) -> dict:
+    """The status and finish time of a job that is `finished` now, or else `otherwise`."""
+    return {
+        "status": case((finished, _final_status(succeeded, failed, Job.total)), else_=otherwise),
+        "finished_at": case((finished, func.coalesce(Job.finished_at, now)), else_=None),
+    }
+
+
 def record_progress(
     job_id: uuid.UUID, succeeded: int, failed: int, needs_review: int, now: datetime
 ) -> Update:
@@ -39,11 +47,7 @@ def record_progress(
             needs_review=Job.needs_review + needs_review,
             started_at=func.coalesce(Job.started_at, now),
             updated_at=now,
-            status=case(
-                (finished, _final_status(new_succeeded, new_failed, Job.total)),
-                else_=JobStatus.running.value,
-            ),
-            finished_at=case((finished, func.coalesce(Job.finished_at, now)), else_=None),
+            **_finish_when(finished, new_succeeded, new_failed, JobStatus.running.value, now),
         )
     )
 
@@ -64,9 +68,6 @@ def complete_upload(job_id: uuid.UUID, rejected: list[dict], now: datetime) -> U
             uploaded_at=now,
             rejected=rejected,
             updated_at=now,
-            status=case(
-                (finished, _final_status(Job.succeeded, Job.failed, Job.total)), else_=Job.status
-            ),
-            finished_at=case((finished, now), else_=None),
+            **_finish_when(finished, Job.succeeded, Job.failed, Job.status, now),
         )
     )

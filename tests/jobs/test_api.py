@@ -3,30 +3,44 @@
 No worker runs here: batches are processed in-process with worker.batch where results are
 needed (tests/worker has the end-to-end runs with real Celery workers)."""
 
+import csv
 import io
+import json
 import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from redis import Redis
 from sqlalchemy import select
 
 from api.main import create_app
 from digitflow.db import Document, make_sessionmaker
 from digitflow.db.migrations import upgrade
-from digitflow.storage import LocalStorage
+from digitflow.queue import make_celery, queue_depth
+from digitflow.storage import make_storage
 from recognition import Recognizer
 from tests.jobs.support import api_settings, corrupt_zip_member, scans, zip_of
 from tests.recognition.images import png_header_only
 from worker.batch import Runtime, process_batch
 
 
-@pytest.fixture
-def settings(tmp_path):
+@pytest.fixture(params=["embedded", "servers"])
+def settings(request, tmp_path):
+    """The embedded defaults (SQLite, filesystem broker), and real Postgres + Redis."""
+    servers = {}
+    if request.param == "servers":
+        redis = request.getfixturevalue("redis")
+        url = redis.url_for(REDIS_DB)
+        Redis.from_url(url).flushdb()
+        servers = {
+            "database_url": request.getfixturevalue("postgres").create_database(),
+            "redis_url": url,
+        }
     # Small batches, so uploads here are committed and enqueued in several steps as they stream.
     settings = api_settings(
-        data_dir=tmp_path, max_job_files=50, max_image_bytes=200_000, job_batch_size=8
+        data_dir=tmp_path, max_job_files=50, max_image_bytes=200_000, job_batch_size=8, **servers
     )
     upgrade(settings.resolved_database_url)
     return settings
@@ -36,6 +50,10 @@ def settings(tmp_path):
 def client(settings):
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+# A Redis database of its own: other tests' platforms must not take these tasks.
+REDIS_DB = 3
 
 
 def files_field(items) -> list:
@@ -48,7 +66,7 @@ def stored_files(root: Path) -> list[Path]:
 
 
 def queued_messages(settings) -> int:
-    return len(list(Path(settings.data_dir, "broker", "queue").glob("*.msg")))
+    return queue_depth(make_celery(settings))
 
 
 def run_batches(settings, job_id: str) -> None:
@@ -57,9 +75,8 @@ def run_batches(settings, job_id: str) -> None:
     with sessions() as session:
         ids = list(session.scalars(select(Document.id).where(Document.job_id == uuid.UUID(job_id))))
     runtime = Runtime(
-        Recognizer(settings.model_dir), sessions, LocalStorage(settings.resolved_storage_dir),
-        settings.max_image_pixels,
-    )  # fmt: skip
+        Recognizer(settings.model_dir), sessions, make_storage(settings), settings.max_image_pixels
+    )
     process_batch(runtime, uuid.UUID(job_id), ids)
 
 
@@ -73,8 +90,10 @@ def test_upload_answers_202_with_location_and_enqueues_ids_after_storing(client,
     stored = list(Path(settings.resolved_storage_dir, "jobs", job["id"]).iterdir())
     assert len(stored) == 5
     assert queued_messages(settings) == 1  # one task for the batch, ids only
-    message = next(Path(settings.data_dir, "broker", "queue").glob("*.msg")).read_bytes()
-    assert b"PNG" not in message and len(message) < 4000
+    with make_celery(settings).connection_for_read() as connection:
+        message = connection.default_channel.basic_get("documents", no_ack=True)
+    assert json.loads(message.body)[0][0] == job["id"]  # args (job id, [document ids]): ids only
+    assert b"PNG" not in message.body and len(message.body) < 4000
     assert client.get(f"/jobs/{job['id']}").json()["status"] == "queued"
 
 
@@ -167,12 +186,20 @@ def test_bad_requests_are_4xx_json(client, kwargs, status):
     assert body["code"] and body["detail"]
 
 
-def test_only_unreadable_files_make_a_failed_job_not_an_error(client):
-    response = client.post("/jobs", files=[("files", ("m.json", b"{}", "application/json"))])
-    assert response.status_code == 202
-    job = response.json()
-    assert (job["status"], job["total"], job["progress"]) == ("failed", 0, 1.0)
-    assert job["finished_at"] is not None and job["rejected"][0]["filename"] == "m.json"
+def test_an_upload_with_no_readable_file_is_422_and_creates_no_job(client, settings):
+    files = [("files", ("m.json", b"{}", "application/json")), ("files", ("e.png", b""))]
+    response = client.post("/jobs", files=files, headers={"Idempotency-Key": "nothing"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "no_readable_files" and "2 refused" in body["detail"]
+    assert {(r["filename"], r["code"]) for r in body["rejected"]} == {
+        ("m.json", "undecodable_image"), ("e.png", "empty_file"),
+    }
+    assert client.get("/jobs").json()["items"] == []
+    assert not stored_files(settings.resolved_storage_dir)
+    retry = client.post("/jobs", files=files_field((n, d) for n, d, _ in scans(1)),
+                        headers={"Idempotency-Key": "nothing"})  # fmt: skip
+    assert retry.status_code == 202  # the key was not used up by the refused upload
 
 
 def test_too_many_files_is_413_and_nothing_is_kept(client, settings):
@@ -245,8 +272,11 @@ def test_results_pages_filter_and_csv(client, settings):
 
 
 def test_ready_reports_database_and_broker(client, settings, tmp_path):
-    checks = client.get("/ready").json()["checks"]
-    assert checks["database"] == "ok" and checks["broker"] == "ok"
+    response = client.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ready"
+    checks = response.json()["checks"]
+    assert checks["database"] == checks["broker"] == checks["storage"] == "ok"
     unmigrated = api_settings(data_dir=tmp_path / "fresh")
     with TestClient(create_app(unmigrated)) as fresh:
         response = fresh.get("/ready")
@@ -286,3 +316,75 @@ def test_a_database_outage_is_503_not_500(tmp_path):
             assert response.status_code == 503, response.text
             assert response.json()["code"] == "unavailable"
     assert not stored_files(tmp_path / "storage")  # the stored upload was removed
+
+
+class CountingStorage:
+    """The app's real storage, counting writes (to see what a request stored)."""
+
+    def __init__(self, real):
+        self.real, self.puts = real, 0
+
+    def put(self, key, data):
+        self.puts += 1
+        self.real.put(key, data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_retry_is_answered_before_anything_is_stored_again(client):
+    files = files_field((n, d) for n, d, _ in scans(4))
+    first = client.post("/jobs", files=files, headers={"Idempotency-Key": "retry-me"})
+    counting = client.app.state.storage = CountingStorage(client.app.state.storage)
+    retry = client.post("/jobs", files=files, headers={"Idempotency-Key": "retry-me"})
+    assert retry.status_code == 202 and retry.json()["id"] == first.json()["id"]
+    assert counting.puts == 0  # the key was looked up before the body was read
+
+
+def test_an_empty_idempotency_key_is_no_key(client):
+    files = files_field((n, d) for n, d, _ in scans(2))
+    ids = {
+        client.post("/jobs", files=files, headers={"Idempotency-Key": key}).json()["id"]
+        for key in ("", "  ", "")
+    }
+    assert len(ids) == 3
+
+
+def test_csv_quotes_awkward_names_and_honours_the_review_filter(client, settings):
+    names = ["a,b.png", 'say "hi".png', "two\nlines.png", "plain.png", "x;y.png", "z.png"]
+    items = [(name, data) for name, (_, data, _) in zip(names, scans(6, start=40), strict=True)]
+    job = client.post("/jobs", files=files_field(items)).json()
+    run_batches(settings, job["id"])
+    url = f"/jobs/{job['id']}/results"
+    rows = list(csv.DictReader(io.StringIO(client.get(url, params={"format": "csv"}).text)))
+    stored = [r["filename"] for r in client.get(url).json()["items"]]  # as the client encoded them
+    assert [row["filename"] for row in rows] == stored
+    assert stored[0] == "a,b.png" and len(rows) == len(names)
+    flagged = {
+        r["document_id"] for r in client.get(url, params={"needs_review": True}).json()["items"]
+    }
+    for wanted in (True, False):
+        text = client.get(url, params={"format": "csv", "needs_review": wanted}).text
+        ids = {row["document_id"] for row in csv.DictReader(io.StringIO(text))}
+        assert ids == (flagged if wanted else {r["document_id"] for r in rows} - flagged)
+
+
+def test_jobs_on_azure_blob_storage(tmp_path, azurite):
+    """The whole jobs API with Blob storage (Azurite): stored, read by a batch, answered."""
+    settings = api_settings(
+        data_dir=tmp_path, storage_backend="azure",
+        azure_storage_connection_string=azurite.connection_string,
+        azure_storage_container=f"jobs-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    upgrade(settings.resolved_database_url)
+    items = scans(6, start=100)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").json()["checks"]["storage"] == "ok"
+        job = client.post("/jobs", files=files_field((n, d) for n, d, _ in items)).json()
+        run_batches(settings, job["id"])
+        results = client.get(f"/jobs/{job['id']}/results").json()["items"]
+        assert client.get(f"/jobs/{job['id']}").json()["status"] == "succeeded"
+    assert [r["status"] for r in results] == ["succeeded"] * 6
+    assert (
+        sum(r["text"] == str(label) for r, (_, _, label) in zip(results, items, strict=True)) >= 5
+    )

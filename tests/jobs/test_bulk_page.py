@@ -99,3 +99,35 @@ def test_drop_upload_progress_and_results(browser, platform_url, tmp_path):
         raise
     finally:
         context.close()
+
+
+def test_polling_survives_failed_requests(browser, platform_url):
+    """A poll that fails (server restarting, network blip) says so and retries, and the page
+    still follows the job to its end."""
+    items = scans(3)
+    files = [[name, base64.b64encode(data).decode()] for name, data, _ in items]
+    context = browser.new_context()
+    page = context.new_page()
+    failures = {"left": 2}
+
+    def flaky(route):
+        if failures["left"]:
+            failures["left"] -= 1
+            return route.fulfill(status=503, body='{"detail": "restarting"}')
+        return route.continue_()
+
+    try:
+        page.route("**/jobs/*-*-*-*-*", flaky)  # GET /jobs/{id}: polling, not the upload
+        page.goto(platform_url + "/bulk")
+        transfer = page.evaluate_handle(DROP_FILES, files)
+        page.dispatch_event("[data-testid=dropzone]", "drop", {"dataTransfer": transfer})
+        page.click("[data-testid=upload-button]")
+        page.locator("#error").filter(has_text="retrying").wait_for(timeout=10_000)
+        page.locator("[data-testid=status]").filter(has_text="succeeded").wait_for(timeout=30_000)
+        assert failures["left"] == 0
+        assert page.locator("#error").is_hidden()
+        assert page.evaluate(
+            "typeof window.openJob === 'undefined' && typeof window.poll === 'undefined'"
+        )
+    finally:
+        context.close()

@@ -80,6 +80,24 @@ def test_unreachable_azure_is_storage_unavailable():
         AzureBlobStorage(dead, "documents", retries=0)
 
 
+@pytest.mark.parametrize("operation", ["get", "get_many", "put", "delete", "check"])
+def test_azure_errors_while_working_are_storage_unavailable(operation):
+    dead = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    )
+    storage = AzureBlobStorage(dead, "documents", retries=0, create=False)
+    calls = {
+        "get": lambda: storage.get("k"),
+        "get_many": lambda: storage.get_many(["k"]),
+        "put": lambda: storage.put("k", b"v"),
+        "delete": lambda: storage.delete("k"),
+        "check": storage.check,
+    }
+    with pytest.raises(StorageUnavailable):
+        calls[operation]()
+
+
 def test_make_storage_follows_settings(tmp_path, azurite):
     local = make_storage(PlatformSettings(storage_local_dir=tmp_path / "s"))
     assert isinstance(local, LocalStorage) and local.root == tmp_path / "s"

@@ -1,6 +1,6 @@
 // Bulk upload page: drag and drop -> POST /jobs (with upload progress) -> poll GET /jobs/{id}
-// -> results table (cursor pages, needs_review filter) and a CSV link. No build step.
-"use strict";
+// -> results table (cursor pages, needs_review filter) and a CSV link. No build step; loaded as
+// an ES module, so nothing here is a global of the page.
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 200;
@@ -52,7 +52,7 @@ function upload(event) {
       return;
     }
     choose([]);
-    open(body.id, body);
+    openJob(body.id, body);
     loadRecent();
   };
   request.onerror = () => showError("the upload did not reach the server");
@@ -60,7 +60,7 @@ function upload(event) {
   request.send(form);
 }
 
-function open(id, job) {
+function openJob(id, job) {
   if (current && current.timer) clearTimeout(current.timer);
   current = { id, cursor: null, timer: null, finished: false };
   history.replaceState(null, "", `#job=${id}`);
@@ -91,14 +91,24 @@ function render(job) {
   );
 }
 
-async function poll() {
+// Polling survives a server restart or a network blip: it says so and tries again, slower.
+const RETRY_MAX_SECONDS = 30;
+
+async function poll(failures = 0) {
   const id = current.id;
-  const response = await fetch(`/jobs/${id}`);
+  let response = null;
+  try {
+    response = await fetch(`/jobs/${id}`);
+  } catch (_) { /* network error: retried below */ }
   if (!current || current.id !== id) return;
-  if (!response.ok) {
-    showError(response.status === 404 ? "no such job" : `could not read the job (${response.status})`);
+  if (response && response.status === 404) return showError("no such job");
+  if (!response || !response.ok) {
+    const wait = Math.min(RETRY_MAX_SECONDS, 2 ** failures);
+    showError(`could not read the job (${response ? response.status : "no connection"}); retrying in ${wait} s`);
+    current.timer = setTimeout(() => poll(failures + 1), 1000 * wait);
     return;
   }
+  if (failures) showError("");
   const job = await response.json();
   render(job);
   if (job.finished_at) {
@@ -162,7 +172,7 @@ async function loadRecent() {
       const a = document.createElement("a");
       a.href = `#job=${job.id}`;
       a.textContent = `${new Date(job.created_at).toLocaleString()} — ${job.total} documents, ${job.status.replace("_", " ")}`;
-      a.onclick = (e) => { e.preventDefault(); open(job.id); };
+      a.onclick = (e) => { e.preventDefault(); openJob(job.id); };
       li.append(a);
       return li;
     }),
@@ -181,7 +191,7 @@ function init() {
   $("filter").onchange = () => { updateCsv(); if (current.finished) loadResults(true); };
   $("more").onclick = () => loadResults(false);
   const match = location.hash.match(/job=([0-9a-f-]{36})/);
-  if (match) open(match[1]);
+  if (match) openJob(match[1]);
   loadRecent();
 }
 

@@ -1,0 +1,84 @@
+"""The job state rules (digitflow.db.progress) as statements on a real database, without HTTP:
+what status a job ends in, and that it ends whichever of upload and workers finishes last."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert
+
+from digitflow.db import Job, make_sessionmaker
+from digitflow.db.migrations import upgrade
+from digitflow.db.progress import add_documents, complete_upload, record_progress
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sessions(request, tmp_path):
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").create_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'progress.db'}"
+    upgrade(url)
+    return make_sessionmaker(url)
+
+
+def new_job(sessions, total: int) -> uuid.UUID:
+    job_id, now = uuid.uuid4(), datetime.now(UTC)
+    with sessions.begin() as session:
+        session.execute(
+            insert(Job).values(id=job_id, tenant_id="t", total=0, rejected=[], created_at=now,
+                               updated_at=now, status="queued", layout="digit", succeeded=0,
+                               failed=0, needs_review=0)
+        )  # fmt: skip
+        session.execute(add_documents(job_id, total, now))
+    return job_id
+
+
+def job(sessions, job_id) -> Job:
+    with sessions() as session:
+        return session.get(Job, job_id)
+
+
+def run(sessions, statement) -> None:
+    with sessions.begin() as session:
+        session.execute(statement)
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("succeeded", "failed", "status"),
+    [(4, 0, "succeeded"), (3, 1, "partially_succeeded"), (0, 4, "failed")],
+)
+def test_final_status_follows_the_counts(sessions, succeeded, failed, status):
+    job_id = new_job(sessions, 4)
+    run(sessions, complete_upload(job_id, [], NOW))
+    run(sessions, record_progress(job_id, succeeded, failed, 0, NOW))
+    assert (job(sessions, job_id).status, job(sessions, job_id).finished_at) == (status, NOW)
+
+
+def test_a_job_is_running_until_its_last_batch(sessions):
+    job_id = new_job(sessions, 4)
+    run(sessions, complete_upload(job_id, [], NOW))
+    run(sessions, record_progress(job_id, 2, 0, 1, NOW))
+    state = job(sessions, job_id)
+    assert (state.status, state.finished_at, state.needs_review) == ("running", None, 1)
+    run(sessions, record_progress(job_id, 1, 1, 0, NOW))
+    assert job(sessions, job_id).status == "partially_succeeded"
+
+
+def test_the_job_ends_when_the_upload_completes_after_the_workers(sessions):
+    job_id = new_job(sessions, 3)
+    run(sessions, record_progress(job_id, 3, 0, 0, NOW))  # workers done; upload still open
+    assert job(sessions, job_id).finished_at is None
+    run(sessions, complete_upload(job_id, [{"filename": "x", "code": "c", "reason": "r"}], NOW))
+    state = job(sessions, job_id)
+    assert (state.status, state.finished_at) == ("succeeded", NOW)
+    assert state.rejected[0]["filename"] == "x"
+
+
+def test_an_upload_with_nothing_readable_fails(sessions):
+    job_id = new_job(sessions, 0)
+    run(sessions, complete_upload(job_id, [], NOW))
+    assert job(sessions, job_id).status == "failed"
