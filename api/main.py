@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings, get_settings
+from api.doctypes.router import router as doctypes_router
 from api.errors import register_exception_handlers
 from api.health.checks import READINESS_CHECKS
 from api.health.router import router as health_router
@@ -25,11 +26,12 @@ from digitflow.db import make_sessionmaker
 from digitflow.queue import make_celery
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
+from recognition.doctypes import DocumentTypes
 
 logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here (and its readiness check in api.health.checks).
-ROUTERS = [health_router, predict_router, pages_router, jobs_router]
+ROUTERS = [health_router, predict_router, pages_router, jobs_router, doctypes_router]
 
 
 async def _load_model(app: FastAPI, settings: Settings) -> None:
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.recognizer = app.state.batcher = app.state.model_error = None
     app.state.sessions = app.state.storage = app.state.producer = None
     app.state.readiness_checks = list(READINESS_CHECKS)
+    app.state.document_types = DocumentTypes(app.state.settings.resolved_document_types_dir)
     register_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

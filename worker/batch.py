@@ -23,6 +23,7 @@ from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
 from digitflow.storage import ObjectNotFound, Storage
 from recognition import FieldReading, ImageError, Recognizer, read_segmentations, segment_image
+from recognition.doctypes import DocumentReading, DocumentTypes, prepare_document, read_prepared
 from recognition.fields import digit_dict
 
 logger = logging.getLogger("digitflow.worker")
@@ -36,6 +37,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     storage: Storage
     max_pixels: int
+    # Document types for layout=cheque and registered types (the built-in ones without it).
+    document_types: DocumentTypes = field(default_factory=lambda: DocumentTypes(None))
 
 
 @dataclass
@@ -83,6 +86,14 @@ def recognise(
     rt: Runtime, loaded: _Loaded
 ) -> tuple[dict[uuid.UUID, FieldReading], dict[uuid.UUID, tuple[str, str]], float]:
     """Readings and failures (code, message) by document; the seconds spent segmenting."""
+    doc_type = rt.document_types.get(loaded.layout) if loaded.layout else None
+    if doc_type is not None:
+        return recognise_documents(rt, loaded, doc_type)
+    if loaded.layout and loaded.layout not in JobLayout.__members__:
+        # A document type this worker does not know (its folder is not shared, or it was
+        # removed): every document fails with the reason, none is read with a wrong layout.
+        message = f"unknown layout or document type {loaded.layout!r}"
+        return {}, {doc_id: ("unknown_layout", message) for doc_id in loaded.blobs}, 0.0
     layout = JobLayout(loaded.layout).value if loaded.layout else "auto"
     segmentations, failures = {}, {}
     started = time.perf_counter()
@@ -99,7 +110,58 @@ def recognise(
     return dict(zip(segmentations, readings, strict=True)), failures, segmented
 
 
-def prediction_row(reading: FieldReading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
+def recognise_documents(rt: Runtime, loaded: _Loaded, doc_type):
+    """The same for whole pages of a document type: every field of every page, ONE model call."""
+    prepared, failures = {}, {}
+    started = time.perf_counter()
+    for doc_id, blob in loaded.blobs.items():
+        if isinstance(blob, ObjectNotFound):
+            failures[doc_id] = ("missing_object", "the stored file is missing")
+            continue
+        try:
+            prepared[doc_id] = prepare_document(blob, doc_type, rt.max_pixels)
+        except ImageError as exc:
+            failures[doc_id] = (exc.code, str(exc))
+    segmented = time.perf_counter() - started
+    readings = read_prepared(list(prepared.values()), rt.recognizer)
+    return dict(zip(prepared, readings, strict=True)), failures, segmented
+
+
+def _rounded_digits(digits: list[dict]) -> list[dict]:
+    return [
+        {
+            **d,
+            "confidence": round(d["confidence"], 6),
+            "probabilities": [round(x, 6) for x in d["probabilities"]],
+        }
+        for d in digits
+    ]
+
+
+def document_row(reading: DocumentReading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
+    body = reading.as_dict()
+    for entry in body["fields"].values():
+        entry["digits"] = _rounded_digits(entry["digits"])
+        entry.pop("probabilities", None)  # the first digit's, already in `digits`
+    fields = body["fields"]
+    return {
+        "id": uuid.uuid4(),
+        "document_id": doc_id,
+        "job_id": job_id,
+        "text": reading.text,
+        "confidence": reading.confidence,
+        "needs_review": reading.needs_review,
+        "review_reasons": list(reading.review_reasons),
+        "digits": fields[reading.primary]["digits"],
+        "fields": fields,
+        "model_version": rt.recognizer.version,
+        "timings": timings,
+    }
+
+
+def prediction_row(reading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
+    if isinstance(reading, DocumentReading):
+        return document_row(reading, job_id, doc_id, rt, timings)
     return {
         "id": uuid.uuid4(),
         "document_id": doc_id,

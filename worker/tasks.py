@@ -12,6 +12,7 @@ from digitflow.db import make_sessionmaker
 from digitflow.queue import RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition import Recognizer
+from recognition.doctypes import DocumentTypes
 from worker.batch import Runtime, process_batch, stale_documents
 from worker.celery_app import app, settings
 
@@ -34,6 +35,7 @@ def runtime() -> Runtime:
                 sessions=make_sessionmaker(settings.resolved_database_url),
                 storage=make_storage(settings),
                 max_pixels=settings.max_image_pixels,
+                document_types=DocumentTypes(settings.resolved_document_types_dir),
             )
             logger.info("loaded model %s", _runtime.recognizer.version)
         return _runtime

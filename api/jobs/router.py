@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth.dependencies import PrincipalDep, SubmitterDep
 from api.deps import ProducerDep, SessionDep, SessionsDep, SettingsDep, StorageDep
+from api.doctypes.dependencies import DocumentTypesDep
 from api.jobs import service
 from api.jobs.dependencies import ValidJob
 from api.jobs.errors import InvalidCursor
@@ -43,10 +44,10 @@ UPLOAD_BODY = {
                         },
                         "layout": {
                             "type": "string",
-                            "enum": [layout.value for layout in JobLayout],
-                            "default": JobLayout.digit.value,
-                            "description": "digit: one digit per document; field: several "
-                            "digits side by side (amount, account number)",
+                            "default": JobLayout.auto.value,
+                            "description": "auto, digit (one digit per document), field (several "
+                            "digits side by side), cheque (a whole cheque front: the amount box "
+                            "is found and read) or a registered document type's name",
                         },
                     },
                 }
@@ -86,6 +87,7 @@ async def create_job(
     storage: StorageDep,
     producer: ProducerDep,
     principal: SubmitterDep,
+    document_types: DocumentTypesDep,
     idempotency_key: Annotated[
         str | None,
         Header(max_length=200, description="a retry with the same key returns the same job"),
@@ -103,7 +105,7 @@ async def create_job(
     request = limited(request, settings.max_job_bytes)
     upload = service.Upload(
         settings, sessions, storage, producer, boundary, principal.tenant_id, idempotency_key,
-        request.query_params.get("layout"),
+        request.query_params.get("layout"), document_types,
     )  # fmt: skip
     return accepted(await upload.run(request))
 

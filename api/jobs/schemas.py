@@ -72,6 +72,11 @@ class Result(BaseModel):
         None, description="low_confidence, not_a_digit, ambiguous_segmentation, too_many_digits"
     )
     digits: list[DigitResult] | None
+    fields: dict[str, dict] | None = Field(
+        None,
+        description="layout=cheque or a document type: one entry per field (text, digits, "
+        "confidence, needs_review, review_reasons, box in the page's pixels)",
+    )
     model_version: str | None
     error_code: str | None
     error: str | None

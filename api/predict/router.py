@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.config import Settings
-from api.deps import BatcherDep
+from api.deps import BatcherDep, get_recognizer
+from api.doctypes.service import document_type_for, read_page_json
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.limits import check_content_type, limited, read_body
 from api.predict.schemas import LAYOUT_DESCRIPTION, DrawingRequest, ErrorPublic, PredictionPublic
@@ -98,9 +99,9 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
     )
     upload = form.get("file")
     field = form.get("layout")
-    layout = check_layout(
-        request.query_params.get("layout") or (field if isinstance(field, str) else None)
-    )
+    layout = request.query_params.get("layout") or (field if isinstance(field, str) else None)
+    doc_type = document_type_for(layout, request.app.state.document_types)
+    layout = check_layout(layout) if doc_type is None else layout
     if not isinstance(upload, UploadFile):
         raise InvalidRequest("body.file: field required: send the image as multipart field 'file'")
     try:
@@ -109,6 +110,10 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         await form.close()
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(settings.max_image_bytes)
+    if doc_type is not None:  # a whole page: find the fields, read each one
+        recognizer = get_recognizer(request)
+        page = partial(read_page_json, data, doc_type, recognizer, settings.max_image_pixels)
+        return _json(await run_in_threadpool(page))
     job = partial(upload_field, data, layout, settings.max_image_pixels)
     reading = await batcher.read(await _decoded_if_large(job, len(data), settings))
     return _json(reading_json(reading, batcher.model_version))

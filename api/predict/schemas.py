@@ -5,7 +5,9 @@ from pydantic import BaseModel, Field
 Layout = Literal["auto", "digit", "field"]
 LAYOUT_DESCRIPTION = (
     "auto (default): find the marks and read one digit or a field of several; digit: all the "
-    "ink is one digit; field: a row of digits (an amount, an account number)."
+    "ink is one digit; field: a row of digits (an amount, an account number); cheque: a whole "
+    "cheque front (the amount box is found and read: `fields.amount`, `text` is the amount); "
+    "or a registered document type's name (GET /document-types): one entry per field."
 )
 
 

@@ -173,6 +173,10 @@ class Prediction(IdTimestamped, Base):
     needs_review: Mapped[bool] = mapped_column(Boolean)
     # Why it needs review: low_confidence, not_a_digit, ambiguous_segmentation, too_many_digits.
     review_reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # Documents read with a document type (layout=cheque or a registered type): one entry per
+    # field, {"text", "digits", "confidence", "needs_review", "review_reasons", "box", ...},
+    # boxes in the page's pixels. Null for single fields.
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     model_version: Mapped[str] = mapped_column(String(128))
     # Per document: {"read_ms", "preprocess_ms", "inference_ms"} (the batch's share).
     timings: Mapped[dict[str, Any]] = mapped_column()
