@@ -27,7 +27,8 @@ def cheques(mnist):
     """40 cheques: every template, currency, amount style and scan effect, test digits only."""
     rng = np.random.default_rng(2026)
     return [
-        render_cheque(random_spec(rng, TEMPLATES[i % len(TEMPLATES)]), mnist.x_test,
-                      mnist.y_test, rng)  # fmt: skip
+        render_cheque(
+            random_spec(rng, TEMPLATES[i % len(TEMPLATES)]), mnist.x_test, mnist.y_test, rng
+        )  # fmt: skip
         for i in range(40)
     ]
