@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.api.conftest import make_client
-from training.cheques import TEMPLATES, ChequeSpec, render_cheque
+from training.cheques import TEMPLATES, ChequeSpec
 
 
 @pytest.fixture(scope="module")
