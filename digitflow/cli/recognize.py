@@ -19,10 +19,10 @@ def register(commands) -> None:
     rec.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR)")
     rec.add_argument(
         "--layout",
-        choices=("auto", "digit", "field"),
         default="auto",
         help="auto (default): one digit or a field, as found; digit: all ink is one digit; "
-        "field: a row of digits",
+        "field: a row of digits; cheque: a whole cheque front (the amount box is found and "
+        "read); or a document type's name (DOCUMENT_TYPES_DIR)",
     )
     rec.set_defaults(handler=recognize)
 
@@ -60,14 +60,56 @@ def _row(path: str, reading) -> tuple[dict, str]:
     return row, f"{path}: {reading.text}  confidence {reading.confidence:.4f}{flag}"
 
 
-def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
-    from recognition import Recognizer, read_segmentations
+def _documents(args: argparse.Namespace, settings: PlatformSettings, doc_type, recognizer):
+    """Whole pages of a document type: (readings by path, errors by path)."""
+    from recognition import ImageError
+    from recognition.doctypes import prepare_document, read_prepared
 
-    recognizer = Recognizer(args.model_dir or settings.model_dir)
+    prepared, failures = {}, {}
+    for path in args.files:
+        try:
+            data = Path(path).read_bytes()
+            prepared[path] = prepare_document(data, doc_type, settings.max_image_pixels)
+        except (OSError, ImageError) as exc:
+            failures[path] = str(exc)
+    readings = read_prepared(list(prepared.values()), recognizer)
+    return dict(zip(prepared, readings, strict=True)), failures
+
+
+def _document_row(path: str, reading) -> tuple[dict, str]:
+    body = reading.as_dict()
+    for entry in body["fields"].values():
+        entry.pop("probabilities", None)
+        for digit in entry["digits"]:
+            digit.pop("probabilities", None)
+    row = {"file": path, **{k: v for k, v in body.items() if k != "digits"}}
+    reasons = ", ".join(reading.review_reasons)
+    flag = f"  needs review ({reasons})" if reading.needs_review else ""
+    fields = "  ".join(f"{f.name}={f.text or '?'}" for f in reading.fields)
+    return row, f"{path}: {fields}  confidence {reading.confidence:.4f}{flag}"
+
+
+def _read(args: argparse.Namespace, settings: PlatformSettings, recognizer):
+    """Readings and failures by path, and how to print a reading."""
+    from recognition import LAYOUTS, read_segmentations
+    from recognition.doctypes import DocumentTypes
+
+    if args.layout not in LAYOUTS:
+        doc_type = DocumentTypes(settings.resolved_document_types_dir).get(args.layout)
+        if doc_type is None:
+            raise SystemExit(f"unknown layout or document type: {args.layout}")
+        return (*_documents(args, settings, doc_type, recognizer), _document_row)
     segmentations, failures = _segment_files(args, settings)
     # One batched model call for every readable file.
     readings = read_segmentations(list(segmentations.values()), recognizer)
-    by_path = dict(zip(segmentations, readings, strict=True))
+    return dict(zip(segmentations, readings, strict=True)), failures, _row
+
+
+def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
+    from recognition import Recognizer
+
+    recognizer = Recognizer(args.model_dir or settings.model_dir)
+    by_path, failures, _row = _read(args, settings, recognizer)
     for path in args.files:
         if path in failures:
             row, line = {"file": path, "error": failures[path]}, f"{path}: error: {failures[path]}"
