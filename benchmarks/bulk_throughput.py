@@ -140,7 +140,9 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_job(base: str, body: bytes, worker_pid: int, api_pid: int, labels, names) -> dict:
+def run_job(
+    base: str, body: bytes, worker_pid: int, api_pid: int, labels, names, layout: str = "auto"
+) -> dict:
     cpu_before = cpu_seconds(worker_pid), cpu_seconds(api_pid)
     sampler = RssSampler(worker_pid)
     sampler.start()
@@ -148,7 +150,7 @@ def run_job(base: str, body: bytes, worker_pid: int, api_pid: int, labels, names
         started_wall = time.time()
         started = time.perf_counter()
         response = client.post(
-            "/jobs",
+            f"/jobs?layout={layout}",
             content=body,
             headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
         )
