@@ -138,30 +138,17 @@ def _rounded_digits(digits: list[dict]) -> list[dict]:
     ]
 
 
-def document_row(reading: DocumentReading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
-    body = reading.as_dict()
-    for entry in body["fields"].values():
-        entry["digits"] = _rounded_digits(entry["digits"])
-        entry.pop("probabilities", None)  # the first digit's, already in `digits`
-    fields = body["fields"]
-    return {
-        "id": uuid.uuid4(),
-        "document_id": doc_id,
-        "job_id": job_id,
-        "text": reading.text,
-        "confidence": reading.confidence,
-        "needs_review": reading.needs_review,
-        "review_reasons": list(reading.review_reasons),
-        "digits": fields[reading.primary]["digits"],
-        "fields": fields,
-        "model_version": rt.recognizer.version,
-        "timings": timings,
-    }
-
-
 def prediction_row(reading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
+    """A FieldReading, or a DocumentReading (layout=cheque or a document type, whose fields
+    are stored too and whose primary field gives `text` and `digits`)."""
     if isinstance(reading, DocumentReading):
-        return document_row(reading, job_id, doc_id, rt, timings)
+        fields = reading.as_dict()["fields"]
+        for entry in fields.values():
+            entry["digits"] = _rounded_digits(entry["digits"])
+            entry.pop("probabilities", None)  # the first digit's, already in `digits`
+        digits = fields[reading.primary]["digits"]
+    else:
+        fields, digits = None, _rounded_digits([digit_dict(d) for d in reading.digits])
     return {
         "id": uuid.uuid4(),
         "document_id": doc_id,
@@ -170,14 +157,8 @@ def prediction_row(reading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
         "confidence": reading.confidence,
         "needs_review": reading.needs_review,
         "review_reasons": list(reading.review_reasons),
-        "digits": [
-            {
-                **digit_dict(d),
-                "confidence": round(d.confidence, 6),
-                "probabilities": [round(x, 6) for x in d.probabilities],
-            }
-            for d in reading.digits
-        ],
+        "digits": digits,
+        "fields": fields,
         "model_version": rt.recognizer.version,
         "timings": timings,
     }
