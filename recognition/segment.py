@@ -471,8 +471,9 @@ def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     page = _Page(gray)
     pieces = _pieces(page)
-    if not pieces and page.lines.any():
-        # Nothing but "lines": they were the ink itself (a big round 0 alone in its image).
+    if not pieces and page.lines.any() and gray.shape[1] <= 1.5 * gray.shape[0]:
+        # Nothing but "lines" in a squarish image: they were the ink itself (a big round 0
+        # alone in its image). A wide image of lines alone is an empty field.
         page = _Page(gray, lines=False)
         pieces = _pieces(page)
     if not pieces:
