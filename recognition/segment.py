@@ -20,6 +20,7 @@ Steps, each a small function:
    neighbouring marks may be one digit.
 """
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -41,7 +42,7 @@ SEPARATOR_HEIGHT = 0.45
 # Gaps wider than this share of the digits' height are spaces.
 SPACE_GAP = 1.0
 # A mark this much wider than the digits are tall may hold several digits.
-SPLIT_ASPECT = 0.95
+SPLIT_ASPECT = 1.15
 # Cutting a mark must make its digits this many times more confident (geometric mean) than
 # reading it whole: a wide 2 stays a 2 even if its halves read well. Joining two marks into one
 # digit has no such handicap: halves of a broken digit read poorly on their own.
@@ -187,7 +188,7 @@ def _skew_degrees(binary: np.ndarray) -> float:
     """The tilt of the field's long straight lines (0 when it has none), in degrees.
 
     Short horizontal runs survive a tilt of a few degrees and stay 8-connected along a line;
-    each long chain of them is fitted with a straight line."""
+    each long chain of them is fitted with a straight line, robustly."""
     height, width = binary.shape
     runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
@@ -195,14 +196,21 @@ def _skew_degrees(binary: np.ndarray) -> float:
     slopes = []
     for i in long[long > 0]:
         ys, xs = np.nonzero(labels == i)
-        # Huber's robust fit: strokes of digits touching the line do not tilt it.
-        points = np.stack([xs, ys], axis=1).astype(np.float32)
-        vx, vy, _, _ = cv2.fitLine(points, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
-        slopes.append(vy / vx if vx else 0.0)
+        slopes.append(_robust_slope(xs.astype(np.float64), ys.astype(np.float64)))
     if not slopes:
         return 0.0
     angle = float(np.degrees(np.arctan(np.median(slopes))))
     return angle if 0.3 <= abs(angle) <= 6 else 0.0
+
+
+def _robust_slope(xs: np.ndarray, ys: np.ndarray) -> float:
+    """Slope of a line through the pixels, refitted without those more than 2 px off it (the
+    strokes of digits touching the line must not tilt it)."""
+    slope, intercept = np.polyfit(xs, ys, 1)
+    near = np.abs(ys - (slope * xs + intercept)) <= 2
+    if near.sum() >= 2 and np.ptp(xs[near]) > 0:
+        slope = np.polyfit(xs[near], ys[near], 1)[0]
+    return float(slope)
 
 
 def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
@@ -460,6 +468,13 @@ def _slots(collect: _Collector, digits: list[_Piece], digit_height: float, split
     return [slot for slot in slots if slot]
 
 
+@functools.cache
+def _single_threaded() -> None:
+    """OpenCV's worker threads cost more than they save on images this small (and the API and
+    the workers already run fields side by side): once, on first use, not at import."""
+    cv2.setNumThreads(1)
+
+
 def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
     """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
 
@@ -469,10 +484,12 @@ def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    _single_threaded()
     page = _Page(gray)
     pieces = _pieces(page)
-    if not pieces and page.lines.any():
-        # Nothing but "lines": they were the ink itself (a big round 0 alone in its image).
+    if not pieces and page.lines.any() and gray.shape[1] <= 1.5 * gray.shape[0]:
+        # Nothing but "lines" in a squarish image: they were the ink itself (a big round 0
+        # alone in its image). A wide image of lines alone is an empty field.
         page = _Page(gray, lines=False)
         pieces = _pieces(page)
     if not pieces:

@@ -138,6 +138,31 @@ def evaluate(recognizer: Recognizer, data, count: int, sets=SETS) -> dict:
     return results
 
 
+def markdown_table(results: dict) -> str:
+    """The per-variation table for docs/fields.md."""
+    rows = [
+        "| fields | count | exact | digit accuracy | flagged or refused | wrong among not flagged"
+        " | error at 90% coverage |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results["sets"].items():
+        rows.append(
+            f"| {name} | {r['fields']} | {r['exact']:.1%} | {r['digit_accuracy']:.1%} |"
+            f" {r['flagged']:.1%} | {r['error_unflagged']:.2%} ({r['wrong_unflagged']}) |"
+            f" {r['risk_at_coverage']['0.9']:.2%} |"
+        )
+    return "\n".join(rows)
+
+
+def write_doc_table(results: dict, doc: Path) -> None:
+    """Replace the table between the fields-eval markers of `doc`."""
+    start, end = "<!-- fields-eval:start -->", "<!-- fields-eval:end -->"
+    text = doc.read_text()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{start}\n{markdown_table(results)}\n{end}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -149,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-count", type=int, default=2000)
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
     parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--doc", type=Path, help="rewrite the table in this page (docs/fields.md)")
     parser.add_argument(
         "--out", type=Path, help=f"write {RESULTS_FILENAME} here (default: model dir)"
     )
@@ -174,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.model_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILENAME).write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown_table(results))
+    if args.doc:
+        write_doc_table(results, args.doc)
     return 0
 
 

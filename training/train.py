@@ -120,6 +120,7 @@ def train(
     epochs: int | None = None,
     seed: int = SEED,
     init_from: Path | None = None,
+    classes: int | None = None,
 ) -> tuple[keras.Model, dict]:
     """Train `arch` on model inputs (float32 [N, 28, 28, 1]); return the model and a record.
 
@@ -137,7 +138,7 @@ def train(
             model = with_reject_output(model)
         recipe["init_from"] = str(path)
     else:
-        model = build_model(arch)
+        model = build_model(arch, **({"classes": classes} if classes else {}))
     model.compile(
         optimizer=keras.optimizers.Adam(recipe["learning_rate"]),
         loss="sparse_categorical_crossentropy",

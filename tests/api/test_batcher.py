@@ -98,14 +98,12 @@ def test_model_failure_reaches_every_waiting_request(concurrency):
 
 def test_a_cancelled_request_does_not_hold_up_the_rest_of_its_batch(model_dir, mnist_test_digits):
     """A client that goes away mid-batch: the requests after it in the batch still get answers."""
-    from recognition import normalize_mnist
-
-    images = normalize_mnist(mnist_test_digits[0][:4])
+    images = fields_of(mnist_test_digits[0][:4])
 
     async def main():
         batcher = MicroBatcher(Recognizer(model_dir))
         try:
-            tasks = [asyncio.create_task(batcher.predict(image)) for image in images]
+            tasks = [asyncio.create_task(batcher.read(image)) for image in images]
             await asyncio.sleep(0)  # every request is queued, the batch is forming
             tasks[1].cancel()
             done = await asyncio.wait_for(asyncio.gather(*tasks[2:], tasks[0]), timeout=10)

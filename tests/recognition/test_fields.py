@@ -70,7 +70,7 @@ def test_separators_are_reported_never_read(mnist, rng, recognizer):
     canvas[26:31, 56:61] = 1.0  # a decimal point on the baseline after the second digit
     page = (235 - canvas * 215).astype(np.uint8)
     out = io.BytesIO()
-    Image.fromarray(page).resize((300, 80)).save(out, "PNG")
+    Image.fromarray(page).resize((270, 120)).save(out, "PNG")
     reading = read_field(gray(out.getvalue()), recognizer)
     assert reading.text == labels
     assert [(s.char, s.position) for s in reading.separators] == [(".", 2)]
