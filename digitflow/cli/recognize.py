@@ -96,8 +96,13 @@ def _read(args: argparse.Namespace, settings: PlatformSettings, recognizer):
 
     if args.layout not in LAYOUTS:
         doc_type = DocumentTypes(settings.resolved_document_types_dir).get(args.layout)
-        if doc_type is None:
-            raise SystemExit(f"unknown layout or document type: {args.layout}")
+        if doc_type is None:  # as argparse says it for a bad choice (exit status 2)
+            print(
+                f"digitflow recognize: error: argument --layout: invalid choice: "
+                f"{args.layout!r} (auto, digit, field, cheque or a document type)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
         return (*_documents(args, settings, doc_type, recognizer), _document_row)
     segmentations, failures = _segment_files(args, settings)
     # One batched model call for every readable file.
