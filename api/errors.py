@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from digitflow.storage import StorageUnavailable
 from recognition import errors
@@ -29,6 +30,8 @@ IMAGE_ERROR_STATUS: list[tuple[type[errors.ImageError], int]] = [
 
 class ApiError(Exception):
     """A refusal the API decides on itself (not the recognition core's)."""
+
+    headers: dict[str, str] | None = None  # e.g. Retry-After, WWW-Authenticate
 
     def __init__(self, status_code: int, code: str, detail: str, **extra):
         super().__init__(detail)
@@ -71,7 +74,9 @@ async def _image_error(request: Request, exc: errors.ImageError) -> JSONResponse
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.detail, **exc.extra)
+    response = error_response(exc.status_code, exc.code, exc.detail, **exc.extra)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -96,6 +101,13 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
+async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    # The client hung up before its body arrived: nobody reads this answer, and it is no error
+    # of ours (an upload cut off this way keeps nothing).
+    logger.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(400, "client_disconnected", "the client went away mid-request")
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     # A database or storage outage is the server's trouble, not the client's: 503, not 500.
     what = "object storage" if isinstance(exc, StorageUnavailable) else "the database"
@@ -106,6 +118,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(StorageUnavailable, _unavailable)
     app.add_exception_handler(OperationalError, _unavailable)
     app.add_exception_handler(InterfaceError, _unavailable)

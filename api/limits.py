@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from api.errors import ApiError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BOUNDARY_CHARS = 70  # RFC 2046
 
 
 def check_content_type(request: Request, expected: str) -> None:
@@ -25,6 +27,11 @@ def multipart_boundary(request: Request) -> bytes:
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise UnsupportedMediaType(got, "multipart/form-data")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise ApiError(
+            400, "malformed_multipart", f"the multipart boundary is over {MAX_BOUNDARY_CHARS} "
+            "characters (RFC 2046)",
+        )  # fmt: skip
     return boundary
 
 

@@ -166,7 +166,9 @@ def start_server(app: str, model_dir: Path, app_dir: Path = REPO) -> tuple[subpr
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                "--log-level", "warning"]
-    env = {**os.environ, "MODEL_DIR": str(model_dir)}
+    # The load generator is one client address: lift its rate limit (docs/security.md).
+    env = {**os.environ, "MODEL_DIR": str(model_dir),
+           "RATE_LIMIT_OVERRIDES": json.dumps({"127.0.0.1": "100000000/minute"})}
     server = subprocess.Popen(command, cwd=REPO, env=env)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -174,7 +176,10 @@ def start_server(app: str, model_dir: Path, app_dir: Path = REPO) -> tuple[subpr
             raise RuntimeError(f"{app} exited with {server.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /model-info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                request = (
+                    b"GET /model-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                )
+                s.sendall(request)
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     return server, port
         except OSError:

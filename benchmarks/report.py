@@ -27,9 +27,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, Python {python}, {date.today()}"
 
 
-def write_section(name: str, title: str, body: str) -> None:
-    """Replace (or append) the section `name` of docs/benchmarks.md."""
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
+def write_section(
+    name: str, title: str, body: str, document: Path = BENCHMARKS_MD, header: str = HEADER
+) -> None:
+    """Replace (or append) the section `name` of docs/benchmarks.md (or of `document`)."""
+    text = document.read_text() if document.exists() else header
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n## {title}\n\nMachine: {machine()}\n\n{body.strip()}\n{end}"
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.DOTALL)
@@ -38,5 +40,5 @@ def write_section(name: str, title: str, body: str) -> None:
         if pattern.search(text)
         else f"{text.rstrip()}\n\n{block}\n"
     )
-    BENCHMARKS_MD.parent.mkdir(exist_ok=True)
-    BENCHMARKS_MD.write_text(text)
+    document.parent.mkdir(exist_ok=True)
+    document.write_text(text)

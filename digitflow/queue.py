@@ -3,6 +3,9 @@
 Task and queue names, Celery's configuration and `enqueue_documents` live here, in the shared
 package, so the API never imports `worker/`. Nothing happens at import: `make_celery` builds an
 app (and, for the filesystem transport, its folders) only when a process asks for one.
+
+Without REDIS_URL the broker is the embedded Redis server (digitflow.embedded) on a unix socket,
+`redis+socket://`: the same transport, acks and redelivery as production.
 """
 
 import uuid
@@ -16,6 +19,7 @@ from digitflow.settings import PlatformSettings
 DOCUMENTS_QUEUE = "documents"
 RECOGNIZE_TASK = "documents.recognize"
 SWEEP_TASK = "documents.sweep"
+PURGE_TASK = "jobs.purge"
 # A message unacked this long (its worker vanished) is delivered again by Redis.
 VISIBILITY_TIMEOUT_SECONDS = 600
 
@@ -58,7 +62,11 @@ def make_celery(settings: PlatformSettings, include: Sequence[str] = ()) -> Cele
             "sweep-stale-documents": {
                 "task": SWEEP_TASK,
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
-            }
+            },
+            "purge-expired-jobs": {
+                "task": PURGE_TASK,
+                "schedule": timedelta(seconds=settings.purge_interval_seconds),
+            },
         },
         # Beat (the sweeper's clock) keeps its last-run times here, not in the working directory.
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),

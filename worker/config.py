@@ -12,3 +12,6 @@ class WorkerSettings(PlatformSettings):
     sweep_after_seconds: float = 300
     # LiteRT threads per worker process; one per process keeps the 2-core box fully used.
     inference_threads: int = 1
+    # The worker's own /metrics port (every prefork child's samples, in multiprocess mode);
+    # unset under `digitflow run`, whose API serves the worker's samples too.
+    worker_metrics_port: int | None = None

@@ -34,8 +34,8 @@ class ReadinessCheck:
             return await asyncio.wait_for(run_in_threadpool(self.probe, app), self.timeout)
         except TimeoutError:
             return f"no answer within {self.timeout:g} s"
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # never its message: it may name hosts, paths or drivers
+            return f"check failed ({type(exc).__name__})"
 
 
 def model_loaded(app: FastAPI) -> str | None:
@@ -71,8 +71,13 @@ def storage_ready(app: FastAPI) -> str | None:
     return None
 
 
+def not_draining(app: FastAPI) -> str | None:
+    return "shutting down (SIGTERM received)" if app.state.draining else None
+
+
 # Every dependency of the API, checked by /ready.
 READINESS_CHECKS = [
+    ReadinessCheck("shutdown", not_draining),
     ReadinessCheck("model", model_loaded),
     ReadinessCheck("database", database_ready),
     ReadinessCheck("broker", broker_ready),

@@ -4,8 +4,11 @@ POST /jobs                 multipart `files` (images and/or ZIPs), optional `lay
 GET  /jobs                 recent jobs
 GET  /jobs/{id}            status, counts, progress
 GET  /jobs/{id}/results    paginated results (cursor), ?needs_review=, ?format=csv
+DELETE /jobs/{id}          the job, its documents, results and stored files
+GET  /jobs/usage           the caller's jobs, documents and stored bytes
 """
 
+import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -18,9 +21,13 @@ from api.doctypes.dependencies import DocumentTypesDep
 from api.jobs import service
 from api.jobs.dependencies import ValidJob
 from api.jobs.errors import InvalidCursor
-from api.jobs.schemas import JobCreated, JobList, JobPublic, ResultsPage
+from api.jobs.idempotency import KeyReused, hash_body
+from api.jobs.schemas import JobCreated, JobList, JobPublic, ResultsPage, StorageUse
 from api.limits import limited, multipart_boundary
 from digitflow.db import Job, JobLayout
+from digitflow.db.usage import storage_use
+
+logger = logging.getLogger("digitflow.api")
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -66,6 +73,12 @@ def accepted(job: Job) -> JSONResponse:
     )
 
 
+def csv_disposition(job_id, needs_review: bool | None) -> str:
+    """A filtered download says so in its file name: job-<id>-needs-review.csv."""
+    suffix = {None: "", True: "-needs-review", False: "-confident"}[needs_review]
+    return f'attachment; filename="job-{job_id}{suffix}.csv"'
+
+
 @router.post(
     "",
     status_code=202,
@@ -75,9 +88,13 @@ def accepted(job: Job) -> JSONResponse:
     responses={
         202: {"description": "Accepted: poll Location; refused files are in `rejected`"},
         400: {"description": "Malformed multipart body"},
+        409: {"description": "A newer request with the same Idempotency-Key replaced this one"},
         413: {"description": "Too many files, or too many bytes"},
         415: {"description": "Not multipart/form-data"},
-        422: {"description": "No file given, no readable document, or a bad layout"},
+        422: {
+            "description": "No file given, no readable document, a bad layout, or an "
+            "Idempotency-Key already used for another upload"
+        },
     },
 )
 async def create_job(
@@ -90,19 +107,27 @@ async def create_job(
     document_types: DocumentTypesDep,
     idempotency_key: Annotated[
         str | None,
-        Header(max_length=200, description="a retry with the same key returns the same job"),
+        Header(
+            max_length=200,
+            description="a retry with the same key and the same files returns the same job; "
+            "the same key with other files is 422; a retry of an upload that did not complete "
+            "starts it afresh",
+        ),
     ] = None,
 ):
     idempotency_key = (idempotency_key or "").strip() or None  # an empty key is no key
-    if idempotency_key:  # a retry: answer the job before storing the whole upload again
-        with sessions() as session:
-            existing = await run_in_threadpool(
-                service.find_by_idempotency_key, session, principal.tenant_id, idempotency_key
-            )
-        if existing is not None:
-            return accepted(existing)
     boundary = multipart_boundary(request)
     request = limited(request, settings.max_job_bytes)
+    if idempotency_key:  # a retry: answer the job without storing the whole upload again
+        existing = await run_in_threadpool(
+            service.completed_job_for_key, sessions, storage, principal.tenant_id, idempotency_key
+        )
+        if existing is not None:
+            body_hash = await hash_body(request.stream(), boundary)
+            if existing.request_hash not in (None, body_hash):
+                raise KeyReused()
+            return accepted(existing)
+    await run_in_threadpool(service.check_backlog, producer, settings)
     upload = service.Upload(
         settings, sessions, storage, producer, boundary, principal.tenant_id, idempotency_key,
         request.query_params.get("layout"), document_types,
@@ -117,6 +142,11 @@ def list_jobs(
     return {"items": service.list_jobs(session, principal.tenant_id, limit)}
 
 
+@router.get("/usage", response_model=StorageUse, summary="Your jobs, documents and stored bytes")
+def usage(session: SessionDep, principal: PrincipalDep) -> dict:
+    return storage_use(session, principal.tenant_id)
+
+
 @router.get(
     "/{job_id}",
     response_model=JobPublic,
@@ -127,6 +157,20 @@ def get_job(job: ValidJob, response: Response) -> Job:
     if job.finished_at is None:
         response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
     return job
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a job: its documents, results and stored files",
+    responses={404: {"description": "No job with this id"}},
+)
+def delete_job(
+    job: ValidJob, sessions: SessionsDep, storage: StorageDep, principal: SubmitterDep
+) -> Response:
+    service.discard_job(sessions, storage, job.id)
+    logger.info("job deleted", extra={"job_id": str(job.id), "tenant_id": principal.tenant_id})
+    return Response(status_code=204)
 
 
 @router.get(
@@ -156,7 +200,7 @@ def get_results(
         return StreamingResponse(
             service.results_csv(sessions, job_id, needs_review),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'},
+            headers={"Content-Disposition": csv_disposition(job_id, needs_review)},
         )
     if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
         raise InvalidCursor()

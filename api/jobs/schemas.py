@@ -16,7 +16,10 @@ class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    status: str = Field(description="queued, running, succeeded, partially_succeeded or failed")
+    status: str = Field(
+        description="uploading (not accepted yet), queued, running, succeeded, "
+        "partially_succeeded or failed"
+    )
     layout: str = Field(
         description="auto: the reader decides; digit: one digit per document; field: several"
     )
@@ -25,16 +28,30 @@ class JobPublic(BaseModel):
     succeeded: int
     failed: int
     needs_review: int = Field(description="succeeded documents a person should check")
+    reviewed: int = Field(default=0, description="flagged documents whose review is final")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     rejected: list[Rejection] = Field(description="files refused at upload, with the reason")
+    error: str | None = Field(
+        default=None, description="why the job failed as a whole (an upload that never completed)"
+    )
 
     @computed_field(description="done / total, from 0 to 1")
     @property
     def progress(self) -> float:
         return round(self.done / self.total, 4) if self.total else 1.0
+
+    @computed_field(description="flagged documents still waiting for a final review")
+    @property
+    def review_pending(self) -> int:
+        return max(self.needs_review - self.reviewed, 0)
+
+    @computed_field(description="the job has finished and every flagged document is reviewed")
+    @property
+    def review_complete(self) -> bool:
+        return self.finished_at is not None and self.reviewed >= self.needs_review
 
     @computed_field
     @property
@@ -45,6 +62,12 @@ class JobPublic(BaseModel):
 
 class JobCreated(JobPublic):
     pass
+
+
+class StorageUse(BaseModel):
+    jobs: int
+    documents: int = Field(description="documents whose images are still stored")
+    stored_bytes: int = Field(description="bytes of those images")
 
 
 class JobList(BaseModel):
@@ -81,6 +104,15 @@ class Result(BaseModel):
     error_code: str | None
     error: str | None
     timings: dict[str, float] | None
+    model_text: str | None = Field(default=None, description="what the model read")
+    final_text: str | None = Field(
+        default=None, description="the reading that stands: the model's or the reviewer's"
+    )
+    review_status: str | None = Field(
+        default=None, description="not_needed, pending, accepted, corrected or unreadable"
+    )
+    reviewed_by: str | None = Field(default=None, description="the reviewer's key name")
+    reviewed_at: datetime | None = None
 
 
 class ResultsPage(BaseModel):

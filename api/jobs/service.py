@@ -3,21 +3,25 @@
 import csv
 import io
 import logging
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 from celery import Celery
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.jobs.errors import QueueFull, UploadGivenUp
+from api.jobs.idempotency import BodyHash, UploadInProgress, hashed
 from api.jobs.upload import Limits, UploadReceiver, UploadRefused
-from digitflow.db import Document, Job, JobLayout, Prediction
+from api.metrics import UPLOADS
+from digitflow.db import Document, Job, JobLayout, JobStatus, Prediction, ReviewStatus, ReviewTask
 from digitflow.db.progress import add_documents, complete_upload
-from digitflow.queue import enqueue_documents
+from digitflow.queue import enqueue_documents, queue_depth
 from digitflow.settings import PlatformSettings
 from digitflow.storage import Storage
 from recognition.doctypes import DocumentTypes
@@ -27,24 +31,65 @@ logger = logging.getLogger("digitflow.api")
 CSV_COLUMNS = [
     "position", "filename", "status", "text", "confidence", "needs_review",
     "model_version", "error_code", "error", "document_id",
+    "model_text", "final_text", "review_status", "reviewed_by", "reviewed_at",
 ]  # fmt: skip
+
+
+def check_backlog(producer: Celery, settings) -> None:
+    """QueueFull while the documents waiting in the queue would take the workers longer than
+    the configured time; an unreachable broker is no reason to refuse (the sweeper sends
+    what is committed once it is back)."""
+    try:
+        waiting = queue_depth(producer) * settings.job_batch_size  # a message holds a batch
+    except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
+        return
+    seconds = waiting / settings.worker_documents_per_second
+    if seconds > settings.queue_max_seconds:
+        raise QueueFull(seconds, retry_after=max(1, round(seconds - settings.queue_max_seconds)))
 
 
 def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
-class DuplicateUpload(Exception):
-    """Another request with the same Idempotency-Key created the job first."""
+def discard_job(sessions: sessionmaker[Session], storage: Storage, job_id: uuid.UUID) -> None:
+    """Delete a job, its documents and predictions (by cascade) and its stored files. Rows
+    first: a worker sent one of its batches then finds nothing to do."""
+    with sessions.begin() as session:
+        session.execute(delete(Job).where(Job.id == job_id))
+    storage.delete_prefix(f"jobs/{job_id}/")
+
+
+def completed_job_for_key(
+    sessions: sessionmaker[Session], storage: Storage, tenant_id: str, key: str
+) -> Job | None:
+    """The job whose upload completed under this key; None if there is none. What an upload
+    that never completed left under the key (it was never accepted) is removed, so that the
+    retry starts afresh."""
+    with sessions() as session:
+        job = find_by_idempotency_key(session, tenant_id, key)
+    if job is None or job.uploaded_at is not None:
+        return job
+    # The latest request with a key wins: a twin still streaming stops at its next batch (409).
+    logger.warning(
+        "replacing unfinished upload under a retried key",
+        extra={"job_id": str(job.id), "tenant_id": tenant_id},
+    )
+    discard_job(sessions, storage, job.id)
+    return None
 
 
 class JobIntake:
     """Commits an upload's documents batch by batch while it streams in, then completes it.
 
-    The job row is inserted with the first batch. Each batch is committed (documents in one
-    executemany, the job's total raised atomically) and only then enqueued, so a worker always
-    finds what it is sent. If the upload fails half-way, `abort` deletes the job and, by cascade,
-    everything under it; tasks already sent then find nothing to do.
+    The job row is inserted, `uploading`, before the first byte is read; each batch is
+    committed (documents in one executemany, the job's total raised atomically) and only then
+    enqueued, so a worker always finds what it is sent. The job is accepted only when
+    `complete` commits (`uploaded_at` set, status `queued` or later). If the upload fails,
+    `abort` deletes the job and, by cascade, everything under it; if the process or the
+    database dies first, the sweeper fails the job after UPLOAD_ABANDONED_AFTER_SECONDS.
+    Every write is guarded on status `uploading`: an upload that was given up (or replaced by
+    a retry) stops with 409 at its next batch.
     """
 
     def __init__(
@@ -53,28 +98,39 @@ class JobIntake:
     ):  # fmt: skip
         self.sessions, self.producer, self.job_id = sessions, producer, job_id
         self.tenant_id, self.idempotency_key, self.batch_size = tenant_id, key, batch_size
-        self.layout: str | None = None  # fixed when the job row is written
+        self.layout: str | None = None  # fixed when the first documents are written
+        self.opened = False
 
-    def _write(self, documents: list[dict], layout: str, complete_with: list[dict] | None):
+    def open(self, layout: str) -> None:
         now = datetime.now(UTC)
         try:
             with self.sessions.begin() as session:
-                if self.layout is None:
-                    session.add(
-                        Job(id=self.job_id, tenant_id=self.tenant_id, layout=layout,
-                            idempotency_key=self.idempotency_key, total=0, rejected=[],
-                            created_at=now, updated_at=now)
-                    )  # fmt: skip
-                    session.flush()
-                if documents:
+                session.add(
+                    Job(id=self.job_id, tenant_id=self.tenant_id, layout=layout,
+                        status=JobStatus.uploading, idempotency_key=self.idempotency_key,
+                        total=0, rejected=[], created_at=now, updated_at=now)
+                )  # fmt: skip
+        except IntegrityError as exc:  # a concurrent request holds the key
+            raise UploadInProgress() from exc
+        self.opened = True
+
+    def _write(self, documents: list[dict], layout: str, completion: tuple | None) -> None:
+        now = datetime.now(UTC)
+        with self.sessions.begin() as session:
+            if self.layout is None:
+                session.execute(update(Job).where(Job.id == self.job_id).values(layout=layout))
+            if documents:
+                try:
                     session.execute(insert(Document), documents)
-                    session.execute(add_documents(self.job_id, len(documents), now))
-                if complete_with is not None:
-                    session.execute(complete_upload(self.job_id, complete_with, now))
-        except IntegrityError as exc:
-            if self.layout is None and self.idempotency_key:
-                raise DuplicateUpload(self.idempotency_key) from exc
-            raise
+                except IntegrityError as exc:  # the job row is gone: a retry or DELETE took it
+                    raise UploadGivenUp() from exc
+                if session.execute(add_documents(self.job_id, len(documents), now)).rowcount != 1:
+                    raise UploadGivenUp()
+            if completion is not None:
+                rejected, request_hash = completion
+                done = session.execute(complete_upload(self.job_id, rejected, request_hash, now))
+                if done.rowcount != 1:
+                    raise UploadGivenUp()
         self.layout = layout
         # After the commit: a worker must find every document it is sent. If the broker is down,
         # the documents are safe in the database and the sweeper sends them later.
@@ -82,20 +138,35 @@ class JobIntake:
         try:
             enqueue_documents(self.producer, self.job_id, ids, self.batch_size)
         except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
-            logger.exception("could not enqueue %d documents of job %s", len(ids), self.job_id)
+            logger.exception(
+                "could not enqueue %d documents", len(ids), extra={"job_id": str(self.job_id)}
+            )
 
     def add(self, documents: list[dict], layout: str) -> None:
-        self._write(documents, layout, complete_with=None)
+        self._write(documents, layout, completion=None)
 
-    def complete(self, documents: list[dict], layout: str, rejected: list[dict]) -> Job:
-        self._write(documents, layout, complete_with=rejected)
+    def touch(self) -> None:
+        """The upload is alive (a slow client between batches): keep the sweeper away."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id, Job.status == JobStatus.uploading)
+                .values(updated_at=datetime.now(UTC))
+            )
+
+    def complete(
+        self, documents: list[dict], layout: str, rejected: list[dict], request_hash: str
+    ) -> Job:
+        self._write(documents, layout, completion=(rejected, request_hash))
         with self.sessions() as session:
             return session.get(Job, self.job_id)
 
     def abort(self) -> None:
-        if self.layout is not None:
+        if self.opened:  # only a job still uploading: never one a retry has taken over
             with self.sessions.begin() as session:
-                session.execute(delete(Job).where(Job.id == self.job_id))
+                session.execute(
+                    delete(Job).where(Job.id == self.job_id, Job.status == JobStatus.uploading)
+                )
 
 
 def get_job(session: Session, job_id: uuid.UUID, tenant_id: str) -> Job | None:
@@ -127,6 +198,8 @@ class Upload:
     ):  # fmt: skip
         self.sessions, self.query_layout = sessions, query_layout
         self.document_types = document_types
+        self.body_hash = BodyHash(boundary)
+        self.heartbeat_seconds = settings.upload_abandoned_after_seconds / 10
         job_id = uuid.uuid4()
         self.intake = JobIntake(
             sessions, producer, job_id, tenant_id, idempotency_key, settings.job_batch_size
@@ -158,35 +231,50 @@ class Upload:
             )
         return value
 
+    async def _alive(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The body's chunks, hashed on the way; the job's heartbeat while they arrive."""
+        last_beat = time.monotonic()
+        async for chunk in hashed(chunks, self.body_hash):
+            if time.monotonic() - last_beat > self.heartbeat_seconds:
+                await run_in_threadpool(self.intake.touch)
+                last_beat = time.monotonic()
+            yield chunk
+
     async def run(self, request: Request) -> Job:
         """Stream the body in; the committed job, or nothing kept at all on any failure."""
         try:
-            await self.receiver.receive(request.stream())
+            await run_in_threadpool(self.intake.open, JobLayout.digit.value)
+            await self.receiver.receive(self._alive(request.stream()))
             rejected = [vars(r) for r in self.receiver.rejected]
             if not self.receiver.accepted:
                 raise _nothing_accepted(rejected)
-            return await run_in_threadpool(
-                self.intake.complete, self.receiver.pending, self.layout(), rejected
-            )
-        except DuplicateUpload:  # a concurrent retry with the same key won: answer its job
-            await run_in_threadpool(self.receiver.discard)
-            with self.sessions() as session:
-                return find_by_idempotency_key(
-                    session, self.intake.tenant_id, self.intake.idempotency_key
-                )
+            job = await run_in_threadpool(
+                self.intake.complete, self.receiver.pending, self.layout(), rejected,
+                self.body_hash.hexdigest(),
+            )  # fmt: skip
         except BaseException:  # refused, client gone, 413, an outage (503), a bug: keep nothing
             await run_in_threadpool(self._give_up)
             raise
+        UPLOADS.labels("accepted").inc()
+        return job
 
     def _give_up(self) -> None:
-        self.intake.abort()
+        UPLOADS.labels("failed").inc()
+        try:
+            self.intake.abort()
+        except (OperationalError, InterfaceError):  # the database is gone: the sweeper cleans up
+            logger.warning("could not delete an aborted upload", extra=self._ids())
         self.receiver.discard()
+
+    def _ids(self) -> dict:
+        return {"job_id": str(self.intake.job_id), "tenant_id": self.intake.tenant_id}
 
 
 def _results_query(job_id: uuid.UUID, needs_review: bool | None):
     query = (
-        select(Document, Prediction)
+        select(Document, Prediction, ReviewTask)
         .outerjoin(Prediction, Prediction.document_id == Document.id)
+        .outerjoin(ReviewTask, ReviewTask.document_id == Document.id)
         .where(Document.job_id == job_id)
         .order_by(Document.position)
     )
@@ -195,8 +283,25 @@ def _results_query(job_id: uuid.UUID, needs_review: bool | None):
     return query
 
 
-def result_row(document: Document, prediction: Prediction | None) -> dict:
+def review_columns(prediction: Prediction | None, task: ReviewTask | None) -> dict:
+    """model_text / final_text / review_status / reviewed_by of one result."""
+    if prediction is None:
+        return {"model_text": None, "final_text": None, "review_status": None}
+    if task is None:
+        return {"model_text": prediction.text, "final_text": prediction.text,
+                "review_status": ReviewStatus.not_needed.value}  # fmt: skip
     return {
+        "model_text": prediction.text, "final_text": task.final_text,
+        "review_status": task.status, "reviewed_by": task.reviewed_by,
+        "reviewed_at": task.reviewed_at,
+    }  # fmt: skip
+
+
+def result_row(
+    document: Document, prediction: Prediction | None, task: ReviewTask | None = None
+) -> dict:
+    return {
+        **review_columns(prediction, task),
         "document_id": document.id,
         "position": document.position,
         "filename": document.filename,
@@ -220,9 +325,35 @@ def results_page(
     """One page of results after position `after`, and the cursor of the next page."""
     query = _results_query(job_id, needs_review).where(Document.position > after)
     rows = session.execute(query.limit(limit + 1)).all()
-    items = [result_row(document, prediction) for document, prediction in rows[:limit]]
+    items = [result_row(*row) for row in rows[:limit]]
     next_after = items[-1]["position"] if len(rows) > limit else None
     return items, next_after
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value) -> str | int:
+    """A value as a spreadsheet-safe CSV cell: text that could start a formula gets a leading
+    apostrophe, booleans are true/false, confidences are rounded to 4 places."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_row(
+    document: Document, prediction: Prediction | None, task: ReviewTask | None = None
+) -> dict:
+    row = result_row(document, prediction, task)
+    return {column: csv_cell(row.get(column)) for column in CSV_COLUMNS}
 
 
 def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Iterator[str]:
@@ -235,8 +366,8 @@ def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Itera
         rows = session.execute(
             _results_query(job_id, needs_review).execution_options(yield_per=1000)
         )
-        for count, (document, prediction) in enumerate(rows, 1):
-            writer.writerow(result_row(document, prediction))
+        for count, row in enumerate(rows, 1):
+            writer.writerow(csv_row(*row))
             if count % 1000 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

@@ -14,6 +14,7 @@ import tempfile
 import uuid
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,16 @@ from recognition.errors import ImageError
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MAX_TEXT_FIELD_BYTES = 1024
+# Form fields that are not files (layout, ...): a handful is plenty.
+MAX_TEXT_FIELDS = 32
+# Stored and reported names are cut to this many characters (a ZIP member's path can be 64 KiB).
+MAX_NAME_CHARS = 255
+MAX_REASON_CHARS = 300
+# Rejections listed one by one; past this, they are summarised per reason (a job's `rejected`
+# list is returned by every GET /jobs: it must stay small).
+MAX_LISTED_REJECTIONS = 100
+# A ZIP's central directory is read whole when it is opened: its size is checked first.
+CENTRAL_DIRECTORY_BYTES_PER_ENTRY = 46 + 2 * MAX_NAME_CHARS
 SPOOL_MEMORY_BYTES = 1024 * 1024
 # Feed the multipart parser in slices of about this size (one threadpool hop each).
 FEED_BYTES = 1024 * 1024
@@ -83,8 +94,11 @@ class UploadReceiver:
         self.accepted = 0
         self.pending: list[dict] = []  # accepted rows not yet handed to on_documents
         self.stored_keys: list[str] = []
-        self.rejected: list[Rejection] = []
+        self.refused = 0  # every rejection, listed or not
+        self._listed: list[Rejection] = []
+        self._unlisted: Counter[str] = Counter()
         self.fields: dict[str, str] = {}
+        self._text_fields = 0
         self.stored_bytes = 0
         self._part = _Part()
         self._header_name = self._header_value = b""
@@ -187,15 +201,32 @@ class UploadReceiver:
 
     def _on_part_end(self) -> None:
         if self._part.filename is None:
-            self.fields[self._part.name] = self._part.data.decode("utf-8", "replace").strip()
+            self._text_fields += 1
+            if self._text_fields > MAX_TEXT_FIELDS:
+                raise UploadRefused(
+                    413, "too_many_fields", f"at most {MAX_TEXT_FIELDS} form fields besides files"
+                )
+            self.fields[self._part.name[:MAX_NAME_CHARS]] = self._part.data.decode(
+                "utf-8", "replace"
+            ).strip()
         else:
             self._take(self._part)  # in stream order: fields before it are known, after it not
         self._part = _Part()
 
     # --- documents ---------------------------------------------------------------------------
 
+    @property
+    def rejected(self) -> list[Rejection]:
+        """Refused files: the first MAX_LISTED_REJECTIONS by name, then one line per reason."""
+        summary = [
+            Rejection(f"({count} more files)", code, f"{count} more files refused ({code}); "
+                      "only the first ones are listed by name")
+            for code, count in self._unlisted.items()
+        ]  # fmt: skip
+        return self._listed + summary
+
     def _count(self) -> None:
-        if self.accepted + len(self.rejected) >= self.limits.max_files:
+        if self.accepted + self.refused >= self.limits.max_files:
             raise UploadRefused(
                 413,
                 "too_many_files",
@@ -204,7 +235,11 @@ class UploadReceiver:
 
     def _reject(self, filename: str, code: str, reason: str) -> None:
         self._count()
-        self.rejected.append(Rejection(filename, code, reason))
+        self.refused += 1
+        if len(self._listed) < MAX_LISTED_REJECTIONS:
+            self._listed.append(Rejection(_short(filename), code, _short(reason, MAX_REASON_CHARS)))
+        else:
+            self._unlisted[code] += 1
 
     def _reject_too_large(self, filename: str) -> None:
         limit = self.limits.max_image_bytes
@@ -252,7 +287,7 @@ class UploadReceiver:
                 "id": uuid.uuid4(),
                 "job_id": self.job_id,
                 "position": position,
-                "filename": filename[:1024],
+                "filename": _short(filename),
                 "content_hash": hashlib.sha256(data).hexdigest(),
                 "size": len(data),
                 "storage_key": key,
@@ -267,15 +302,19 @@ class UploadReceiver:
             self.on_documents(documents)
 
     def _take_zip(self, filename: str, file: IO[bytes]) -> None:
+        problem = _zip_directory_problem(file, self.limits.max_files)
+        if problem is not None:
+            self._reject(filename, "zip_too_large", problem)
+            return
         try:
             archive = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             self._reject(filename, "invalid_zip", f"not a readable ZIP archive: {exc}")
             return
         with archive:
             for info in archive.infolist():
                 if info.is_dir() or info.filename.startswith("__MACOSX/"):
-                    continue
+                    continue  # (counted with every other entry by _zip_directory_problem)
                 member = f"{filename}/{info.filename}"
                 if info.file_size > self.limits.max_image_bytes:
                     self._reject_too_large(member)
@@ -284,7 +323,7 @@ class UploadReceiver:
                     with archive.open(info) as stream:
                         # Read one byte past the limit: a member may lie about its size.
                         data = stream.read(self.limits.max_image_bytes + 1)
-                except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
                     self._reject(member, "corrupt_zip_member", f"the ZIP member is corrupt: {exc}")
                     continue
                 except (NotImplementedError, RuntimeError) as exc:  # unsupported method, encrypted
@@ -296,3 +335,35 @@ class UploadReceiver:
                     self._reject(member, "nested_zip", "ZIP archives inside ZIPs are not opened")
                 else:
                     self._take_image(member, data)
+
+
+def _short(text: str, limit: int = MAX_NAME_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _zip_directory_problem(file: IO[bytes], max_entries: int) -> str | None:
+    """Why this ZIP's central directory is too big to read, from its end record alone (zipfile
+    parses the whole directory on open: a million entries cost ~450 MiB); else None."""
+    file.seek(0, io.SEEK_END)
+    size = file.tell()
+    tail_start = max(0, size - 65_557)  # the end record, with at most a 64 KiB comment
+    file.seek(tail_start)
+    tail = file.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None  # not a ZIP after all: zipfile says so
+    entries = int.from_bytes(tail[at + 10 : at + 12], "little")
+    directory = int.from_bytes(tail[at + 12 : at + 16], "little")
+    locator = tail.rfind(b"PK\x06\x07", 0, at)
+    if locator >= 0 and (entries == 0xFFFF or directory == 0xFFFFFFFF):
+        offset = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+        if 0 <= offset <= size - 56:
+            file.seek(offset)
+            record = file.read(56)
+            entries = int.from_bytes(record[32:40], "little")
+            directory = int.from_bytes(record[40:48], "little")
+    file.seek(0)
+    if entries > max_entries or directory > max_entries * CENTRAL_DIRECTORY_BYTES_PER_ENTRY:
+        return (f"the ZIP holds {entries} entries ({directory} bytes of directory); an upload "
+                f"may hold at most {max_entries} files")  # fmt: skip
+    return None

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 router = APIRouter(include_in_schema=False)
 
 # The main navigation, in order: (path, label).
-NAV = [("/", "Draw"), ("/bulk", "Bulk upload"), ("/docs", "API docs")]
+NAV = [("/", "Draw"), ("/bulk", "Bulk upload"), ("/review/page", "Review"), ("/docs", "API docs")]
 
 
 def render(request: Request, template: str, title: str) -> HTMLResponse:

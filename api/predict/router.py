@@ -99,7 +99,8 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
     )
     upload = form.get("file")
     field = form.get("layout")
-    layout = request.query_params.get("layout") or (field if isinstance(field, str) else None)
+    field = field if isinstance(field, str) else None
+    layout = request.query_params.get("layout") or field
     doc_type = document_type_for(layout, request.app.state.document_types)
     layout = check_layout(layout) if doc_type is None else layout
     if not isinstance(upload, UploadFile):
@@ -114,8 +115,9 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         recognizer = get_recognizer(request)
         page = partial(read_page_json, data, doc_type, recognizer, settings.max_image_pixels)
         return _json(await run_in_threadpool(page))
-    job = partial(upload_field, data, layout, settings.max_image_pixels)
-    reading = await batcher.read(await _decoded_if_large(job, len(data), settings))
+    # The decode budget (api.budget) picks the pixel limit: make(max_pixels) -> the decode job.
+    make = partial(partial, upload_field, data, layout)
+    reading = await request.app.state.budget.predict(batcher, make, len(data), request)
     return _json(reading_json(reading, batcher.model_version))
 
 
@@ -132,14 +134,6 @@ async def predict_drawing(request: Request, batcher: BatcherDep) -> Response:
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
     layout = request.query_params.get("layout")
-    job = partial(drawing_field, body, layout, settings.max_image_bytes, settings.max_image_pixels)
-    reading = await batcher.read(await _decoded_if_large(job, len(body), settings))
+    make = partial(partial, drawing_field, body, layout, settings.max_image_bytes)
+    reading = await request.app.state.budget.predict(batcher, make, len(body), request)
     return _json(reading_json(reading, batcher.model_version))
-
-
-async def _decoded_if_large(job, size: int, settings):
-    # Small payloads are decoded in the batch's own thread; a large scan is decoded in the
-    # threadpool first so that it cannot hold up everyone else's batch.
-    if size <= settings.inline_decode_max_bytes:
-        return job
-    return await run_in_threadpool(job)

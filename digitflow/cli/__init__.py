@@ -5,14 +5,15 @@ Each subcommand lives in a module of its own with a `register(commands)`.
     digitflow recognize FILE...   print each image's digits, confidence and review flag
     digitflow migrate             apply database migrations (alembic upgrade head)
     digitflow run                 migrate, then run the API and a worker until Ctrl-C
+    digitflow keys create|list|revoke   API keys (tenant, role), stored hashed
 """
 
 import argparse
 
-from digitflow.cli import migrate, recognize, run
+from digitflow.cli import keys, migrate, recognize, run
 from digitflow.settings import PlatformSettings
 
-SUBCOMMANDS = [recognize, migrate, run]
+SUBCOMMANDS = [recognize, migrate, run, keys]
 
 
 def main(argv: list[str] | None = None) -> int:

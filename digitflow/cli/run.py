@@ -1,50 +1,171 @@
-"""`digitflow run`: migrations, then the API and a worker as child processes."""
+"""`digitflow run`: migrations, then the broker, the API and a worker as supervised children.
+
+A child that exits is started again after a back-off (1 s, doubling to 30 s; reset once it has
+run for a minute): one crash never stops the platform. Ctrl-C or SIGTERM stops everything in
+order: the API first (it finishes in-flight requests), then the worker (warm shutdown: it
+finishes its batches), then the broker.
+"""
 
 import argparse
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from dataclasses import dataclass, field
 
-from digitflow.cli.migrate import migrate, redact
+from digitflow.db.migrations import upgrade
+from digitflow.embedded import answers, redis_command
+from digitflow.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 from digitflow.settings import PlatformSettings
+
+BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
+STOP_TIMEOUT = 25.0
+STOP_ORDER = ["api", "worker", "broker"]
 
 
 def register(commands) -> None:
     srv = commands.add_parser("run", help="migrate, then run the API and a worker until Ctrl-C")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1")
+    srv.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
+    srv.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="API processes, each with its own model and micro-batcher (default: one per core)",
+    )  # fmt: skip
     srv.add_argument("--concurrency", type=int, default=2, help="worker processes")
     srv.set_defaults(handler=run)
 
 
+@dataclass
+class Child:
+    """One supervised process; started again with back-off whenever it exits."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    backoff: float = BACKOFF_FIRST
+    restart_at: float | None = None
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops us in order.
+        self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.started_at, self.restart_at = time.monotonic(), None
+
+    def tick(self, now: float) -> None:
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restarts += 1
+                self.start()
+            return
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if now - self.started_at > HEALTHY_AFTER:
+            self.backoff = BACKOFF_FIRST
+        say(f"{self.name} exited with code {self.proc.returncode}; restarting in {self.backoff:g}s")
+        self.restart_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+
+    def stop(self, deadline: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # uvicorn: graceful; celery: warm shutdown
+        try:
+            self.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def say(line: str) -> None:
+    print(f"digitflow: {line}", file=sys.stderr, flush=True)
+
+
+def port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def child_env(settings: PlatformSettings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("LOG_LEVEL", "WARNING")  # the terminal shows problems, not every batch
+    env.setdefault(MULTIPROC_ENV, str(settings.data_dir / "metrics"))
+    # Celery's "running as root" lecture: containers and laptops alike are told once, here.
+    env.setdefault("PYTHONWARNINGS", "ignore:You're running the worker with superuser")
+    return env
+
+
+def children(args: argparse.Namespace, settings: PlatformSettings) -> list[Child]:
+    python, env = sys.executable, child_env(settings)
+    found: list[Child] = []
+    if not settings.redis_url and settings.embedded_broker == "redis":
+        found.append(Child("broker", redis_command(settings), env))
+    api = [
+        python,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        str(int(STOP_TIMEOUT - 5)),
+    ]
+    worker = [python, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--beat",
+              "-Q", "documents", "--concurrency", str(args.concurrency),
+              "--loglevel", env["LOG_LEVEL"], "--without-gossip", "--without-mingle",
+              "--schedule", str(settings.data_dir / "celerybeat-schedule")]  # fmt: skip
+    return [*found, Child("api", api, env), Child("worker", worker, env)]
+
+
+def wait_until(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def api_answers(host: str, port: int) -> bool:
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{probe_host}:{port}/health", timeout=1) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace, settings: PlatformSettings) -> int:
-    """Migrations, then the API (uvicorn) and a Celery worker (with the sweeper's beat) as child
-    processes; Ctrl-C or SIGTERM stops both cleanly. Embedded defaults unless DATABASE_URL,
-    REDIS_URL and the storage settings point at real servers."""
-    migrate(args, settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
-    python = sys.executable
-    children = {
-        "api": [python, "-m", "uvicorn", "api.main:app", "--host", args.host,
-                "--port", str(args.port)],
-        "worker": [python, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
-                   "-Q", "documents", "--concurrency", str(args.concurrency),
-                   "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-    }  # fmt: skip
-    print(
-        f"DigitFlow: API at http://{args.host}:{args.port} (bulk upload page /bulk), "
-        f"database {redact(settings.resolved_database_url)}, broker "
-        f"{'redis' if settings.redis_url else 'filesystem'}, storage {settings.storage_backend}"
-        " - Ctrl-C stops",
-        file=sys.stderr,
-    )
-    # Own sessions: a terminal's Ctrl-C reaches only this process, which stops them in order.
-    procs = {
-        name: subprocess.Popen(command, start_new_session=True)
-        for name, command in children.items()
-    }
+    """Migrations, then the broker (embedded Redis unless REDIS_URL), the API (uvicorn, one
+    process per core) and a Celery worker with the sweeper's beat, supervised until Ctrl-C."""
+    if port_taken(args.host, args.port):
+        other = args.port + 1
+        say(
+            f"port {args.port} on {args.host} is already in use: choose another with "
+            f"`make run PORT={other}` or `digitflow run --port {other}`"
+        )
+        return 1
+    upgrade(settings.resolved_database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    reset_multiprocess_dir(settings.data_dir / "metrics")
+    procs = children(args, settings)
     stopping = False
 
     def stop(*_):
@@ -53,20 +174,24 @@ def run(args: argparse.Namespace, settings: PlatformSettings) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    exited = None
-    while not stopping and exited is None:
-        exited = next((name for name, p in procs.items() if p.poll() is not None), None)
+    for child in procs:
+        child.start()
+        if child.name == "broker" and not wait_until(
+            lambda: answers(settings.embedded_redis_socket), 10
+        ):
+            say(f"the embedded Redis did not start; see {settings.data_dir / 'redis.log'}")
+    announced = False
+    while not stopping:
+        now = time.monotonic()
+        for child in procs:
+            child.tick(now)
+        if not announced and api_answers(args.host, args.port):
+            announced = True
+            base = f"http://{'localhost' if args.host == '0.0.0.0' else args.host}:{args.port}"
+            say(f"ready at {base}/ (bulk jobs: {base}/bulk, API docs: {base}/docs) - Ctrl-C stops")
         time.sleep(0.2)
-    if exited:
-        print(f"{exited} exited with code {procs[exited].returncode}; stopping", file=sys.stderr)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # uvicorn: graceful; celery: warm shutdown
-    deadline = time.monotonic() + 20
-    for proc in procs.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return 1 if exited else 0
+    say("stopping")
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in sorted(procs, key=lambda c: STOP_ORDER.index(c.name)):
+        child.stop(deadline)
+    return 0

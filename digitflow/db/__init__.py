@@ -1,6 +1,7 @@
 """The one SQLAlchemy 2 model layer shared by the API and the workers."""
 
 from digitflow.db.models import (
+    ApiKey,
     Base,
     Document,
     DocumentStatus,
@@ -8,10 +9,15 @@ from digitflow.db.models import (
     JobLayout,
     JobStatus,
     Prediction,
+    ReviewDecision,
+    ReviewKeying,
+    ReviewStatus,
+    ReviewTask,
 )
 from digitflow.db.session import make_engine, make_sessionmaker
 
 __all__ = [
+    "ApiKey",
     "Base",
     "Document",
     "DocumentStatus",
@@ -19,6 +25,10 @@ __all__ = [
     "JobLayout",
     "JobStatus",
     "Prediction",
+    "ReviewDecision",
+    "ReviewKeying",
+    "ReviewStatus",
+    "ReviewTask",
     "make_engine",
     "make_sessionmaker",
 ]

@@ -77,6 +77,7 @@ class IdTimestamped:
 
 
 class JobStatus(enum.StrEnum):
+    uploading = "uploading"  # the upload is still streaming in: not accepted yet
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -110,6 +111,9 @@ class Job(IdTimestamped, Base):
     succeeded: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     needs_review: Mapped[int] = mapped_column(Integer, default=0)
+    # Flagged documents whose review is final (accepted, corrected or unreadable); raised and
+    # lowered atomically in the decision's own transaction (api/review/service.py).
+    reviewed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Files refused at upload, [{"filename", "reason"}]: reported, never stored or processed.
     rejected: Mapped[list[Any]] = mapped_column(default=list)
     # Set when the upload has been read to the end. Documents are committed (and processed) in
@@ -117,6 +121,14 @@ class Job(IdTimestamped, Base):
     uploaded_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # sha256 of the request body (multipart boundary left out), recorded when the upload is
+    # complete: a retry with the same Idempotency-Key but another body is refused, never
+    # answered with this job.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Why a job failed as a whole (an interrupted upload, say); per-document errors are on them.
+    error: Mapped[str | None] = mapped_column(Text)
+    # When retention deleted the job's stored images (its results stay until they expire too).
+    images_deleted_at: Mapped[datetime | None]
 
     documents: Mapped[list["Document"]] = relationship(back_populates="job", lazy="raise")
 
@@ -184,3 +196,102 @@ class Prediction(IdTimestamped, Base):
     document: Mapped[Document] = relationship(back_populates="prediction", lazy="raise")
 
     __table_args__ = (Index(None, "job_id", "needs_review"),)
+
+
+class ApiKey(IdTimestamped, Base):
+    """An API key: `df_<key_id>_<secret>`; only an argon2 hash of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)  # public, shown in listings
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # digitflow.auth.Role
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    # Updated at most once a minute per API process (see api.auth.keys), not on every request.
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "tenant_id", "created_at"),)
+class ReviewStatus(enum.StrEnum):
+    not_needed = "not_needed"  # no review task: the model's reading stands
+    pending = "pending"
+    accepted = "accepted"  # a person confirmed the model's reading
+    corrected = "corrected"  # a person typed another reading
+    unreadable = "unreadable"
+
+
+class ReviewTask(IdTimestamped, Base):
+    """One flagged document in the review queue, with its lease and its final reading.
+
+    A lease is free when `lease_expires_at` is null or in the past: a claim simply treats expired
+    leases as free, so nothing has to clean them up.
+    """
+
+    __tablename__ = "review_tasks"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), unique=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.pending)
+    # Why it was flagged: low_confidence, ambiguous_segmentation, not_a_digit, audit...
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # Picked by the random audit alone: would have been auto-accepted (the error estimate).
+    audit: Mapped[bool] = mapped_column(Boolean, default=False)
+    confidence: Mapped[float] = mapped_column(Float)
+    model_text: Mapped[str] = mapped_column(String(256))
+    final_text: Mapped[str | None] = mapped_column(String(256))
+    # 1, or 2 under double-keying: agreeing keyings of different reviewers make it final.
+    keyings_required: Mapped[int] = mapped_column(Integer, default=1)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The claim query: pending tasks, lowest confidence (or oldest) first.
+        Index(None, "status", "confidence"),
+        Index(None, "job_id", "status"),
+    )
+
+
+class ReviewKeying(IdTimestamped, Base):
+    """What one reviewer typed for a double-keyed task (kept apart so the claim can skip tasks
+    the caller already keyed, and an undo can take a keying back)."""
+
+    __tablename__ = "review_keyings"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("review_tasks.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    # The reading typed, or the action name "unreadable".
+    value: Mapped[str] = mapped_column(String(256))
+
+    __table_args__ = (Index(None, "task_id", "reviewer", unique=True),)
+
+
+class ReviewDecision(IdTimestamped, Base):
+    """The audit trail: every decision (and undo), append-only — never updated or deleted."""
+
+    __tablename__ = "review_decisions"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str] = mapped_column(String(200))  # the key id (or the name in open mode)
+    reviewer_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))  # accept, correct, unreadable, undo
+    text: Mapped[str | None] = mapped_column(String(256))
+    # {"status", "final_text"} of the task before and after the decision.
+    before: Mapped[dict[str, Any]] = mapped_column()
+    after: Mapped[dict[str, Any]] = mapped_column()
+    # final, awaiting_second_keying, disagreement, undone
+    outcome: Mapped[str] = mapped_column(String(32))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    model_version: Mapped[str] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(None, "document_id", "created_at"),
+        Index(None, "tenant_id", "created_at"),
+    )

@@ -47,27 +47,52 @@ def record_progress(
             needs_review=Job.needs_review + needs_review,
             started_at=func.coalesce(Job.started_at, now),
             updated_at=now,
-            **_finish_when(finished, new_succeeded, new_failed, JobStatus.running.value, now),
+            **_finish_when(
+                finished,
+                new_succeeded,
+                new_failed,
+                case(
+                    (Job.uploaded_at.is_(None), JobStatus.uploading.value),
+                    else_=JobStatus.running.value,
+                ),
+                now,
+            ),
         )
     )
 
 
 def add_documents(job_id: uuid.UUID, count: int, now: datetime) -> Update:
-    """The API committed another batch of an upload that is still streaming in."""
-    return update(Job).where(Job.id == job_id).values(total=Job.total + count, updated_at=now)
-
-
-def complete_upload(job_id: uuid.UUID, rejected: list[dict], now: datetime) -> Update:
-    """The upload has been read to the end: record the refused files; finish the job if the
-    workers already did every document."""
-    finished = Job.succeeded + Job.failed >= Job.total
+    """The API committed another batch of an upload that is still streaming in (`updated_at` is
+    the upload's heartbeat). Matches no row once the job stopped uploading: check the rowcount."""
     return (
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.status == JobStatus.uploading.value)
+        .values(total=Job.total + count, updated_at=now)
+    )
+
+
+def complete_upload(
+    job_id: uuid.UUID, rejected: list[dict], request_hash: str | None, now: datetime
+) -> Update:
+    """The upload has been read to the end: record the refused files and the body's hash;
+    finish the job if the workers already did every document. Matches no row if the job is no
+    longer uploading (the sweeper gave up on it, or a retry replaced it): check the rowcount."""
+    done = Job.succeeded + Job.failed
+    finished = done >= Job.total
+    return (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.uploading.value)
         .values(
             uploaded_at=now,
             rejected=rejected,
+            request_hash=request_hash,
             updated_at=now,
-            **_finish_when(finished, Job.succeeded, Job.failed, Job.status, now),
+            **_finish_when(
+                finished,
+                Job.succeeded,
+                Job.failed,
+                case((done > 0, JobStatus.running.value), else_=JobStatus.queued.value),
+                now,
+            ),
         )
     )

@@ -1,7 +1,7 @@
 """Field readings: why a prediction needs review
 
 Revision ID: 0002
-Revises: 0003
+Revises: 0012
 Create Date: 2026-11-26 12:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002"
-down_revision: str | None = "0003"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

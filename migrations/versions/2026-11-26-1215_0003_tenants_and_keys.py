@@ -1,4 +1,4 @@
-"""Tenants: every job belongs to one; idempotency keys are unique per tenant
+"""Tenants: every job belongs to one; idempotency keys are unique per tenant; API keys
 
 Revision ID: 0003
 Revises: 0001
@@ -17,6 +17,27 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("key_id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("secret_hash", sa.String(length=255), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("key_id", name=op.f("uq_api_keys_key_id")),
+    )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_api_keys_tenant_id_created_at"),
+            ["tenant_id", "created_at"],
+            unique=False,
+        )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("tenant_id", sa.String(length=64), nullable=False, server_default="default")
@@ -43,3 +64,6 @@ def downgrade() -> None:
             batch_op.f("uq_jobs_idempotency_key"), ["idempotency_key"]
         )
         batch_op.drop_column("tenant_id")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_keys_tenant_id_created_at"))
+    op.drop_table("api_keys")

@@ -132,7 +132,12 @@ def celery_worker(
 def api_settings(**overrides):
     from api.config import Settings
 
-    values = {"model_dir": MODEL_DIR, "redis_url": None, "database_url": None}
+    # In-process tests with no worker count the filesystem broker's message files; the
+    # embedded Redis is started by the tests that run real workers (tests/worker).
+    values = {
+        "model_dir": MODEL_DIR, "redis_url": None, "database_url": None,
+        "embedded_broker": "filesystem", "configure_logging": False,
+    }  # fmt: skip
     return Settings(**{**values, **overrides})
 
 

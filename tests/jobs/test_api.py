@@ -388,3 +388,21 @@ def test_jobs_on_azure_blob_storage(tmp_path, azurite):
     assert (
         sum(r["text"] == str(label) for r, (_, _, label) in zip(results, items, strict=True)) >= 5
     )
+
+
+def test_uploads_are_refused_while_the_workers_are_too_far_behind(settings):
+    """Back-pressure: 503 + Retry-After once the queue holds more than `queue_max_seconds` of
+    work at the workers' rate; accepted again once the backlog is read."""
+    slow = settings.model_copy(update={"worker_documents_per_second": 8, "queue_max_seconds": 2})
+    files = files_field((n, d) for n, d, _ in scans(8))
+    with TestClient(create_app(slow)) as client:
+        assert client.post("/jobs", files=files).status_code == 202  # 1 task: 1 s of work
+        assert client.post("/jobs", files=files).status_code == 202  # 2 tasks: 2 s
+        assert client.post("/jobs", files=files).status_code == 202  # 3 tasks: 3 s
+        refused = client.post("/jobs", files=files)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "queue_full" and int(refused.headers["retry-after"]) >= 1
+        assert len(client.get("/jobs").json()["items"]) == 3  # nothing of it was kept
+        with make_celery(slow).connection_for_write() as connection:
+            connection.default_channel.queue_purge("documents")  # the workers caught up
+        assert client.post("/jobs", files=files).status_code == 202

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, inspect
 from digitflow.db import Base
 from digitflow.db.migrations import downgrade, upgrade
 
-TABLES = {"jobs", "documents", "predictions"}
+TABLES = {"jobs", "documents", "predictions", "api_keys"}
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

@@ -27,7 +27,7 @@ def new_job(sessions, total: int) -> uuid.UUID:
     with sessions.begin() as session:
         session.execute(
             insert(Job).values(id=job_id, tenant_id="t", total=0, rejected=[], created_at=now,
-                               updated_at=now, status="queued", layout="digit", succeeded=0,
+                               updated_at=now, status="uploading", layout="digit", succeeded=0,
                                failed=0, needs_review=0)
         )  # fmt: skip
         session.execute(add_documents(job_id, total, now))
@@ -53,14 +53,14 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 )
 def test_final_status_follows_the_counts(sessions, succeeded, failed, status):
     job_id = new_job(sessions, 4)
-    run(sessions, complete_upload(job_id, [], NOW))
+    run(sessions, complete_upload(job_id, [], None, NOW))
     run(sessions, record_progress(job_id, succeeded, failed, 0, NOW))
     assert (job(sessions, job_id).status, job(sessions, job_id).finished_at) == (status, NOW)
 
 
 def test_a_job_is_running_until_its_last_batch(sessions):
     job_id = new_job(sessions, 4)
-    run(sessions, complete_upload(job_id, [], NOW))
+    run(sessions, complete_upload(job_id, [], None, NOW))
     run(sessions, record_progress(job_id, 2, 0, 1, NOW))
     state = job(sessions, job_id)
     assert (state.status, state.finished_at, state.needs_review) == ("running", None, 1)
@@ -72,7 +72,10 @@ def test_the_job_ends_when_the_upload_completes_after_the_workers(sessions):
     job_id = new_job(sessions, 3)
     run(sessions, record_progress(job_id, 3, 0, 0, NOW))  # workers done; upload still open
     assert job(sessions, job_id).finished_at is None
-    run(sessions, complete_upload(job_id, [{"filename": "x", "code": "c", "reason": "r"}], NOW))
+    run(
+        sessions,
+        complete_upload(job_id, [{"filename": "x", "code": "c", "reason": "r"}], None, NOW),
+    )
     state = job(sessions, job_id)
     assert (state.status, state.finished_at) == ("succeeded", NOW)
     assert state.rejected[0]["filename"] == "x"
@@ -80,5 +83,17 @@ def test_the_job_ends_when_the_upload_completes_after_the_workers(sessions):
 
 def test_an_upload_with_nothing_readable_fails(sessions):
     job_id = new_job(sessions, 0)
-    run(sessions, complete_upload(job_id, [], NOW))
+    run(sessions, complete_upload(job_id, [], None, NOW))
     assert job(sessions, job_id).status == "failed"
+
+
+def test_a_job_is_uploading_until_its_upload_completes_and_only_once(sessions):
+    job_id = new_job(sessions, 4)
+    run(sessions, record_progress(job_id, 1, 0, 0, NOW))
+    assert job(sessions, job_id).status == "uploading"  # not accepted yet, even while read
+    with sessions.begin() as session:
+        assert session.execute(complete_upload(job_id, [], "h" * 64, NOW)).rowcount == 1
+        assert session.execute(complete_upload(job_id, [], "h" * 64, NOW)).rowcount == 0
+        assert session.execute(add_documents(job_id, 1, NOW)).rowcount == 0  # no longer open
+    state = job(sessions, job_id)
+    assert (state.status, state.total, state.request_hash) == ("running", 4, "h" * 64)

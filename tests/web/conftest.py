@@ -73,7 +73,10 @@ def _wait_ready(server: subprocess.Popen, port: int, timeout: float = 60) -> Non
         assert server.poll() is None, f"the API exited with {server.returncode}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /model-info HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                request = (
+                    b"GET /model-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                )
+                s.sendall(request)
                 if s.recv(16).startswith(b"HTTP/1.1 200"):
                     return
         except OSError:

@@ -1,5 +1,6 @@
 """Real uploads through the API to real Celery worker processes, on both configurations:
-Postgres + Redis, and the embedded defaults (SQLite + filesystem broker). Plus SIGKILL."""
+Postgres + Redis, and the embedded defaults (SQLite + the embedded Redis on a unix socket).
+Plus SIGKILL."""
 
 import time
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from api.main import create_app
 from digitflow.db import Document, Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
+from digitflow.embedded import embedded_redis
 from tests.jobs.support import (
     api_settings,
     celery_worker,
@@ -30,10 +32,17 @@ def platform(request, tmp_path):
         redis_url = request.getfixturevalue("redis").url
     else:
         database_url, redis_url = None, None
-    shared = {"data_dir": tmp_path, "database_url": database_url, "redis_url": redis_url}
+    shared = {
+        "data_dir": tmp_path, "database_url": database_url, "redis_url": redis_url,
+        "embedded_broker": "redis",
+    }  # fmt: skip
     settings = api_settings(**shared)
     upgrade(settings.resolved_database_url)
-    return settings, shared
+    if redis_url is None:
+        with embedded_redis(settings):
+            yield settings, shared
+    else:
+        yield settings, shared
 
 
 def files_field(items) -> list:
