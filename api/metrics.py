@@ -9,6 +9,7 @@ import logging
 import time
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from kombu.exceptions import ChannelError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -81,6 +82,8 @@ class QueueDepth:
         if producer is not None and broker_problem(producer) is None:  # fails fast when down
             try:
                 family.add_metric([DOCUMENTS_QUEUE], queue_depth(producer))
+            except ChannelError:  # Redis drops an empty list: the queue is empty, not missing
+                family.add_metric([DOCUMENTS_QUEUE], 0)
             except Exception:  # noqa: BLE001 - the broker went away between the two calls
                 logger.warning("queue depth unavailable", exc_info=True)
         yield family

@@ -8,11 +8,13 @@ finishes its batches), then the broker.
 
 import argparse
 import errno
+import importlib.util
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from digitflow.settings import PlatformSettings
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
 STOP_TIMEOUT = 25.0
 STOP_ORDER = ["api", "worker", "broker"]
+# LiteRT's C++ runtime says this once per process that loads the model (it has no switch).
+QUIET_LINES = {b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}
 
 
 def register(commands) -> None:
@@ -36,6 +40,10 @@ def register(commands) -> None:
         help="API processes, each with its own model and micro-batcher (default: one per core)",
     )  # fmt: skip
     srv.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    srv.add_argument(
+        "--server", choices=["granian", "uvicorn"],
+        help="the API's HTTP server (default: granian when installed, else uvicorn)",
+    )  # fmt: skip
     srv.set_defaults(handler=run)
 
 
@@ -54,7 +62,11 @@ class Child:
 
     def start(self) -> None:
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops us in order.
-        self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        threading.Thread(target=relay, args=(self.proc.stdout,), daemon=True).start()
         self.started_at, self.restart_at = time.monotonic(), None
 
     def tick(self, now: float) -> None:
@@ -80,6 +92,14 @@ class Child:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def relay(output) -> None:
+    """Copy a child's output to ours, without the lines every process prints at start-up."""
+    for line in output:
+        if line.strip() not in QUIET_LINES:
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
 
 
 def say(line: str) -> None:
@@ -110,28 +130,27 @@ def children(args: argparse.Namespace, settings: PlatformSettings) -> list[Child
     found: list[Child] = []
     if not settings.redis_url and settings.embedded_broker == "redis":
         found.append(Child("broker", redis_command(settings), env))
-    api = [
-        python,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        str(args.workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--timeout-graceful-shutdown",
-        str(int(STOP_TIMEOUT - 5)),
-    ]
+    api = api_command(args, python)
     worker = [python, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--beat",
               "-Q", "documents", "--concurrency", str(args.concurrency),
               "--loglevel", env["LOG_LEVEL"], "--without-gossip", "--without-mingle",
               "--schedule", str(settings.data_dir / "celerybeat-schedule")]  # fmt: skip
     return [*found, Child("api", api, env), Child("worker", worker, env)]
+
+
+def api_command(args: argparse.Namespace, python: str) -> list[str]:
+    """Granian (a Rust HTTP server: more requests/s than uvicorn on the fast path, see
+    docs/benchmarks.md) when installed, else uvicorn; one process per worker, each with its
+    own model and micro-batcher."""
+    server = args.server or ("granian" if importlib.util.find_spec("granian") else "uvicorn")
+    bind = ["--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    grace = str(int(STOP_TIMEOUT - 5))
+    if server == "granian":
+        return [python, "-m", "granian", "--interface", "asgi", "api.main:app", *bind, "--no-ws",
+                "--log-level", "warning", "--respawn-failed-workers",
+                "--workers-kill-timeout", grace]  # fmt: skip
+    return [python, "-m", "uvicorn", "api.main:app", *bind, "--no-access-log",
+            "--log-level", "warning", "--timeout-graceful-shutdown", grace]  # fmt: skip
 
 
 def wait_until(check, timeout: float) -> bool:

@@ -178,9 +178,11 @@ def test_retention_purges_images_then_whole_jobs(client, settings):
 
 def test_metrics_answer_in_prometheus_text_format(client):
     client.get(f"/jobs/{uuid.uuid4()}")
+    client.post("/jobs", files=files_field((n, d) for n, d, _ in scans(3)))  # one message
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'route="/jobs/{job_id}",status="404"' in text  # the template, never the raw id
-    assert "digitflow_model_info{" in text and "digitflow_queue_depth" in text
+    assert "digitflow_model_info{" in text
+    assert 'digitflow_queue_depth{queue="documents"} 1.0' in text

@@ -6,11 +6,16 @@ import re
 from pathlib import Path
 
 import yaml
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 import api.metrics  # noqa: F401 - registers the API's series
 import worker.metrics  # noqa: F401 - registers the workers' series
+from api.main import create_app
+from digitflow.db.migrations import upgrade
+from digitflow.embedded import embedded_redis
 from digitflow.logs import configure_logging
+from tests.jobs.support import api_settings
 
 MONITORING = Path(__file__).resolve().parents[2] / "infra" / "monitoring"
 SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
@@ -50,3 +55,11 @@ def test_log_lines_are_json_with_the_job_id(capsys):
         logging.getLogger().handlers[:] = []
     assert line["message"] == "batch done" and line["job_id"] == "j-1"
     assert line["level"] == "INFO" and line["logger"] == "digitflow.worker"
+
+
+def test_queue_depth_of_an_empty_redis_queue_is_zero(tmp_path):
+    settings = api_settings(data_dir=tmp_path, embedded_broker="redis")
+    upgrade(settings.resolved_database_url)
+    with embedded_redis(settings), TestClient(create_app(settings)) as client:
+        text = client.get("/metrics").text
+    assert 'digitflow_queue_depth{queue="documents"} 0.0' in text

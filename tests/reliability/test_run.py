@@ -55,6 +55,7 @@ def test_ready_line_restart_of_a_crashed_child_and_clean_stop(tmp_path):
         ]
         assert "superuser privileges" not in log.read_text()  # Celery's lecture is quieted
         assert "celery@" not in log.read_text()  # and so is its banner
+        assert "XNNPACK" not in log.read_text()  # and LiteRT's line per process
         assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200  # embedded Redis
 
         first = celery_parent(run)

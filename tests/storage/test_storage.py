@@ -112,3 +112,13 @@ def test_make_storage_follows_settings(tmp_path, azurite):
     assert blob.get("x") == b"y"
     with pytest.raises(ValueError, match="AZURE_STORAGE_CONNECTION_STRING"):
         make_storage(PlatformSettings(storage_backend="azure"))
+
+
+def test_delete_prefix_removes_a_jobs_folder_only(storage):
+    for key in ("jobs/a/000000", "jobs/a/000001", "jobs/ab/000000", "jobs/b/000000"):
+        storage.put(key, b"x")
+    assert storage.delete_prefix("jobs/a/") == 2
+    assert storage.delete_prefix("jobs/a/") == 0  # again: nothing left, no error
+    assert storage.get("jobs/ab/000000") == b"x" and storage.get("jobs/b/000000") == b"x"
+    with pytest.raises(ObjectNotFound):
+        storage.get("jobs/a/000001")
