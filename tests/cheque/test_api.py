@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitflow.db.migrations import upgrade
 from tests.api.conftest import make_client
 from training.cheques import TEMPLATES, ChequeSpec
 
@@ -14,6 +15,7 @@ from training.cheques import TEMPLATES, ChequeSpec
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("var")
+    upgrade(f"sqlite:///{data_dir / 'digitflow.db'}")  # keys (admin checks) live in the database
     with make_client(data_dir=data_dir, document_types_dir=data_dir / "types") as client:
         yield client
 

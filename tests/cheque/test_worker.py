@@ -22,7 +22,11 @@ def test_cheque_job_stores_the_amount_and_its_box(runtime, cheques):  # noqa: F8
         row = rows[doc_id]
         amount = row.fields["amount"]
         assert row.text == amount["text"] and row.digits == amount["digits"]
-        assert amount["box"]["width"] > 0 and row.needs_review == amount["needs_review"]
+        assert amount["box"]["width"] > 0
+        # The deployment's review policy has the last word on the row (it re-decides
+        # low_confidence with its own threshold); any other reason of the reader still flags.
+        if set(amount["review_reasons"]) - {"low_confidence"}:
+            assert row.needs_review
         exact += row.text == cheque.amount
     assert exact >= 9
     assert job(runtime, job_id).succeeded == 12
