@@ -98,33 +98,35 @@ def recognise(
         message = f"unknown layout or document type {loaded.layout!r}"
         return {}, {doc_id: ("unknown_layout", message) for doc_id in loaded.blobs}, 0.0
     layout = JobLayout(loaded.layout).value if loaded.layout else "auto"
-    segmentations, failures = {}, {}
     started = time.perf_counter()
-    for doc_id, blob in loaded.blobs.items():
-        if isinstance(blob, ObjectNotFound):
-            failures[doc_id] = ("missing_object", "the stored file is missing")
-            continue
-        try:
-            segmentations[doc_id] = segment_image(blob, layout, rt.max_pixels)
-        except ImageError as exc:
-            failures[doc_id] = (exc.code, str(exc))
+    segmentations, failures = _each_blob(
+        loaded, lambda blob: segment_image(blob, layout, rt.max_pixels)
+    )
     segmented = time.perf_counter() - started
     readings = read_segmentations(list(segmentations.values()), rt.recognizer)
     return dict(zip(segmentations, readings, strict=True)), failures, segmented
 
 
-def recognise_documents(rt: Runtime, loaded: _Loaded, doc_type):
-    """The same for whole pages of a document type: every field of every page, ONE model call."""
-    prepared, failures = {}, {}
-    started = time.perf_counter()
+def _each_blob(loaded: _Loaded, work) -> tuple[dict, dict]:
+    """`work(bytes)` for every stored document; failures (code, message) for the rest."""
+    done, failures = {}, {}
     for doc_id, blob in loaded.blobs.items():
         if isinstance(blob, ObjectNotFound):
             failures[doc_id] = ("missing_object", "the stored file is missing")
             continue
         try:
-            prepared[doc_id] = prepare_document(blob, doc_type, rt.max_pixels)
+            done[doc_id] = work(blob)
         except ImageError as exc:
             failures[doc_id] = (exc.code, str(exc))
+    return done, failures
+
+
+def recognise_documents(rt: Runtime, loaded: _Loaded, doc_type):
+    """The same for whole pages of a document type: every field of every page, ONE model call."""
+    started = time.perf_counter()
+    prepared, failures = _each_blob(
+        loaded, lambda blob: prepare_document(blob, doc_type, rt.max_pixels)
+    )
     segmented = time.perf_counter() - started
     readings = read_prepared(list(prepared.values()), rt.recognizer)
     return dict(zip(prepared, readings, strict=True)), failures, segmented
