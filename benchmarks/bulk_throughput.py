@@ -107,6 +107,25 @@ def field_documents(images, labels, count: int, digits: int):
     )
 
 
+def platform_env(postgres, redis, name: str, **settings) -> tuple[dict, dict, Path]:
+    """A fresh, migrated database and data folder: (the settings the API and the worker share,
+    the API's environment, the folder)."""
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"digitflow-{name}-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    shared = {
+        "database_url": postgres.create_database(f"digitflow_{name}"),
+        "redis_url": redis.url,
+        "data_dir": work,
+        **settings,
+    }
+    from digitflow.db.migrations import upgrade
+
+    upgrade(shared["database_url"])
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {key.upper(): str(value) for key, value in shared.items()}
+    return shared, env, work
+
+
 def start_api(env: dict, port: int, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                "--port", str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
@@ -230,21 +249,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {}
     with services.start_postgres() as postgres, services.start_redis() as redis:
-        work = Path(os.environ.get("TMPDIR", "/tmp")) / f"digitflow-bulk-{uuid.uuid4().hex[:8]}"
-        work.mkdir()
-        shared = {
-            "database_url": postgres.create_database("digitflow_bench"),
-            "redis_url": redis.url,
-            "data_dir": work,
-            "model_dir": args.model_dir,
-            "job_batch_size": args.batch_size,
-            "max_job_files": max(20_000, count),
-        }
-        from digitflow.db.migrations import upgrade
-
-        upgrade(shared["database_url"])
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-        env |= {key.upper(): str(value) for key, value in shared.items()}
+        shared, env, work = platform_env(
+            postgres, redis, "bench", model_dir=args.model_dir, job_batch_size=args.batch_size,
+            max_job_files=max(20_000, count),
+        )  # fmt: skip
         port = services.free_port()
         api = start_api(env, port, work / "api.log")
         try:

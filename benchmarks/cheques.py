@@ -21,7 +21,6 @@ import asyncio
 import io
 import os
 import sys
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -29,7 +28,12 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.bulk_throughput import multipart, run_job, start_api  # noqa: E402
+from benchmarks.bulk_throughput import (  # noqa: E402
+    multipart,
+    platform_env,
+    run_job,
+    start_api,
+)
 from benchmarks.report import write_section  # noqa: E402
 from tests.jobs.support import celery_worker  # noqa: E402
 from tests.support import services  # noqa: E402
@@ -88,20 +92,9 @@ def zip_body(items: list) -> bytes:
 
 def measure(items: list, model_dir: Path) -> tuple[dict, dict]:
     with services.start_postgres() as postgres, services.start_redis() as redis:
-        work = Path(os.environ.get("TMPDIR", "/tmp")) / f"digitflow-cheques-{uuid.uuid4().hex[:8]}"
-        work.mkdir()
-        shared = {
-            "database_url": postgres.create_database("digitflow_cheques"),
-            "redis_url": redis.url,
-            "data_dir": work,
-            "model_dir": model_dir,
-            "job_batch_size": 128,
-        }
-        from digitflow.db.migrations import upgrade
-
-        upgrade(shared["database_url"])
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-        env |= {key.upper(): str(value) for key, value in shared.items()}
+        shared, env, work = platform_env(
+            postgres, redis, "cheques", model_dir=model_dir, job_batch_size=128
+        )
         port = services.free_port()
         api = start_api(env, port, work / "api.log")
         try:
