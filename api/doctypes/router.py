@@ -58,4 +58,3 @@ async def put_type(
     body = await read_body(request, MAX_DEFINITION_BYTES)
     doc_type, replaced = await run_in_threadpool(register, types, name, body)
     return JSONResponse(doc_type.as_dict(), status_code=200 if replaced else 201)
-
