@@ -363,7 +363,9 @@ def _decision_result(session: Session, task: ReviewTask, outcome: str) -> dict:
         "final_text": task.final_text,
         "outcome": outcome,
         "keyings_required": task.keyings_required,
-        "keyings_done": _keyings_done(session, [task.id]).get(task.id, 0),
+        "keyings_done": (
+            _keyings_done(session, [task.id]).get(task.id, 0) if task.keyings_required > 1 else 0
+        ),
     }
 
 
