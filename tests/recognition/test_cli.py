@@ -43,3 +43,37 @@ def test_unreadable_files_are_reported_and_the_rest_recognised(tmp_path, mnist):
     assert f"{good}: {mnist.y_test[0]}" in result.stdout
     assert "bad.png: error: not an image" in result.stderr
     assert "missing.png: error:" in result.stderr
+
+
+def test_folders_are_read_recursively_zips_pointed_to_bulk_and_output_is_only_results(
+    tmp_path, mnist
+):
+    import io
+    import zipfile
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for i, where in enumerate(["a", "a/b", "a/b"]):
+        (tmp_path / where / f"d{i}.png").write_bytes(render_scan(mnist.x_test[i], rng, "PNG"))
+    (tmp_path / "a" / "notes.txt").write_text("not an image, and not an image name")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.png", b"whatever")
+    (tmp_path / "scans.zip").write_bytes(archive.getvalue())
+
+    result = run_cli(str(tmp_path / "a"), str(tmp_path / "scans.zip"))
+    assert result.returncode == 1  # the ZIP is an error
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(": " in line and "confidence" in line for line in lines)
+    assert "d1.png" in lines[1] or "d1.png" in lines[0]
+    assert result.stderr.strip().splitlines() == [
+        f"{tmp_path / 'scans.zip'}: error: a ZIP archive: upload it as a bulk job "
+        "(the /bulk page or POST /jobs)"
+    ]  # and nothing else: no runtime banners
+
+
+def test_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "digitflow.cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("digitflow ")
