@@ -79,7 +79,7 @@ def test_clear_empties_the_canvas_and_the_answer(page):
     draw(page, DIGITS[7], 0.6, (0.2, 0.2))
     assert shown_prediction(page) == "7"
     page.get_by_test_id("clear").click()
-    assert page.get_by_test_id("prediction").inner_text().strip() == "–"
+    assert page.get_by_test_id("prediction").inner_text().strip() == "?"
     # A cleared canvas holds no ink: its pixels are all transparent again.
     ink = page.evaluate(
         "() => { const c = document.querySelector('[data-testid=canvas]');"

@@ -12,6 +12,8 @@
   const error = document.getElementById("error");
   const bars = document.getElementById("bars");
   const model = document.getElementById("model");
+  // Shown before any answer: a question mark, not a dash that reads like an empty bar.
+  const IDLE_ANSWER = "?";
   const announce = document.getElementById("announce");
   const upload = document.getElementById("upload");
   const preview = document.getElementById("preview");
@@ -123,10 +125,14 @@
     const form = new FormData();
     form.append("file", file);
     upload.value = "";
-    predict(() => fetch("/predict", { method: "POST", body: form }));
+    predict(() => fetch("/predict", { method: "POST", body: form }), "upload");
   });
 
-  async function predict(send) {
+  // What the last request read: "drawing" or "upload" (a blank upload is not "draw a digit").
+  let source = "drawing";
+
+  async function predict(send, from = "drawing") {
+    source = from;
     const mine = ++sequence;
     result.dataset.state = "pending";
     let answer;
@@ -163,21 +169,29 @@
   function fail(body) {
     const message = typeof body.detail === "string" ? body.detail : "The image could not be read.";
     const empty = body.code === "empty_image";
-    reset(empty ? "Draw a digit to start." : "");
+    const uploaded = source === "upload";
+    reset(empty && !uploaded ? "Draw a digit to start." : "", uploaded);
     result.dataset.state = "error";
-    error.textContent = empty ? "There is nothing to read yet: draw a digit." : message;
+    if (empty) {
+      error.textContent = uploaded
+        ? "The uploaded image is blank: no ink was found on it. Try another scan or photo."
+        : "There is nothing to read yet: draw a digit.";
+    } else {
+      error.textContent = message;
+    }
     error.hidden = false;
     announce.textContent = error.textContent;
   }
 
-  function reset(text) {
+  function reset(text, keepPreview = false) {
     result.dataset.state = "idle";
     result.classList.remove("needs-review");
-    prediction.textContent = "–";
+    prediction.textContent = IDLE_ANSWER;
     confidence.textContent = text;
+    model.textContent = "";
     review.hidden = true;
     error.hidden = true;
-    preview.hidden = true;
+    preview.hidden = !keepPreview;
     barFills.forEach((fill) => (fill.style.width = "0"));
     barValues.forEach((value) => (value.textContent = "–"));
   }
