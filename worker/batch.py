@@ -76,9 +76,8 @@ def _digit_images(data: bytes, layout: str, max_pixels: int) -> list[np.ndarray]
     return [prepare(data, max_pixels)]
 
 
-def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> BatchOutcome:
-    outcome = BatchOutcome()
-    started = time.perf_counter()
+def _pending(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]):
+    """The job's layout and the (id, storage key) of the given documents still queued."""
     with rt.sessions() as session:
         layout = session.scalar(select(Job.layout).where(Job.id == job_id))
         pending = session.execute(
@@ -88,14 +87,12 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
                 Document.status == DocumentStatus.queued,
             )
         ).all()
-    outcome.skipped = len(document_ids) - len(pending)
-    if layout is None or not pending:
-        return outcome
+    return layout, pending
 
-    blobs = rt.storage.get_many(key for _, key in pending)
-    read_done = time.perf_counter()
 
-    # Preprocess: every readable document becomes one or more 28x28 digits in one array.
+def _preprocess(rt: Runtime, layout: str, pending, blobs):
+    """Every readable document becomes one or more 28x28 digits in one list: the images, each
+    document's span in it, and the failures (code, message) of the unreadable ones."""
     images: list[np.ndarray] = []
     spans: dict[uuid.UUID, tuple[int, int]] = {}
     failures: dict[uuid.UUID, tuple[str, str]] = {}
@@ -110,8 +107,43 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
             continue
         spans[doc_id] = (len(images), len(images) + len(digits))
         images.extend(digits)
-    preprocess_done = time.perf_counter()
+    return images, spans, failures
 
+
+def _prediction_row(rt: Runtime, job_id: uuid.UUID, doc_id: uuid.UUID, digits, timings) -> dict:
+    return {
+        "id": uuid.uuid4(),
+        "document_id": doc_id,
+        "job_id": job_id,
+        "text": "".join(str(p.digit) for p in digits),
+        "confidence": math.prod(p.confidence for p in digits),
+        "needs_review": any(p.needs_review for p in digits),
+        "digits": [
+            {
+                "digit": p.digit,
+                "confidence": round(p.confidence, 6),
+                "probabilities": [round(x, 6) for x in p.probabilities],
+            }
+            for p in digits
+        ],
+        "model_version": rt.recognizer.version,
+        "timings": timings,
+    }
+
+
+def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> BatchOutcome:
+    """Load -> recognise (one model call) -> persist (one transaction)."""
+    outcome = BatchOutcome()
+    started = time.perf_counter()
+    layout, pending = _pending(rt, job_id, document_ids)
+    outcome.skipped = len(document_ids) - len(pending)
+    if layout is None or not pending:
+        return outcome
+
+    blobs = rt.storage.get_many(key for _, key in pending)
+    read_done = time.perf_counter()
+    images, spans, failures = _preprocess(rt, layout, pending, blobs)
+    preprocess_done = time.perf_counter()
     predictions = rt.recognizer.predict(np.stack(images)) if images else []
     inference_done = time.perf_counter()
 
@@ -121,27 +153,10 @@ def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID])
         "preprocess_ms": round((preprocess_done - read_done) * 1000 / count, 4),
         "inference_ms": round((inference_done - preprocess_done) * 1000 / count, 4),
     }
-    rows = {}
-    for doc_id, (start, stop) in spans.items():
-        digits = predictions[start:stop]
-        rows[doc_id] = {
-            "id": uuid.uuid4(),
-            "document_id": doc_id,
-            "job_id": job_id,
-            "text": "".join(str(p.digit) for p in digits),
-            "confidence": math.prod(p.confidence for p in digits),
-            "needs_review": any(p.needs_review for p in digits),
-            "digits": [
-                {
-                    "digit": p.digit,
-                    "confidence": round(p.confidence, 6),
-                    "probabilities": [round(x, 6) for x in p.probabilities],
-                }
-                for p in digits
-            ],
-            "model_version": rt.recognizer.version,
-            "timings": timings,
-        }
+    rows = {
+        doc_id: _prediction_row(rt, job_id, doc_id, predictions[start:stop], timings)
+        for doc_id, (start, stop) in spans.items()
+    }
     _commit(rt, job_id, rows, failures, outcome)
     outcome.timings = {**timings, "total_s": time.perf_counter() - started}
     return outcome
