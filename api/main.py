@@ -23,6 +23,7 @@ from api.budget import DecodeBudget
 from api.config import Settings, get_settings
 from api.docs.router import BUNDLE_URL, bundle_files
 from api.docs.router import router as docs_router
+from api.doctypes.router import router as doctypes_router
 from api.documents.router import router as documents_router
 from api.errors import register_exception_handlers
 from api.health.checks import READINESS_CHECKS
@@ -41,13 +42,14 @@ from digitflow.metrics import MODEL_VERSION
 from digitflow.model_source import load_recognizer
 from digitflow.queue import make_celery
 from digitflow.storage import StorageUnavailable, make_storage
+from recognition.doctypes import DocumentTypes
 
 logger = logging.getLogger("digitflow.api")
 
 # Each domain adds its router here (and its readiness check in api.health.checks).
 ROUTERS = [
     health_router, predict_router, pages_router, jobs_router, review_router, documents_router,
-    keys_router, docs_router, metrics_router,
+    keys_router, docs_router, metrics_router, doctypes_router,
 ]  # fmt: skip
 
 
@@ -141,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.budget = DecodeBudget(settings, app.state.limiter)
     app.state.draining = False
     app.state.readiness_checks = list(READINESS_CHECKS)
+    app.state.document_types = DocumentTypes(app.state.settings.resolved_document_types_dir)
     register_exception_handlers(app)
     app.add_middleware(RequestMetrics)
     for router in ROUTERS:

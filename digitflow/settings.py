@@ -38,6 +38,10 @@ class PlatformSettings(BaseSettings):
     azure_storage_connection_string: str | None = None
     azure_storage_container: str = "documents"
 
+    # Document types (layout=<name>): JSON/YAML definitions, one a file; the admin API writes
+    # here too. Unset: `document_types` under data_dir. Workers must see the same folder.
+    document_types_dir: Path | None = None
+
     # Input limits: anything bigger is refused with 413 before it is decoded.
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 8_000_000  # decode budget: see recognition.decode
@@ -115,6 +119,10 @@ class PlatformSettings(BaseSettings):
     @cached_property
     def resolved_storage_dir(self) -> Path:
         return self.storage_local_dir or self.data_dir / "storage"
+
+    @cached_property
+    def resolved_document_types_dir(self) -> Path:
+        return self.document_types_dir or self.data_dir / "document_types"
 
     @cached_property
     def embedded_redis_socket(self) -> Path:

@@ -10,8 +10,17 @@ from recognition.errors import (
     ImageError,
     ImageTooLarge,
     InvalidDataURL,
+    NoDigits,
     TruncatedImage,
     UndecodableImage,
+)
+from recognition.fields import (
+    LAYOUTS,
+    DigitReading,
+    FieldReading,
+    find_digits,
+    read_field,
+    read_segmentations,
 )
 from recognition.inference import DigitPrediction, Recognizer, calibrate
 from recognition.preprocess import WORK_MIN_SIDE, normalize_mnist, segment_digits, to_mnist
@@ -22,8 +31,21 @@ def prepare(data: bytes, max_pixels: int | None = None) -> "np.ndarray":  # noqa
     return to_mnist(decode_image(data, max_pixels or DEFAULT_MAX_PIXELS, WORK_MIN_SIDE))
 
 
+def segment_image(data: bytes, layout: str = "auto", max_pixels: int | None = None):
+    """Image bytes -> a Segmentation (digit crops and hypotheses) for `read_segmentations`."""
+    return find_digits(decode_image(data, max_pixels or DEFAULT_MAX_PIXELS, WORK_MIN_SIDE), layout)
+
+
 __all__ = [
+    "LAYOUTS",
     "DigitPrediction",
+    "DigitReading",
+    "FieldReading",
+    "NoDigits",
+    "find_digits",
+    "read_field",
+    "read_segmentations",
+    "segment_image",
     "EmptyImage",
     "ImageError",
     "ImageTooLarge",

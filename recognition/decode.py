@@ -85,6 +85,35 @@ def decode_image(
     image = _open(data, max_pixels)
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
     _fit_budget(image, max_pixels, draft=True)
+    _load(image)
+    factor = min(image.size) // min_side if min_side and min(image.size) >= 2 * min_side else 1
+    return _luminance(image, factor)
+
+
+def decode_page(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_width: int = 0
+) -> tuple[np.ndarray, float]:
+    """A whole document page as uint8 luminance (0 = black), shrunk while it stays at least
+    `min_width` pixels wide, and how many original pixels one returned pixel spans.
+
+    A JPEG is decoded straight at 1/2, 1/4 or 1/8 scale (DCT scaling: several times cheaper
+    than decoding every pixel); other formats are shrunk by box averaging after decoding.
+    """
+    image = _open(data, max_pixels)
+    _fit_budget(image, max_pixels, draft=False)  # refuses what is over budget even at 1/8
+    width, height = image.size
+    if image.format == "JPEG" and min_width and width >= 2 * min_width:
+        image.draft("L", (min_width, max(1, height * min_width // width)))
+    _load(image)
+    factor = image.size[0] // min_width if min_width and image.size[0] >= 2 * min_width else 1
+    if image.mode == "L" and "transparency" not in image.info:
+        pixels = np.asarray(image.reduce(factor) if factor > 1 else image)
+    else:
+        pixels = (_luminance(image, factor) * 255.0 + 0.5).astype(np.uint8)
+    return pixels, width / pixels.shape[1]
+
+
+def _load(image: Image.Image) -> None:
     try:
         image.seek(0)  # first page of a TIFF, first frame of a GIF
         with warnings.catch_warnings():
@@ -94,8 +123,6 @@ def decode_image(
         if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
             raise TruncatedImage("the image file is truncated: its pixel data ends early") from exc
         raise UndecodableImage(f"the image data is damaged: {exc}") from exc
-    factor = min(image.size) // min_side if min_side and min(image.size) >= 2 * min_side else 1
-    return _luminance(image, factor)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:

@@ -34,3 +34,7 @@ class EmptyImage(ImageError, code="empty_image"):
 
 class ImageTooLarge(ImageError, code="image_too_large"):
     """More bytes or pixels than the configured limit (guards against decompression bombs)."""
+
+
+class NoDigits(EmptyImage, code="no_digits"):
+    """The image holds ink, but none of it is a digit: only printed lines, dots or dashes."""

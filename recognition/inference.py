@@ -20,12 +20,30 @@ from recognition.card import KERAS_FILENAME, TFLITE_FILENAME, ModelCard
 BATCH_SIZES = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
+# A model with an 11th output has a "not a digit" class; its index.
+NOT_A_DIGIT = 10
+
+
 @dataclass(frozen=True, slots=True)
 class DigitPrediction:
     digit: int
-    confidence: float  # calibrated probability of `digit`
-    probabilities: tuple[float, ...]  # calibrated, 10 values summing to 1
+    # Calibrated probability of `digit` among all the model's classes: the mass on "not a digit"
+    # lowers it, so a mark that is no digit never comes back confident.
+    confidence: float
+    probabilities: tuple[float, ...]  # calibrated over the 10 digits, summing to 1
     needs_review: bool
+    not_a_digit: float = 0.0  # calibrated probability that the mark is not a digit at all
+
+
+def digit_view(calibrated: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibrated model outputs [N, 10 or 11] -> (10 digit probabilities renormalised, each
+    row's best digit's confidence among all classes, the "not a digit" probability)."""
+    digits = calibrated[:, :NOT_A_DIGIT]
+    reject = (
+        calibrated[:, NOT_A_DIGIT] if calibrated.shape[1] > NOT_A_DIGIT else np.zeros(len(digits))
+    )
+    confidence = digits.max(axis=1)
+    return digits / np.maximum(digits.sum(axis=1, keepdims=True), 1e-12), confidence, reject
 
 
 def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -62,24 +80,26 @@ class Recognizer:
         """The model's own softmax for float32 [N, 28, 28] images, uncalibrated."""
         images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
         if len(images) == 0:
-            return np.zeros((0, 10), dtype=np.float32)
+            return np.zeros((0, NOT_A_DIGIT + 1), dtype=np.float32)
         return self._backend.predict(images)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return calibrate(self.raw_probabilities(images), self.temperature)
 
     def predict(self, images: np.ndarray) -> list[DigitPrediction]:
-        probabilities = self.probabilities(images)
+        probabilities, confidences, rejects = digit_view(self.probabilities(images))
         digits = probabilities.argmax(axis=1)
-        confidences = probabilities[np.arange(len(digits)), digits]
         return [
             DigitPrediction(
                 digit=int(digit),
                 confidence=float(confidence),
-                probabilities=tuple(float(p) for p in row),
+                probabilities=tuple(row.tolist()),
                 needs_review=bool(confidence < self.threshold),
+                not_a_digit=float(reject),
             )
-            for digit, confidence, row in zip(digits, confidences, probabilities, strict=True)
+            for digit, confidence, row, reject in zip(
+                digits, confidences, probabilities, rejects, strict=True
+            )
         ]
 
 

@@ -31,7 +31,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     """One digit: grayscale float32 [H, W] in [0, 1] -> float32 [28, 28], white ink on black."""
     ink, mask = _ink(gray)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return _fit(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    return fit_digit(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
 def segment_digits(gray: np.ndarray, min_share: float = 0.02) -> list[np.ndarray]:
@@ -50,7 +50,7 @@ def segment_digits(gray: np.ndarray, min_share: float = 0.02) -> list[np.ndarray
         rows = np.flatnonzero(piece_mask.any(axis=1))
         piece = ink[rows[0] : rows[-1] + 1, start:stop]
         if piece.sum() >= min_share * total:
-            digits.append(_fit(piece))
+            digits.append(fit_digit(piece))
     return digits
 
 
@@ -100,7 +100,7 @@ def _despeckle(mask: np.ndarray) -> np.ndarray:
     return mask & (neighbours >= 3)
 
 
-def _fit(crop: np.ndarray) -> np.ndarray:
+def fit_digit(crop: np.ndarray) -> np.ndarray:
     """Fit an ink crop into 20x20 keeping aspect ratio; centre its mass in 28x28."""
     height, width = crop.shape
     scale = FIT_SIZE / max(height, width)

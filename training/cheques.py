@@ -307,7 +307,12 @@ def _draw_amount(page: _Page, box, written: str, images, labels) -> None:
         scale = room / strip.shape[1]
         size = (room, max(4, round(strip.shape[0] * scale)))
         strip = cv2.resize(strip, size, interpolation=cv2.INTER_AREA)
-    x = left + int(rng.integers(round(height * 0.12), max(round(height * 0.13), width - strip.shape[1] - round(height * 0.12))))  # noqa: E501
+    x = left + int(
+        rng.integers(
+            round(height * 0.12),
+            max(round(height * 0.13), width - strip.shape[1] - round(height * 0.12)),
+        )
+    )  # noqa: E501
     y = top + (height - strip.shape[0]) // 2 + int(rng.integers(-height // 12, height // 12 + 1))
     page.paste(strip, x, y)
 

@@ -123,10 +123,30 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     }
 
 
+def rejection_metrics(calibrated: np.ndarray, threshold: float) -> dict:
+    """How the review policy treats marks that are not digits (calibrated 11-class outputs)."""
+    confidence = calibrated[:, :10].max(axis=1)
+    return {
+        "count": int(len(calibrated)),
+        "flagged": float((confidence < threshold).mean()),
+        "argmax_not_a_digit": float((calibrated.argmax(axis=1) == 10).mean()),
+    }
+
+
 def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_ERROR) -> dict:
-    """All metrics for one model, from its raw softmax outputs on validation and test."""
+    """All metrics for one model, from its raw softmax outputs on validation and test.
+
+    Labels may include 10 ("not a digit") when the model has that class: the temperature is fitted
+    on every validation row, digit metrics use the digit rows (a digit's confidence is its
+    probability among all 11 classes, so the reject mass lowers it), and non-digit rows are
+    reported as the share the review policy flags.
+    """
     temperature = fit_temperature(val_probs, y_val)
-    val_cal, test_cal = calibrate(val_probs, temperature), calibrate(test_probs, temperature)
+    val_all, test_all = calibrate(val_probs, temperature), calibrate(test_probs, temperature)
+    dv, dt = y_val < 10, y_test < 10
+    val_probs, y_val, val_cal = val_probs[dv, :10], y_val[dv], val_all[dv, :10]
+    test_raw, y_test, test_cal = test_probs[dt], y_test[dt], test_all[dt, :10]
+    test_probs = test_raw[:, :10]
     val_conf, test_conf = val_cal.max(axis=1), test_cal.max(axis=1)
     val_correct, test_correct = val_cal.argmax(1) == y_val, test_cal.argmax(1) == y_test
     threshold = choose_threshold(val_conf, val_correct, target_error)
@@ -135,7 +155,7 @@ def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_
     def risk_at(c: float) -> float:
         return float(risk[min(np.searchsorted(coverage, c - 1e-12), len(risk) - 1)])
 
-    return {
+    metrics = {
         "calibration": {"temperature": temperature, "fitted_on": "validation"},
         "review": {"threshold": threshold, "target_error": target_error, "chosen_on": "validation"},
         "validation": {
@@ -146,14 +166,24 @@ def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_
         },
         "test": {
             **classification_metrics(test_probs, y_test),
-            "nll_uncalibrated": negative_log_likelihood(test_probs, y_test),
-            "nll_calibrated": negative_log_likelihood(test_cal, y_test),
+            "nll_uncalibrated": negative_log_likelihood(test_raw, y_test),
+            "nll_calibrated": negative_log_likelihood(test_all[dt], y_test),
             "ece_uncalibrated": expected_calibration_error(test_probs, y_test),
             "ece_calibrated": expected_calibration_error(test_cal, y_test),
             **review_outcome(test_conf, test_correct, threshold),
             "risk_at_coverage": {f"{c:g}": risk_at(c) for c in REPORTED_COVERAGES},
         },
     }
+    if (~dv).any() and (~dt).any():
+        metrics["not_a_digit"] = {
+            "validation": rejection_metrics(val_all[~dv], threshold),
+            "test": rejection_metrics(test_all[~dt], threshold),
+            "description": "synthetic non-digit marks (training/nondigits.py): validation marks"
+            " from a seed of their own, test marks from another seed with pairs of MNIST test"
+            " digits; 'flagged' = best digit's confidence (with the reject mass) below the"
+            " review threshold",
+        }
+    return metrics
 
 
 def scan_inputs(images: np.ndarray, labels: np.ndarray, count: int = SCAN_SAMPLE):
@@ -234,6 +264,7 @@ def predict_probabilities(model, inputs: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     from training import data as mnist
+    from training.nondigits import test_inputs, validation_inputs
     from training.train import load_trained
 
     parser = argparse.ArgumentParser(
@@ -251,9 +282,11 @@ def main(argv: list[str] | None = None) -> int:
 
     split = mnist.load_split(args.prepared)
     model, _ = load_trained(args.trained)
-    val_probs = predict_probabilities(model, mnist.model_inputs(split.x_val))
-    test_probs = predict_probabilities(model, mnist.model_inputs(split.x_test))
-    metrics = evaluate(val_probs, split.y_val, test_probs, split.y_test, args.target_error)
+    x_val, y_val = validation_inputs(split)
+    x_test, y_test = test_inputs(split)
+    val_probs = predict_probabilities(model, x_val)
+    test_probs = predict_probabilities(model, x_test)
+    metrics = evaluate(val_probs, y_val, test_probs, y_test, args.target_error)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2))
     print(

@@ -83,6 +83,48 @@ def _pct(x: float, digits: int = 2) -> str:
     return f"{100 * x:.{digits}f}%"
 
 
+def _rejection_lines(card: ModelCard) -> list[str]:
+    """How "not a digit" is handled and measured, and the field review threshold."""
+    rejection = card.metrics["default"].get("not_a_digit")
+    if not rejection:
+        return []
+    extra = card.model_dump()
+    lines = [
+        "## Not a digit",
+        "",
+        'The model has an 11th output, "not a digit", trained on synthetic marks'
+        " (`training/nondigits.py`: dots, dashes, letters and symbols drawn from pen strokes and"
+        " from fonts, scribbles, smudges, two MNIST digits side by side), 15% as many as the"
+        " digits, mixed into training and validation. Serving keeps the ten digit probabilities"
+        " (renormalised) but a digit's confidence is its probability among all eleven outputs, so"
+        ' the mass on "not a digit" lowers it and the review threshold catches the mark.',
+        "",
+        "| synthetic non-digit marks | count | flagged at the review threshold |"
+        ' argmax "not a digit" |',
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {part} | {rejection[part]['count']:,} | {_pct(rejection[part]['flagged'])} |"
+            f" {_pct(rejection[part]['argmax_not_a_digit'])} |"
+            for part in ("validation", "test")
+        ),
+        "",
+    ]
+    field = extra.get("field_review")
+    if field:
+        lines += [
+            "## Field review threshold",
+            "",
+            f"A field of two digits or more goes to review when its confidence (the product of"
+            f" its digits') is below **{field['threshold']:.4f}**, chosen on"
+            f" {field['chosen_on']}, as the lowest that kept the auto-accepted fields' error"
+            f" within {_pct(field['target_error'], 2)} (`python -m training.fields_eval"
+            " --tune`). One-digit fields use the digit threshold above. Field accuracy on test"
+            " digits: [docs/fields.md](../../docs/fields.md).",
+            "",
+        ]
+    return lines
+
+
 def write_report(card: ModelCard, out: Path, plots: dict[str, str]) -> Path:
     """A human-readable summary of the card, with the plots and default-vs-seed side by side."""
     m = card.metrics
@@ -159,6 +201,7 @@ def write_report(card: ModelCard, out: Path, plots: dict[str, str]) -> Path:
         f" {card.review.threshold:.4f} go to review. The threshold is the lowest that kept the"
         f" validation auto-accept error within {_pct(card.review.target_error, 3)}.",
         "",
+        *_rejection_lines(card),
         "## Per-class test accuracy (default)",
         "",
         "| digit | " + " | ".join(str(d) for d in range(10)) + " |",
@@ -208,7 +251,6 @@ def evaluate_and_export(
     Writes the serving files, the card, plots and report.md into `out`.
     """
     from recognition.inference import calibrate
-    from training import data as mnist
     from training.evaluate import (
         RELIABILITY_PNG,
         RISK_COVERAGE_PNG,
@@ -220,9 +262,13 @@ def evaluate_and_export(
         risk_coverage,
         scan_inputs,
     )
+    from training.nondigits import test_inputs, validation_inputs
 
     target_error = TARGET_ERROR if target_error is None else target_error
-    x_val, x_test = mnist.model_inputs(split.x_val), mnist.model_inputs(split.x_test)
+    # Validation and test both carry synthetic non-digit marks (label 10) beside the digits.
+    x_val, y_val = validation_inputs(split)
+    x_test, y_test = test_inputs(split)
+    digits = y_test < 10
     x_scans, y_scans = scan_inputs(split.x_test, split.y_test)
     metrics, curves, probs = {}, {}, {}
     for name, (model, _) in trained.items():
@@ -230,24 +276,25 @@ def evaluate_and_export(
             predict_probabilities(model, x_val),
             predict_probabilities(model, x_test),
         )
-        metrics[name] = evaluate(val_probs, split.y_val, test_probs, split.y_test, target_error)
+        metrics[name] = evaluate(val_probs, y_val, test_probs, y_test, target_error)
         calibrated = calibrate(test_probs, metrics[name]["calibration"]["temperature"])
-        probs[name] = (test_probs, calibrated)
-        scan_predictions = predict_probabilities(model, x_scans).argmax(axis=1)
+        calibrated = calibrated[digits, :10]
+        probs[name] = (test_probs[digits, :10], calibrated)
+        scan_predictions = predict_probabilities(model, x_scans)[:, :10].argmax(axis=1)
         metrics[name]["scans"] = {
             "accuracy": float((scan_predictions == y_scans).mean()),
             "count": int(len(y_scans)),
             "description": "test digits rendered as scans (recognition.synthetic.render_scan,"
             " seed 2026) and read through recognition.prepare",
         }
-        _, coverage, risk = risk_coverage(calibrated.max(1), calibrated.argmax(1) == split.y_test)
+        _, coverage, risk = risk_coverage(calibrated.max(1), calibrated.argmax(1) == y_test[digits])
         curves[name] = (coverage, risk)
 
     out.mkdir(parents=True, exist_ok=True)
     default_test = metrics["default"]["test"]
     plot_reliability(
         *probs["default"],
-        split.y_test,
+        y_test[digits],
         out / RELIABILITY_PNG,
         "Reliability of the default model (MNIST test set)",
     )

@@ -1,7 +1,8 @@
 """Model definitions: the seed's CNN as a baseline and the DigitFlow default.
 
 Both take float32 [N, 28, 28, 1] in [0, 1], white ink on black (MNIST form, as the recognition
-core normalises every image), and return softmax probabilities over the 10 digits.
+core normalises every image), and return softmax probabilities over the 10 digits and an 11th
+class, "not a digit" (trained on synthetic marks: training/nondigits.py).
 Augmentation lives in the training input pipeline (`augmenter`), never in the exported model.
 """
 
@@ -9,7 +10,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-NUM_CLASSES = 10
+NUM_CLASSES = 11  # digits 0-9, then NOT_A_DIGIT
 INPUT_SHAPE = (28, 28, 1)
 
 # Augmentation: handwriting varies in slant, placement, size and pen width. The core's
@@ -23,15 +24,15 @@ STROKE_CHANGE_PROBABILITY = 0.15  # share of images thickened or thinned by one 
 ARCHITECTURES = ("default", "seed")
 
 
-def build_model(name: str = "default") -> keras.Model:
+def build_model(name: str = "default", classes: int = NUM_CLASSES) -> keras.Model:
     if name == "default":
-        return _default_cnn()
+        return _default_cnn(classes)
     if name == "seed":
-        return _seed_cnn()
+        return _seed_cnn(classes)
     raise ValueError(f"unknown architecture {name!r}; choose from {ARCHITECTURES}")
 
 
-def _seed_cnn() -> keras.Model:
+def _seed_cnn(classes: int = NUM_CLASSES) -> keras.Model:
     """The original project's CNN: Conv32-Pool-Conv64-Pool-Dropout-Dense128-Dropout-Dense10."""
     return keras.Sequential(
         [
@@ -44,7 +45,7 @@ def _seed_cnn() -> keras.Model:
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
             layers.Dropout(0.5),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(classes, activation="softmax"),
         ],
         name="seed_cnn",
     )
@@ -58,7 +59,7 @@ def _conv_bn(filters: int) -> list:
     ]
 
 
-def _default_cnn() -> keras.Model:
+def _default_cnn(classes: int = NUM_CLASSES) -> keras.Model:
     """Three batch-normalised 3x3 convolutions in two blocks, then a small dense head.
 
     Sized for the CPU budget: ~4 M multiply-adds per image, about 30 s per epoch on 2 cores.
@@ -76,7 +77,7 @@ def _default_cnn() -> keras.Model:
             layers.BatchNormalization(),
             layers.ReLU(),
             layers.Dropout(0.4),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(classes, activation="softmax"),
         ],
         name="digitflow_cnn",
     )

@@ -16,7 +16,32 @@ from pathlib import Path
 from training import data as mnist
 from training.evaluate import TARGET_ERROR
 from training.export import evaluate_and_export
-from training.train import HISTORY_FILENAME, SEED, load_trained, save_trained, train
+from training.nondigits import training_inputs
+from training.train import (
+    HISTORY_FILENAME,
+    SEED,
+    TRAINED_FILENAME,
+    load_trained,
+    save_trained,
+    train,
+)
+
+
+def digits_first(x_train, y_train, x_val, y_val, epochs, args, work: Path) -> Path:
+    """Stage 1 of the default model: the 10 digits alone, from scratch. Stage 2 fine-tunes it
+    with the "not a digit" marks (trained together from scratch, the marks' validation loss
+    stops early stopping after an epoch or two, before the digits are learnt well)."""
+    folder = work / "digits"
+    if args.reuse and (folder / HISTORY_FILENAME).exists():
+        print(f"[digits] reusing {folder}", flush=True)
+    else:
+        digits, val_digits = y_train < 10, y_val < 10
+        model, record = train(
+            "default", x_train[digits], y_train[digits], x_val[val_digits], y_val[val_digits],
+            epochs=epochs, seed=args.seed, classes=10,
+        )  # fmt: skip
+        save_trained(model, record, folder)
+    return folder / TRAINED_FILENAME
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the default model's epochs")
     parser.add_argument("--seed-epochs", type=int, help="override the seed baseline's epochs")
     parser.add_argument("--no-seed", action="store_true", help="skip the seed baseline")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="fine-tune the default model from this trained model (e.g. models/default)",
+    )
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
@@ -50,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     split = mnist.split(mnist.load_mnist(args.data), seed=args.seed, subset=args.subset)
     print(f"data: {split.sizes()} from {split.source['path']}", flush=True)
-    x_train, x_val = mnist.model_inputs(split.x_train), mnist.model_inputs(split.x_val)
+    # Digits plus synthetic non-digit marks (the 11th class), shuffled together.
+    x_train, y_train, x_val, y_val = training_inputs(split, args.seed)
 
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
@@ -67,9 +98,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{arch}] reusing {folder}", flush=True)
                 trained[arch] = load_trained(folder)
                 continue
+            init_from = args.init_from
+            if arch == "default" and init_from is None:
+                init_from = digits_first(x_train, y_train, x_val, y_val, epochs, args, work)
             trained[arch] = train(
-                arch, x_train, split.y_train, x_val, split.y_val, epochs=epochs, seed=args.seed
-            )
+                arch, x_train, y_train, x_val, y_val, seed=args.seed,
+                epochs=epochs,
+                init_from=init_from if arch == "default" else None,
+            )  # fmt: skip
             save_trained(*trained[arch], folder)
         card = evaluate_and_export(trained, split, args.out, args.target_error)
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from training import data as mnist
 from training.model import ARCHITECTURES, augmenter, build_model, vary_stroke_width
+from training.nondigits import training_inputs
 
 TRAINED_FILENAME = "trained.keras"
 HISTORY_FILENAME = "training.json"
@@ -29,6 +30,16 @@ RECIPES = {
         "lr_decay_per_epoch": 0.8,
         "augment": True,
         "early_stopping_patience": 4,
+    },
+    # Fine-tuning a trained 10-class model into the 11-class one (`--init-from`): its digit
+    # weights are kept, the "not a digit" output is new; a short, gentle schedule.
+    "finetune": {
+        "epochs": 4,
+        "batch_size": 128,
+        "learning_rate": 5e-4,
+        "lr_decay_per_epoch": 0.5,
+        "augment": True,
+        "early_stopping_patience": 2,
     },
     "seed": {
         "epochs": 8,
@@ -81,15 +92,53 @@ def train_dataset(x: np.ndarray, y: np.ndarray, recipe: dict, seed: int) -> tf.d
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def with_reject_output(trained: keras.Model) -> keras.Model:
+    """A trained 10-class model with an 11th output ("not a digit") added to its last layer:
+    every other weight is kept, the new output starts at zero."""
+    from training.model import NUM_CLASSES
+
+    config = trained.get_config()
+    config["layers"][-1]["config"]["units"] = NUM_CLASSES
+    model = trained.__class__.from_config(config)
+    for old, new in zip(trained.layers[:-1], model.layers[:-1], strict=True):
+        new.set_weights(old.get_weights())
+    kernel, bias = trained.layers[-1].get_weights()
+    extra = NUM_CLASSES - kernel.shape[1]
+    model.layers[-1].set_weights(
+        [np.pad(kernel, ((0, 0), (0, extra))), np.pad(bias, (0, extra))]
+    )
+    return model
+
+
 def train(
-    arch: str, x_train, y_train, x_val, y_val, *, epochs: int | None = None, seed: int = SEED
+    arch: str,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    *,
+    epochs: int | None = None,
+    seed: int = SEED,
+    init_from: Path | None = None,
+    classes: int | None = None,
 ) -> tuple[keras.Model, dict]:
-    """Train `arch` on model inputs (float32 [N, 28, 28, 1]); return the model and a record."""
+    """Train `arch` on model inputs (float32 [N, 28, 28, 1]); return the model and a record.
+
+    With `init_from` (a model directory or .keras file of the same architecture), start from
+    its weights and fine-tune with the "finetune" recipe."""
     keras.utils.set_random_seed(seed)
-    recipe = dict(RECIPES[arch], seed=seed)
+    recipe = dict(RECIPES["finetune" if init_from else arch], seed=seed)
     if epochs is not None:
         recipe["epochs"] = epochs
-    model = build_model(arch)
+    if init_from:
+        path = Path(init_from)
+        path = path / "model.keras" if path.is_dir() else path
+        model = keras.saving.load_model(path, compile=False)
+        if model.output_shape[-1] != 11:
+            model = with_reject_output(model)
+        recipe["init_from"] = str(path)
+    else:
+        model = build_model(arch, **({"classes": classes} if classes else {}))
     model.compile(
         optimizer=keras.optimizers.Adam(recipe["learning_rate"]),
         loss="sparse_categorical_crossentropy",
@@ -168,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     model, record = train(
         args.arch,
-        mnist.model_inputs(split.x_train),
-        split.y_train,
-        mnist.model_inputs(split.x_val),
-        split.y_val,
+        *training_inputs(split, args.seed),
         epochs=args.epochs,
         seed=args.seed,
     )

@@ -1,22 +1,21 @@
 """What a worker does with a batch of documents, and the sweeper. No Celery in here.
 
-A batch is read from storage, preprocessed, run through the model in ONE call and written in ONE
-transaction: documents leave `queued` with a guarded UPDATE (`... AND status = 'queued'`), only the
-ones this transaction moved get predictions (unique per document, ON CONFLICT DO NOTHING) and
-only they are added to the job's counters. A redelivered or concurrent duplicate batch therefore
-changes nothing.
+load -> recognise -> persist, each a small function. Recognition is the core's field reader
+(`recognition.read_segmentations`: every field of the batch in ONE model call). Persisting is ONE
+transaction: documents leave `queued` with guarded UPDATEs (`... AND status = 'queued'`; one
+statement for the successes, one for the failures), only the ones this transaction moved get
+predictions (unique per document, ON CONFLICT DO NOTHING) and only they are added to the job's
+counters. A redelivered or concurrent duplicate batch therefore changes nothing.
 """
 
 import logging
-import math
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,15 +23,9 @@ from digitflow.db import Document, DocumentStatus, Job, JobLayout, Prediction
 from digitflow.db.progress import record_progress
 from digitflow.review import flag_rows, queue_tasks
 from digitflow.storage import ObjectNotFound, Storage
-from recognition import (
-    WORK_MIN_SIDE,
-    ImageError,
-    Recognizer,
-    decode_image,
-    prepare,
-    segment_digits,
-)
-from recognition.errors import EmptyImage
+from recognition import FieldReading, ImageError, Recognizer, read_segmentations, segment_image
+from recognition.doctypes import DocumentReading, DocumentTypes, prepare_document, read_prepared
+from recognition.fields import digit_dict
 from recognition.review import ReviewPolicy
 
 logger = logging.getLogger("digitflow.worker")
@@ -46,6 +39,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     storage: Storage
     max_pixels: int
+    # Document types for layout=cheque and registered types (the built-in ones without it).
+    document_types: DocumentTypes = field(default_factory=lambda: DocumentTypes(None))
     review: ReviewPolicy | None = None  # None: the model card's threshold, no audit
 
 
@@ -58,6 +53,12 @@ class BatchOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Loaded:
+    layout: str | None
+    blobs: dict[uuid.UUID, bytes | ObjectNotFound]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -67,17 +68,8 @@ def _insert(engine: Engine, model):
     return dialect.insert(model)
 
 
-def _digit_images(data: bytes, layout: str, max_pixels: int) -> list[np.ndarray]:
-    if layout == JobLayout.field:
-        digits = segment_digits(decode_image(data, max_pixels, WORK_MIN_SIDE))
-        if not digits:
-            raise EmptyImage("no digits found in the field")
-        return digits
-    return [prepare(data, max_pixels)]
-
-
-def _pending(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]):
-    """The job's layout and the (id, storage key) of the given documents still queued."""
+def load(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> _Loaded:
+    """The job's layout and the stored bytes of the documents still queued."""
     with rt.sessions() as session:
         layout = session.scalar(select(Job.layout).where(Job.id == job_id))
         pending = session.execute(
@@ -87,83 +79,143 @@ def _pending(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]):
                 Document.status == DocumentStatus.queued,
             )
         ).all()
-    return layout, pending
+    if layout is None or not pending:
+        return _Loaded(layout, {})
+    blobs = rt.storage.get_many(key for _, key in pending)
+    return _Loaded(layout, dict(zip((doc_id for doc_id, _ in pending), blobs, strict=True)))
 
 
-def _preprocess(rt: Runtime, layout: str, pending, blobs):
-    """Every readable document becomes one or more 28x28 digits in one list: the images, each
-    document's span in it, and the failures (code, message) of the unreadable ones."""
-    images: list[np.ndarray] = []
-    spans: dict[uuid.UUID, tuple[int, int]] = {}
-    failures: dict[uuid.UUID, tuple[str, str]] = {}
-    for (doc_id, _), blob in zip(pending, blobs, strict=True):
+def recognise(
+    rt: Runtime, loaded: _Loaded
+) -> tuple[dict[uuid.UUID, FieldReading], dict[uuid.UUID, tuple[str, str]], float]:
+    """Readings and failures (code, message) by document; the seconds spent segmenting."""
+    doc_type = rt.document_types.get(loaded.layout) if loaded.layout else None
+    if doc_type is not None:
+        return recognise_documents(rt, loaded, doc_type)
+    if loaded.layout and loaded.layout not in JobLayout.__members__:
+        # A document type this worker does not know (its folder is not shared, or it was
+        # removed): every document fails with the reason, none is read with a wrong layout.
+        message = f"unknown layout or document type {loaded.layout!r}"
+        return {}, {doc_id: ("unknown_layout", message) for doc_id in loaded.blobs}, 0.0
+    layout = JobLayout(loaded.layout).value if loaded.layout else "auto"
+    started = time.perf_counter()
+    segmentations, failures = _each_blob(
+        loaded, lambda blob: segment_image(blob, layout, rt.max_pixels)
+    )
+    segmented = time.perf_counter() - started
+    readings = read_segmentations(list(segmentations.values()), rt.recognizer)
+    return dict(zip(segmentations, readings, strict=True)), failures, segmented
+
+
+def _each_blob(loaded: _Loaded, work) -> tuple[dict, dict]:
+    """`work(bytes)` for every stored document; failures (code, message) for the rest."""
+    done, failures = {}, {}
+    for doc_id, blob in loaded.blobs.items():
         if isinstance(blob, ObjectNotFound):
             failures[doc_id] = ("missing_object", "the stored file is missing")
             continue
         try:
-            digits = _digit_images(blob, layout, rt.max_pixels)
+            done[doc_id] = work(blob)
         except ImageError as exc:
             failures[doc_id] = (exc.code, str(exc))
-            continue
-        spans[doc_id] = (len(images), len(images) + len(digits))
-        images.extend(digits)
-    return images, spans, failures
+    return done, failures
 
 
-def _prediction_row(rt: Runtime, job_id: uuid.UUID, doc_id: uuid.UUID, digits, timings) -> dict:
+def recognise_documents(rt: Runtime, loaded: _Loaded, doc_type):
+    """The same for whole pages of a document type: every field of every page, ONE model call."""
+    started = time.perf_counter()
+    prepared, failures = _each_blob(
+        loaded, lambda blob: prepare_document(blob, doc_type, rt.max_pixels)
+    )
+    segmented = time.perf_counter() - started
+    readings = read_prepared(list(prepared.values()), rt.recognizer)
+    return dict(zip(prepared, readings, strict=True)), failures, segmented
+
+
+def _rounded_digits(digits: list[dict]) -> list[dict]:
+    return [
+        {
+            **d,
+            "confidence": round(d["confidence"], 6),
+            "probabilities": [round(x, 6) for x in d["probabilities"]],
+        }
+        for d in digits
+    ]
+
+
+def prediction_row(reading, job_id: uuid.UUID, doc_id: uuid.UUID, rt, timings):
+    """A FieldReading, or a DocumentReading (layout=cheque or a document type, whose fields
+    are stored too and whose primary field gives `text` and `digits`)."""
+    if isinstance(reading, DocumentReading):
+        fields = reading.as_dict()["fields"]
+        for entry in fields.values():
+            entry["digits"] = _rounded_digits(entry["digits"])
+            entry.pop("probabilities", None)  # the first digit's, already in `digits`
+        digits = fields[reading.primary]["digits"]
+    else:
+        fields, digits = None, _rounded_digits([digit_dict(d) for d in reading.digits])
     return {
         "id": uuid.uuid4(),
         "document_id": doc_id,
         "job_id": job_id,
-        "text": "".join(str(p.digit) for p in digits),
-        "confidence": math.prod(p.confidence for p in digits),
-        "needs_review": any(p.needs_review for p in digits),
-        "digits": [
-            {
-                "digit": p.digit,
-                "confidence": round(p.confidence, 6),
-                "probabilities": [round(x, 6) for x in p.probabilities],
-            }
-            for p in digits
-        ],
+        "text": reading.text,
+        "confidence": reading.confidence,
+        "needs_review": reading.needs_review,
+        "review_reasons": list(reading.review_reasons),
+        "digits": digits,
+        "fields": fields,
         "model_version": rt.recognizer.version,
         "timings": timings,
     }
 
 
 def process_batch(rt: Runtime, job_id: uuid.UUID, document_ids: list[uuid.UUID]) -> BatchOutcome:
-    """Load -> recognise (one model call) -> persist (one transaction)."""
-    outcome = BatchOutcome()
     started = time.perf_counter()
-    layout, pending = _pending(rt, job_id, document_ids)
-    outcome.skipped = len(document_ids) - len(pending)
-    if layout is None or not pending:
+    loaded = load(rt, job_id, document_ids)
+    outcome = BatchOutcome(skipped=len(document_ids) - len(loaded.blobs))
+    if not loaded.blobs:
         return outcome
-
-    blobs = rt.storage.get_many(key for _, key in pending)
     read_done = time.perf_counter()
-    images, spans, failures = _preprocess(rt, layout, pending, blobs)
-    preprocess_done = time.perf_counter()
-    predictions = rt.recognizer.predict(np.stack(images)) if images else []
-    inference_done = time.perf_counter()
-
-    count = max(len(pending), 1)
+    readings, failures, segmented = recognise(rt, loaded)
+    recognised = time.perf_counter()
+    count = len(loaded.blobs)
     timings = {
         "read_ms": round((read_done - started) * 1000 / count, 4),
-        "preprocess_ms": round((preprocess_done - read_done) * 1000 / count, 4),
-        "inference_ms": round((inference_done - preprocess_done) * 1000 / count, 4),
+        "preprocess_ms": round(segmented * 1000 / count, 4),
+        "inference_ms": round((recognised - read_done - segmented) * 1000 / count, 4),
     }
     rows = {
-        doc_id: _prediction_row(rt, job_id, doc_id, predictions[start:stop], timings)
-        for doc_id, (start, stop) in spans.items()
+        doc_id: prediction_row(reading, job_id, doc_id, rt, timings)
+        for doc_id, reading in readings.items()
     }
-    _commit(rt, job_id, rows, failures, outcome)
+    persist(rt, job_id, rows, failures, outcome)
     outcome.timings = {**timings, "total_s": time.perf_counter() - started}
     return outcome
 
 
-def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
-    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)  # sets needs_review
+def _mark_failed(session: Session, failures: dict, now: datetime) -> int:
+    """Every failure of the batch in ONE guarded UPDATE; how many documents it moved."""
+    if not failures:
+        return 0
+    codes = {doc_id: code for doc_id, (code, _) in failures.items()}
+    messages = {doc_id: message for doc_id, (_, message) in failures.items()}
+    moved = session.scalars(
+        update(Document)
+        .where(Document.id.in_(failures), Document.status == DocumentStatus.queued)
+        .values(
+            status=DocumentStatus.failed,
+            error_code=case(codes, value=Document.id),
+            error=case(messages, value=Document.id),
+            updated_at=now,
+        )
+        .returning(Document.id)
+    )
+    return len(list(moved))
+
+
+def persist(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
+    # The review policy has the last word on needs_review (the core's reasons are kept).
+    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []
@@ -176,17 +228,7 @@ def _commit(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
                     .returning(Document.id)
                 )
             )
-        failed = 0
-        for doc_id, (code, message) in failures.items():
-            moved = session.scalar(
-                update(Document)
-                .where(Document.id == doc_id, Document.status == DocumentStatus.queued)
-                .values(
-                    status=DocumentStatus.failed, error_code=code, error=message, updated_at=now
-                )
-                .returning(Document.id)
-            )
-            failed += moved is not None
+        failed = _mark_failed(session, failures, now)
         if won:
             values = [{**rows[doc_id], "created_at": now, "updated_at": now} for doc_id in won]
             session.execute(

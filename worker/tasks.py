@@ -23,6 +23,7 @@ from digitflow.model_source import load_recognizer
 from digitflow.queue import PURGE_TASK, RECOGNIZE_TASK, SWEEP_TASK, enqueue_documents
 from digitflow.review import policy_from_settings
 from digitflow.storage import StorageUnavailable, make_storage
+from recognition.doctypes import DocumentTypes
 from worker import metrics
 from worker.batch import Runtime, process_batch, stale_documents
 from worker.celery_app import app, settings
@@ -48,6 +49,7 @@ def runtime() -> Runtime:
                 sessions=make_sessionmaker(settings.resolved_database_url),
                 storage=make_storage(settings),
                 max_pixels=settings.max_image_pixels,
+                document_types=DocumentTypes(settings.resolved_document_types_dir),
                 review=policy_from_settings(settings, recognizer.threshold),
             )
             logger.info("loaded model %s", _runtime.recognizer.version)

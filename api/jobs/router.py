@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth.dependencies import PrincipalDep, SubmitterDep
 from api.deps import ProducerDep, SessionDep, SessionsDep, SettingsDep, StorageDep
+from api.doctypes.dependencies import DocumentTypesDep
 from api.jobs import service
 from api.jobs.dependencies import ValidJob
 from api.jobs.errors import InvalidCursor
@@ -50,10 +51,10 @@ UPLOAD_BODY = {
                         },
                         "layout": {
                             "type": "string",
-                            "enum": [layout.value for layout in JobLayout],
-                            "default": JobLayout.digit.value,
-                            "description": "digit: one digit per document; field: several "
-                            "digits side by side (amount, account number)",
+                            "default": JobLayout.auto.value,
+                            "description": "auto, digit (one digit per document), field (several "
+                            "digits side by side), cheque (a whole cheque front: the amount box "
+                            "is found and read) or a registered document type's name",
                         },
                     },
                 }
@@ -103,6 +104,7 @@ async def create_job(
     storage: StorageDep,
     producer: ProducerDep,
     principal: SubmitterDep,
+    document_types: DocumentTypesDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -128,7 +130,7 @@ async def create_job(
     await run_in_threadpool(service.check_backlog, producer, settings)
     upload = service.Upload(
         settings, sessions, storage, producer, boundary, principal.tenant_id, idempotency_key,
-        request.query_params.get("layout"),
+        request.query_params.get("layout"), document_types,
     )  # fmt: skip
     return accepted(await upload.run(request))
 

@@ -20,7 +20,9 @@ class JobPublic(BaseModel):
         description="uploading (not accepted yet), queued, running, succeeded, "
         "partially_succeeded or failed"
     )
-    layout: str = Field(description="digit: one digit per document; field: several digits")
+    layout: str = Field(
+        description="auto: the reader decides; digit: one digit per document; field: several"
+    )
     total: int = Field(description="documents accepted into the job")
     done: int = Field(description="documents finished: succeeded + failed")
     succeeded: int
@@ -76,6 +78,7 @@ class DigitResult(BaseModel):
     digit: int
     confidence: float
     probabilities: list[float]
+    box: dict[str, int] | None = Field(None, description="x, y, width, height in the image")
 
 
 class Result(BaseModel):
@@ -88,7 +91,15 @@ class Result(BaseModel):
         description="calibrated; for a field, the product of its digits' confidences"
     )
     needs_review: bool | None
+    review_reasons: list[str] | None = Field(
+        None, description="low_confidence, not_a_digit, ambiguous_segmentation, too_many_digits"
+    )
     digits: list[DigitResult] | None
+    fields: dict[str, dict] | None = Field(
+        None,
+        description="layout=cheque or a document type: one entry per field (text, digits, "
+        "confidence, needs_review, review_reasons, box in the page's pixels)",
+    )
     model_version: str | None
     error_code: str | None
     error: str | None

@@ -24,6 +24,7 @@ from digitflow.db.progress import add_documents, complete_upload
 from digitflow.queue import enqueue_documents, queue_depth
 from digitflow.settings import PlatformSettings
 from digitflow.storage import Storage
+from recognition.doctypes import DocumentTypes
 
 logger = logging.getLogger("digitflow.api")
 
@@ -193,8 +194,10 @@ class Upload:
         self, settings: PlatformSettings, sessions: sessionmaker[Session], storage: Storage,
         producer: Celery,
         boundary: bytes, tenant_id: str, idempotency_key: str | None, query_layout: str | None,
+        document_types: DocumentTypes | None = None,
     ):  # fmt: skip
         self.sessions, self.query_layout = sessions, query_layout
+        self.document_types = document_types
         self.body_hash = BodyHash(boundary)
         self.heartbeat_seconds = settings.upload_abandoned_after_seconds / 10
         job_id = uuid.uuid4()
@@ -214,10 +217,13 @@ class Upload:
         )  # fmt: skip
 
     def layout(self) -> str:
-        value = self.receiver.fields.get("layout") or self.query_layout or JobLayout.digit.value
-        if value not in {layout.value for layout in JobLayout}:
+        value = self.receiver.fields.get("layout") or self.query_layout or JobLayout.auto.value
+        known = value in {layout.value for layout in JobLayout}
+        if not known and (self.document_types is None or not self.document_types.get(value)):
             raise UploadRefused(
-                422, "invalid_layout", f"layout must be digit or field, got {value!r}"
+                422,
+                "invalid_layout",
+                f"layout must be auto, digit, field, cheque or a document type, got {value!r}",
             )
         if self.intake.layout is not None and value != self.intake.layout:
             raise UploadRefused(
@@ -303,7 +309,9 @@ def result_row(
         "text": prediction.text if prediction else None,
         "confidence": prediction.confidence if prediction else None,
         "needs_review": prediction.needs_review if prediction else None,
+        "review_reasons": prediction.review_reasons if prediction else None,
         "digits": prediction.digits if prediction else None,
+        "fields": prediction.fields if prediction else None,
         "model_version": prediction.model_version if prediction else None,
         "error_code": document.error_code,
         "error": document.error,

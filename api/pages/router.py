@@ -17,7 +17,7 @@ def render(request: Request, template: str, title: str) -> HTMLResponse:
 
 @router.get("/")
 def canvas(request: Request) -> HTMLResponse:
-    return render(request, "index.html", "draw a digit")
+    return render(request, "index.html", "draw digits")
 
 
 @router.get("/bulk")

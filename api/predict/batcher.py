@@ -1,9 +1,12 @@
 """Micro-batching: concurrent requests share one model call.
 
+Each request is a field (one digit or several): its image is segmented into digit crops, and
+the crops of every field in a batch go through the model together (`read_segmentations`).
+
 While one batch runs in the worker thread, new requests queue up; when it finishes, everything
 queued (up to `max_batch`) becomes the next batch. A lone request never waits for company, and
 under load the model is called once per batch, never once per request. Each queued item may be
-a ready 28x28 array or a function that makes one from raw bytes: decoding small payloads inside
+a ready Segmentation or a function that makes one from raw bytes: decoding small payloads inside
 the batch's thread costs one thread hop per batch instead of one per request. The items of a
 batch are decoded by a small pool of threads: Pillow and NumPy release the GIL for much of the
 work, so decoding uses more than one core while the event loop keeps serving.
@@ -13,11 +16,10 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+from recognition import FieldReading, Recognizer, read_segmentations
+from recognition.segment import Segmentation
 
-from recognition import DigitPrediction, Recognizer
-
-Item = np.ndarray | Callable[[], np.ndarray]
+Item = Segmentation | Callable[[], Segmentation]
 
 
 class MicroBatcher:
@@ -33,7 +35,13 @@ class MicroBatcher:
         self.batches = 0  # model calls so far (the benchmark reports images per call)
         self.images = 0
 
-    async def predict(self, item: Item) -> DigitPrediction:
+    async def read(self, item: Item) -> FieldReading:
+        return await self._submit(item)
+
+    # What the decode budget (api.budget) calls.
+    predict = read
+
+    async def _submit(self, item: Item) -> FieldReading:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((item, future))
@@ -70,14 +78,14 @@ class MicroBatcher:
             outcomes = [_decode(items[0])]
         else:
             outcomes = list(self._decoders.map(_decode, items))
-        positions = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, np.ndarray)]
-        images = [outcomes[i] for i in positions]
-        if images:
-            predictions = self._recognizer.predict(np.stack(images))
-            for position, prediction in zip(positions, predictions, strict=True):
-                outcomes[position] = prediction
+        positions = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Segmentation)]
+        fields = [outcomes[i] for i in positions]
+        if fields:
+            readings = read_segmentations(fields, self._recognizer)
+            for position, reading in zip(positions, readings, strict=True):
+                outcomes[position] = reading
             self.batches += 1
-            self.images += len(images)
+            self.images += sum(len(field.crops) for field in fields)
         return outcomes
 
     def close(self) -> None:
@@ -85,7 +93,7 @@ class MicroBatcher:
         self._decoders.shutdown(wait=True, cancel_futures=True)
 
 
-def _decode(item: Item) -> np.ndarray | Exception:
+def _decode(item: Item) -> Segmentation | Exception:
     try:
         return item() if callable(item) else item
     except Exception as exc:  # bad input of one request fails that request only

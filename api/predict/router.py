@@ -1,21 +1,24 @@
-"""The synchronous fast path: one image in, one prediction out, in milliseconds.
+"""The synchronous fast path: one image in, one field reading out, in milliseconds.
 
-Bodies are read raw (size-checked before anything is parsed) and answers are written as bytes:
-pydantic models here only describe the API in the OpenAPI schema. One dependency per endpoint
-keeps the framework's share of each request small.
+Bodies are read raw (size-checked before anything is parsed) and answers are written as bytes.
+Both endpoints take `layout` (`auto`, `digit`, `field`): a query parameter, or the multipart
+field / JSON member of the same name. One dependency per endpoint keeps the framework's share of
+each request small.
 """
 
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.config import Settings
-from api.deps import BatcherDep
+from api.deps import BatcherDep, get_recognizer
+from api.doctypes.service import document_type_for, read_page_json
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.limits import check_content_type, limited, read_body
-from api.predict.schemas import DrawingRequest, ErrorPublic, PredictionPublic
-from api.predict.service import drawing_to_mnist, prediction_json, upload_to_mnist
+from api.predict.schemas import LAYOUT_DESCRIPTION, DrawingRequest, ErrorPublic, PredictionPublic
+from api.predict.service import check_layout, drawing_field, reading_json, upload_field
 
 router = APIRouter(tags=["predict"])
 
@@ -28,7 +31,8 @@ ERRORS = {
         400: "Not an image, truncated file, or malformed data URL",
         413: "Image too large (bytes or pixels)",
         415: "Wrong Content-Type",
-        422: "Empty image (no ink) or a missing/invalid field",
+        422: "Empty image (no ink), no digit in it (only lines, dots, dashes), or a missing or"
+        " invalid field",
         503: "The model is not loaded",
     }.items()
 }
@@ -46,7 +50,13 @@ UPLOAD_BODY = {
                         "format": "binary",
                         "description": "PNG, JPEG, TIFF, BMP, GIF or WebP: a scan (dark ink on "
                         "light paper) or a light digit on dark, any size.",
-                    }
+                    },
+                    "layout": {
+                        "type": "string",
+                        "enum": ["auto", "digit", "field"],
+                        "default": "auto",
+                        "description": LAYOUT_DESCRIPTION,
+                    },
                 },
             }
         }
@@ -58,16 +68,27 @@ DRAWING_BODY = {
 }
 
 
+LAYOUT_QUERY = [
+    {
+        "name": "layout",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["auto", "digit", "field"], "default": "auto"},
+        "description": LAYOUT_DESCRIPTION,
+    }
+]
+
+
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
 @router.post(
     "/predict",
-    summary="Recognise the digit in an uploaded image file",
+    summary="Read the digit or the field of digits in an uploaded image file",
     response_model=PredictionPublic,
     responses=ERRORS,
-    openapi_extra={"requestBody": UPLOAD_BODY},
+    openapi_extra={"requestBody": UPLOAD_BODY, "parameters": LAYOUT_QUERY},
 )
 async def predict(request: Request, batcher: BatcherDep) -> Response:
     settings: Settings = request.app.state.settings
@@ -77,6 +98,11 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         max_files=1, max_fields=16, max_part_size=MULTIPART_OVERHEAD
     )
     upload = form.get("file")
+    field = form.get("layout")
+    field = field if isinstance(field, str) else None
+    layout = request.query_params.get("layout") or field
+    doc_type = document_type_for(layout, request.app.state.document_types)
+    layout = check_layout(layout) if doc_type is None else layout
     if not isinstance(upload, UploadFile):
         raise InvalidRequest("body.file: field required: send the image as multipart field 'file'")
     try:
@@ -85,24 +111,29 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         await form.close()
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(settings.max_image_bytes)
+    if doc_type is not None:  # a whole page: find the fields, read each one
+        recognizer = get_recognizer(request)
+        page = partial(read_page_json, data, doc_type, recognizer, settings.max_image_pixels)
+        return _json(await run_in_threadpool(page))
     # The decode budget (api.budget) picks the pixel limit: make(max_pixels) -> the decode job.
-    make = partial(partial, upload_to_mnist, data)
-    prediction = await request.app.state.budget.predict(batcher, make, len(data), request)
-    return _json(prediction_json(prediction, batcher.model_version))
+    make = partial(partial, upload_field, data, layout)
+    reading = await request.app.state.budget.predict(batcher, make, len(data), request)
+    return _json(reading_json(reading, batcher.model_version))
 
 
 @router.post(
     "/predict-drawing",
-    summary="Recognise the digit drawn on the canvas (a data URL)",
+    summary="Read the digit or digits drawn on the canvas (a data URL)",
     response_model=PredictionPublic,
     responses=ERRORS,
-    openapi_extra={"requestBody": DRAWING_BODY},
+    openapi_extra={"requestBody": DRAWING_BODY, "parameters": LAYOUT_QUERY},
 )
 async def predict_drawing(request: Request, batcher: BatcherDep) -> Response:
     settings: Settings = request.app.state.settings
     check_content_type(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
-    make = partial(partial, drawing_to_mnist, body, settings.max_image_bytes)
-    prediction = await request.app.state.budget.predict(batcher, make, len(body), request)
-    return _json(prediction_json(prediction, batcher.model_version))
+    layout = request.query_params.get("layout")
+    make = partial(partial, drawing_field, body, layout, settings.max_image_bytes)
+    reading = await request.app.state.budget.predict(batcher, make, len(body), request)
+    return _json(reading_json(reading, batcher.model_version))

@@ -1,44 +1,48 @@
-"""Request payloads to MNIST-form digits, and predictions to JSON — no HTTP here."""
+"""Request payloads to segmented fields, and readings to JSON — no HTTP here."""
 
 import json
 
-import numpy as np
+from pydantic import ValidationError
 
 from api.errors import InvalidRequest
-from recognition import DigitPrediction, decode_data_url, prepare
+from api.predict.schemas import DrawingRequest
+from recognition import LAYOUTS, FieldReading, decode_data_url, segment_image
+from recognition.segment import Segmentation
 
 
-def drawing_to_mnist(body: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
-    """A `{"image": "data:image/...;base64,..."}` JSON body -> float32 [28, 28]."""
+def check_layout(layout: str | None) -> str:
+    if layout is None or layout == "":
+        return "auto"
+    if layout not in LAYOUTS:
+        raise InvalidRequest(f"layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return layout
+
+
+def parse_drawing(body: bytes, layout: str | None) -> DrawingRequest:
+    """The JSON body through its request model; a `?layout=` query wins over the body's."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise InvalidRequest("the body's JSON is nested too deeply") from exc
-    if not isinstance(payload, dict) or "image" not in payload:
+        request = DrawingRequest.model_validate_json(body)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in ("body", *error["loc"]))
         raise InvalidRequest(
-            'body.image: field required, e.g. {"image": "data:image/png;base64,..."}'
-        )
-    image = payload["image"]
-    if not isinstance(image, str):
-        raise InvalidRequest("body.image: must be a string holding a data URL")
-    return prepare(decode_data_url(image, max_bytes), max_pixels)
+            f'{where}: {error["msg"]}, e.g. {{"image": "data:image/png;base64,..."}}'
+        ) from exc
+    if layout is not None:
+        request.layout = check_layout(layout)
+    return request
 
 
-def upload_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
-    """An uploaded image file's bytes -> float32 [28, 28]."""
-    return prepare(data, max_pixels)
+def drawing_field(body: bytes, layout: str | None, max_bytes: int, max_pixels: int) -> Segmentation:
+    """A `{"image": "data:image/...;base64,...", "layout"?}` JSON body, segmented."""
+    request = parse_drawing(body, layout)
+    return segment_image(decode_data_url(request.image, max_bytes), request.layout, max_pixels)
 
 
-def prediction_json(prediction: DigitPrediction, model_version: str) -> bytes:
-    # Built by hand: this is the hot path, and the shape is fixed (see PredictionPublic).
-    return json.dumps(
-        {
-            "digit": prediction.digit,
-            "confidence": prediction.confidence,
-            "probabilities": prediction.probabilities,
-            "needs_review": prediction.needs_review,
-            "model_version": model_version,
-        }
-    ).encode()
+def upload_field(data: bytes, layout: str, max_pixels: int) -> Segmentation:
+    return segment_image(data, layout, max_pixels)
+
+
+def reading_json(reading: FieldReading, model_version: str) -> bytes:
+    # Plain dicts and json.dumps: this is the hot path, and the shape is fixed (PredictionPublic).
+    return json.dumps({**reading.as_dict(), "model_version": model_version}).encode()

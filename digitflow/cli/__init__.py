@@ -2,7 +2,7 @@
 
 Each subcommand lives in a module of its own with a `register(commands)`.
 
-    digitflow recognize PATH...   print each image's digit, confidence and review flag
+    digitflow recognize PATH...   print each image's digits, confidence and review flag
     digitflow migrate             apply database migrations (alembic upgrade head)
     digitflow run                 migrate, then run the API and a worker until Ctrl-C
     digitflow keys create|list|revoke   API keys (tenant, role), stored hashed

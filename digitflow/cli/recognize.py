@@ -1,5 +1,9 @@
 """`digitflow recognize PATH...`: read image files, or folders of them, from the command line in
-one batched model call. Prints results and errors only."""
+one batched model call. Prints results and errors only.
+
+Each file is a field: one digit or several side by side, as `--layout` says (the same reader as
+the API and the workers).
+"""
 
 import argparse
 import json
@@ -17,11 +21,18 @@ ZIP_ADVICE = "a ZIP archive: upload it as a bulk job (the /bulk page or POST /jo
 
 def register(commands) -> None:
     rec = commands.add_parser(
-        "recognize", help="recognise the digit in each image file (folders are read recursively)"
+        "recognize", help="read the digit or digits in each image file (folders are read recursively)"
     )
     rec.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     rec.add_argument("--json", action="store_true", help="one JSON object per line")
     rec.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR)")
+    rec.add_argument(
+        "--layout",
+        default="auto",
+        help="auto (default): one digit or a field, as found; digit: all ink is one digit; "
+        "field: a row of digits; cheque: a whole cheque front (the amount box is found and "
+        "read); or a document type's name (DOCUMENT_TYPES_DIR)",
+    )
     rec.set_defaults(handler=recognize)
 
 
@@ -37,9 +48,9 @@ def image_files(paths: list[str]) -> list[str]:
     return files
 
 
-def read_image(path: str, settings: PlatformSettings):
-    """One file -> a 28x28 digit; ImageError or OSError with a message for a person."""
-    from recognition import ImageError, prepare
+def read_file(path: str, settings: PlatformSettings) -> bytes:
+    """One file's bytes; ImageError or OSError with a message for a person."""
+    from recognition import ImageError
 
     try:
         data = Path(path).read_bytes()
@@ -49,7 +60,7 @@ def read_image(path: str, settings: PlatformSettings):
         raise ImageError(ZIP_ADVICE)
     if len(data) > settings.max_image_bytes:
         raise ImageError(f"file is larger than {settings.max_image_bytes} bytes")
-    return prepare(data, settings.max_image_pixels)
+    return data
 
 
 @contextmanager
@@ -67,40 +78,103 @@ def quiet_native_stderr():
         os.close(saved)
 
 
-def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
-    from recognition import ImageError, Recognizer
+def _segment_files(args: argparse.Namespace, settings: PlatformSettings):
+    """Segment every readable file; (segmentations by path, errors by path)."""
+    from recognition import ImageError, segment_image
 
-    files = image_files(args.paths)
-    prepared, failures = {}, {}
-    for path in files:
+    segmentations, failures = {}, {}
+    for path in args.files:
         try:
-            prepared[path] = read_image(path, settings)
+            data = read_file(path, settings)
+            segmentations[path] = segment_image(data, args.layout, settings.max_image_pixels)
         except (OSError, ImageError) as exc:
             failures[path] = str(exc)
-    with quiet_native_stderr():  # one batched call for every readable file
+    return segmentations, failures
+
+
+def _row(path: str, reading) -> tuple[dict, str]:
+    row = {
+        "file": path,
+        "text": reading.text,
+        "digit": reading.digit,
+        "confidence": round(reading.confidence, 6),
+        "needs_review": reading.needs_review,
+        "review_reasons": list(reading.review_reasons),
+        "digits": [
+            {"digit": d.digit, "confidence": round(d.confidence, 6)} for d in reading.digits
+        ],
+    }
+    reasons = ", ".join(reading.review_reasons)
+    flag = f"  needs review ({reasons})" if reading.needs_review else ""
+    return row, f"{path}: {reading.text}  confidence {reading.confidence:.4f}{flag}"
+
+
+def _documents(args: argparse.Namespace, settings: PlatformSettings, doc_type, recognizer):
+    """Whole pages of a document type: (readings by path, errors by path)."""
+    from recognition import ImageError
+    from recognition.doctypes import prepare_document, read_prepared
+
+    prepared, failures = {}, {}
+    for path in args.files:
+        try:
+            data = read_file(path, settings)
+            prepared[path] = prepare_document(data, doc_type, settings.max_image_pixels)
+        except (OSError, ImageError) as exc:
+            failures[path] = str(exc)
+    readings = read_prepared(list(prepared.values()), recognizer)
+    return dict(zip(prepared, readings, strict=True)), failures
+
+
+def _document_row(path: str, reading) -> tuple[dict, str]:
+    body = reading.as_dict()
+    for entry in body["fields"].values():
+        entry.pop("probabilities", None)
+        for digit in entry["digits"]:
+            digit.pop("probabilities", None)
+    row = {"file": path, **{k: v for k, v in body.items() if k != "digits"}}
+    reasons = ", ".join(reading.review_reasons)
+    flag = f"  needs review ({reasons})" if reading.needs_review else ""
+    fields = "  ".join(f"{f.name}={f.text or '?'}" for f in reading.fields)
+    return row, f"{path}: {fields}  confidence {reading.confidence:.4f}{flag}"
+
+
+def _read(args: argparse.Namespace, settings: PlatformSettings, recognizer):
+    """Readings and failures by path, and how to print a reading."""
+    from recognition import LAYOUTS, read_segmentations
+    from recognition.doctypes import DocumentTypes
+
+    if args.layout not in LAYOUTS:
+        doc_type = DocumentTypes(settings.resolved_document_types_dir).get(args.layout)
+        if doc_type is None:  # as argparse says it for a bad choice (exit status 2)
+            print(
+                f"digitflow recognize: error: argument --layout: invalid choice: "
+                f"{args.layout!r} (auto, digit, field, cheque or a document type)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        return (*_documents(args, settings, doc_type, recognizer), _document_row)
+    segmentations, failures = _segment_files(args, settings)
+    # One batched model call for every readable file.
+    readings = read_segmentations(list(segmentations.values()), recognizer)
+    return dict(zip(segmentations, readings, strict=True)), failures, _row
+
+
+def recognize(args: argparse.Namespace, settings: PlatformSettings) -> int:
+    from recognition import Recognizer
+
+    args.files = image_files(args.paths)
+    with quiet_native_stderr():
         recognizer = Recognizer(args.model_dir or settings.model_dir)
-        answers = recognizer.predict(list(prepared.values())) if prepared else []
-    predictions = dict(zip(prepared, answers, strict=True))
-    for path in files:
-        print_result(path, predictions.get(path), failures.get(path), args.json)
-    if not files:
+    by_path, failures, _row = _read(args, settings, recognizer)
+    for path in args.files:
+        if path in failures:
+            row, line = {"file": path, "error": failures[path]}, f"{path}: error: {failures[path]}"
+        else:
+            row, line = _row(path, by_path[path])
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(line, file=sys.stderr if path in failures else sys.stdout)
+    if not args.files:
         print("no image files found", file=sys.stderr)
-    return 1 if failures or not files else 0
-
-
-def print_result(path: str, prediction, error: str | None, as_json: bool) -> None:
-    if error is not None:
-        row, line = {"file": path, "error": error}, f"{path}: error: {error}"
-    else:
-        row = {
-            "file": path,
-            "digit": prediction.digit,
-            "confidence": round(prediction.confidence, 6),
-            "needs_review": prediction.needs_review,
-        }
-        flag = "  needs review" if prediction.needs_review else ""
-        line = f"{path}: {prediction.digit}  confidence {prediction.confidence:.4f}{flag}"
-    if as_json:
-        print(json.dumps(row))
-    else:
-        print(line, file=sys.stderr if error is not None else sys.stdout)
+    return 1 if failures or not args.files else 0

@@ -86,6 +86,7 @@ class JobStatus(enum.StrEnum):
 
 
 class JobLayout(enum.StrEnum):
+    auto = "auto"  # the reader decides: one digit or a field of several
     digit = "digit"  # one digit per document
     field = "field"  # several digits side by side (an amount or account-number box)
 
@@ -178,9 +179,16 @@ class Prediction(IdTimestamped, Base):
     text: Mapped[str] = mapped_column(String(256))  # the digits read, left to right
     # Calibrated confidence of `text`: for a field, the product of the digits' confidences.
     confidence: Mapped[float] = mapped_column(Float)
-    # Per digit: {"digit", "confidence", "probabilities": [10 floats]}.
+    # Per digit: {"digit", "confidence", "probabilities": [10 floats], "box": {x, y, width,
+    # height}}.
     digits: Mapped[list[Any]] = mapped_column()
     needs_review: Mapped[bool] = mapped_column(Boolean)
+    # Why it needs review: low_confidence, not_a_digit, ambiguous_segmentation, too_many_digits.
+    review_reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # Documents read with a document type (layout=cheque or a registered type): one entry per
+    # field, {"text", "digits", "confidence", "needs_review", "review_reasons", "box", ...},
+    # boxes in the page's pixels. Null for single fields.
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     model_version: Mapped[str] = mapped_column(String(128))
     # Per document: {"read_ms", "preprocess_ms", "inference_ms"} (the batch's share).
     timings: Mapped[dict[str, Any]] = mapped_column()

@@ -11,19 +11,31 @@ from PIL import Image
 from recognition.synthetic import render_scan
 from tests.api.conftest import canvas_drawing, data_url, png
 
-ANSWER_KEYS = {"digit", "confidence", "probabilities", "needs_review", "model_version"}
+ANSWER_KEYS = {
+    "text", "digit", "confidence", "probabilities", "digits", "separators", "needs_review",
+    "review_reasons", "model_version",
+}  # fmt: skip
 
 
 def check_answer(body: dict, client) -> None:
+    """A one-digit answer: the field shape with `digit` and `probabilities` kept."""
     assert set(body) == ANSWER_KEYS
     probabilities = np.array(body["probabilities"])
     assert probabilities.shape == (10,)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert body["digit"] == int(probabilities.argmax())
-    assert body["confidence"] == pytest.approx(probabilities.max())
+    assert body["text"] == str(body["digit"])
+    [digit] = body["digits"]
+    assert digit["digit"] == body["digit"] and digit["probabilities"] == body["probabilities"]
+    assert set(digit["box"]) == {"x", "y", "width", "height"}
+    # The confidence carries the mass on "not a digit": never above the digit's own probability.
+    assert body["confidence"] == pytest.approx(digit["confidence"])
+    assert body["confidence"] <= probabilities.max() + 1e-9
     card = client.get("/model-info").json()
     assert body["model_version"] == card["version"]
-    assert body["needs_review"] == (body["confidence"] < card["review"]["threshold"])
+    assert body["needs_review"] == bool(body["review_reasons"])
+    low = body["confidence"] < card["review"]["threshold"]
+    assert low == ("low_confidence" in body["review_reasons"])
 
 
 def upload(client, data: bytes, name: str = "digit.png", mime: str = "image/png"):

@@ -29,8 +29,12 @@ def test_recognize_prints_one_json_object_per_file(tmp_path, mnist):
     assert [row["file"] for row in rows] == files
     assert [row["digit"] for row in rows] == mnist.y_test[:5].tolist()
     for row in rows:
-        assert set(row) == {"file", "digit", "confidence", "needs_review"}
+        assert set(row) == {
+            "file", "text", "digit", "digits", "confidence", "needs_review", "review_reasons"
+        }  # fmt: skip
+        assert row["text"] == str(row["digit"])
         assert 0 <= row["confidence"] <= 1 and isinstance(row["needs_review"], bool)
+        assert row["needs_review"] == bool(row["review_reasons"])
 
 
 def test_unreadable_files_are_reported_and_the_rest_recognised(tmp_path, mnist):
@@ -77,3 +81,18 @@ def test_version():
         [sys.executable, "-m", "digitflow.cli", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("digitflow ")
+def test_layout_reads_a_field_or_one_digit(tmp_path, mnist):
+    from training.synthetic_fields import FieldSpec, render_field
+
+    made = render_field(
+        FieldSpec(count=4, structure="box", height=40), mnist.x_test, mnist.y_test,
+        np.random.default_rng(3),
+    )  # fmt: skip
+    path = tmp_path / "amount.png"
+    path.write_bytes(made.image)
+    field = json.loads(run_cli("--json", "--layout", "field", str(path)).stdout)
+    assert field["text"] == made.text and len(field["digits"]) == 4
+    digit = json.loads(run_cli("--json", "--layout", "digit", str(path)).stdout)
+    assert len(digit["text"]) == 1
+    refused = run_cli("--layout", "sideways", str(path))
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr

@@ -34,7 +34,10 @@ def test_predictions_carry_calibrated_confidence_and_review_flag(recognizer, mni
     predictions = recognizer.predict(normalize_mnist(mnist.x_test[:500]))
     for p in predictions:
         assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0)
-        assert p.confidence == max(p.probabilities)
+        assert p.digit == int(np.argmax(p.probabilities))
+        # The confidence is the digit's probability among all 11 outputs: the digits'
+        # renormalised probability, less the share the model put on "not a digit".
+        assert p.confidence == pytest.approx(max(p.probabilities) * (1 - p.not_a_digit))
         assert p.needs_review == (p.confidence < recognizer.threshold)
     accuracy = np.mean([p.digit for p in predictions] == mnist.y_test[:500])
     assert accuracy >= 0.99

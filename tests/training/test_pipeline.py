@@ -69,7 +69,8 @@ def test_exported_model_honours_the_contract_through_the_core(tiny_run, real_mni
 
     out, _ = tiny_run
     model = keras.saving.load_model(out / KERAS_FILENAME)
-    assert tuple(model.input_shape) == (None, 28, 28, 1) and tuple(model.output_shape) == (None, 10)
+    # Ten digits and "not a digit".
+    assert tuple(model.input_shape) == (None, 28, 28, 1) and tuple(model.output_shape) == (None, 11)
     images = mnist.model_inputs(real_mnist.x_test[:50])
     probs = np.asarray(model(images))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

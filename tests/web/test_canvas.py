@@ -75,6 +75,26 @@ def test_drawn_digit_is_recognised_after_the_last_stroke(page, digit, height, co
     assert page.locator("[aria-live=polite]").inner_text().startswith(f"Predicted {digit}")
 
 
+@pytest.mark.parametrize(
+    "digits", [(1, 2), (7, 0, 5), (3, 4)], ids=lambda d: "".join(map(str, d))
+)
+def test_digits_drawn_side_by_side_are_read_as_a_string(page, digits):
+    """Several digits on one canvas: the string, and one confidence per digit."""
+    width = 0.8 / len(digits)  # share of the canvas width for each digit
+    for k, digit in enumerate(digits):
+        draw(page, DIGITS[digit], 0.5, (0.06 + k * width, 0.22))
+    expected = "".join(map(str, digits))
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=digits] li').length === n", arg=len(digits)
+    )
+    assert shown_prediction(page) == expected
+    items = page.get_by_test_id("digits").locator("li")
+    for k, digit in enumerate(digits):
+        text = items.nth(k).inner_text()
+        assert text.startswith(str(digit)) and text.strip().endswith("%")
+    assert page.locator("[aria-live=polite]").inner_text().startswith(f"Predicted {expected}")
+
+
 def test_clear_empties_the_canvas_and_the_answer(page):
     draw(page, DIGITS[7], 0.6, (0.2, 0.2))
     assert shown_prediction(page) == "7"

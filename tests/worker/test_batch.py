@@ -167,3 +167,52 @@ def test_sweeper_returns_only_stale_queued_documents(runtime):
     assert {job: sorted(docs) for job, docs in stale.items()} == {job_id: sorted(ids[1:3])}
     # Marked as sent just now: the next sweep leaves them alone.
     assert stale_documents(runtime.sessions, timedelta(minutes=5)) == {}
+
+
+def test_boxed_field_stores_text_boxes_and_review_reasons(runtime):
+    from training.synthetic_fields import FieldSpec, render_field
+
+    images, labels = mnist_test_set()
+    rng = np.random.default_rng(11)
+    made = [
+        render_field(FieldSpec(count=4, structure="box", height=40), images, labels, rng)
+        for _ in range(6)
+    ]
+    job_id, ids = add_job(runtime, [(f"f{i}.png", f.image) for i, f in enumerate(made)], "auto")
+    process_batch(runtime, job_id, ids)
+    assert sum(t == f.text for t, f in zip(texts(runtime, job_id), made, strict=True)) >= 5
+    with runtime.sessions() as session:
+        predictions = session.scalars(select(Prediction)).all()
+    for prediction in predictions:
+        assert len(prediction.digits) == len(prediction.text)
+        boxes = [digit["box"] for digit in prediction.digits]
+        assert all(set(box) == {"x", "y", "width", "height"} for box in boxes)
+        assert [box["x"] for box in boxes] == sorted(box["x"] for box in boxes)  # left to right
+        assert prediction.needs_review == bool(prediction.review_reasons)
+
+
+def test_failures_are_written_in_one_statement(runtime):
+    from sqlalchemy import event
+
+    blank = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(blank, "PNG")
+    files = [(f"blank{i}.png", blank.getvalue()) for i in range(4)] + [("junk.png", b"junk")]
+    job_id, ids = add_job(runtime, files)
+    engine = runtime.sessions.kw["bind"]
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE DOCUMENTS"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        outcome = process_batch(runtime, job_id, ids)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert (outcome.succeeded, outcome.failed) == (0, 5)
+    assert len(statements) == 1
+    with runtime.sessions() as session:
+        codes = dict(session.execute(select(Document.filename, Document.error_code)).all())
+    expected = {f"blank{i}.png": "empty_image" for i in range(4)}
+    assert codes == {**expected, "junk.png": "undecodable_image"}

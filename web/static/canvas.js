@@ -1,5 +1,7 @@
 // The drawing canvas: strokes in dark ink on a transparent canvas, sent as a PNG data URL after
-// every stroke. The server crops, centres and normalises; here the drawing is only scaled down.
+// every stroke. The server finds the digits (one or several side by side), crops, centres and
+// normalises each; here the drawing is only scaled down. The answer is the string read, with
+// each digit's confidence.
 "use strict";
 
 (() => {
@@ -11,6 +13,9 @@
   const review = document.getElementById("review");
   const error = document.getElementById("error");
   const bars = document.getElementById("bars");
+  const barsHeading = document.getElementById("bars-heading");
+  const digitList = document.getElementById("digits");
+  const reasons = document.getElementById("reasons");
   const model = document.getElementById("model");
   // Shown before any answer: a question mark, not a dash that reads like an empty bar.
   const IDLE_ANSWER = "?";
@@ -19,12 +24,14 @@
   const preview = document.getElementById("preview");
 
   const INK = "#111827";
-  const LINE_WIDTH = 18; // in canvas pixels (the canvas is 280x280 whatever its size on screen)
+  const LINE_WIDTH = 18; // in canvas pixels (the canvas is 420x280 whatever its size on screen)
   // The model sees a 20x20 digit, so the drawing is sent at half the canvas's resolution: a
   // quarter of the pixels for the server to decode and for a phone to upload.
-  const SEND_SIZE = 140;
+  const SEND_WIDTH = canvas.width / 2;
+  const SEND_HEIGHT = canvas.height / 2;
   const sendCanvas = document.createElement("canvas");
-  sendCanvas.width = sendCanvas.height = SEND_SIZE;
+  sendCanvas.width = SEND_WIDTH;
+  sendCanvas.height = SEND_HEIGHT;
   const sendCtx = sendCanvas.getContext("2d");
   let drawing = null; // the pointer drawing the current stroke
   let last = null;
@@ -90,8 +97,8 @@
   });
 
   function drawingDataURL() {
-    sendCtx.clearRect(0, 0, SEND_SIZE, SEND_SIZE);
-    sendCtx.drawImage(canvas, 0, 0, SEND_SIZE, SEND_SIZE);
+    sendCtx.clearRect(0, 0, SEND_WIDTH, SEND_HEIGHT);
+    sendCtx.drawImage(canvas, 0, 0, SEND_WIDTH, SEND_HEIGHT);
     return sendCanvas.toDataURL("image/png");
   }
 
@@ -147,27 +154,60 @@
     else fail(answer.body);
   }
 
-  function show(p) {
-    result.dataset.state = "done";
-    error.hidden = true;
-    prediction.textContent = String(p.digit);
-    const pct = (p.confidence * 100).toFixed(1);
-    confidence.textContent = `Confidence ${pct}%`;
-    review.hidden = !p.needs_review;
-    result.classList.toggle("needs-review", p.needs_review);
+  const REASONS = {
+    low_confidence: "low confidence",
+    not_a_digit: "a mark that may not be a digit",
+    ambiguous_segmentation: "unsure where one digit ends and the next begins",
+    too_many_digits: "more digits than a field holds",
+  };
+
+  function showDigits(p) {
+    digitList.replaceChildren(
+      ...p.digits.map((d, i) => {
+        const li = document.createElement("li");
+        const pct = (d.confidence * 100).toFixed(1);
+        li.innerHTML = `<b>${d.digit}</b><span>${pct}%</span>`;
+        li.dataset.testid = "digit";
+        li.setAttribute("aria-label", `digit ${i + 1}: ${d.digit}, confidence ${pct}%`);
+        li.classList.toggle("doubtful", d.confidence < 0.9);
+        return li;
+      })
+    );
+  }
+
+  function showBars(p) {
+    // The ten probabilities of a single digit; for a field, those of its first digit.
+    barsHeading.textContent = p.digits.length > 1
+      ? "Probability of each digit (first digit of the field)"
+      : "Probability of each digit";
     p.probabilities.forEach((value, d) => {
       barFills[d].style.width = `${(value * 100).toFixed(1)}%`;
       barValues[d].textContent = `${(value * 100).toFixed(1)}%`;
       barFills[d].parentElement.parentElement.classList.toggle("top", d === p.digit);
       barFills[d].parentElement.parentElement.setAttribute("aria-label", `digit ${d}: ${(value * 100).toFixed(1)}%`);
     });
+  }
+
+  function show(p) {
+    result.dataset.state = "done";
+    error.hidden = true;
+    prediction.textContent = p.text;
+    const pct = (p.confidence * 100).toFixed(1);
+    confidence.textContent = `Confidence ${pct}%`;
+    review.hidden = !p.needs_review;
+    reasons.hidden = !p.needs_review;
+    reasons.textContent = p.review_reasons.map((r) => REASONS[r] || r).join("; ");
+    result.classList.toggle("needs-review", p.needs_review);
+    showDigits(p);
+    showBars(p);
     model.textContent = `Model ${p.model_version}`;
-    announce.textContent = `Predicted ${p.digit}, confidence ${pct} percent` +
-      (p.needs_review ? ". Needs review: the model is not sure." : ".");
+    announce.textContent = `Predicted ${p.text}, confidence ${pct} percent` +
+      (p.needs_review ? `. Needs review: ${reasons.textContent}.` : ".");
   }
 
   function fail(body) {
-    const message = typeof body.detail === "string" ? body.detail : "The image could not be read.";
+    let message = typeof body.detail === "string" ? body.detail : "The image could not be read.";
+    if (body.code === "no_digits") message = "No digit found: only dots, dashes or lines.";
     const empty = body.code === "empty_image";
     const uploaded = source === "upload";
     reset(empty && !uploaded ? "Draw a digit to start." : "", uploaded);
@@ -190,6 +230,8 @@
     confidence.textContent = text;
     model.textContent = "";
     review.hidden = true;
+    reasons.hidden = true;
+    digitList.replaceChildren();
     error.hidden = true;
     preview.hidden = !keepPreview;
     barFills.forEach((fill) => (fill.style.width = "0"));

@@ -1,0 +1,160 @@
+"""Whole cheques through the real platform: the issue's bars, on cheques generated afresh.
+
+Cheques come from `training.cheques` with a seed used nowhere else, made of the official MNIST
+TEST digits (every template, currency, amount style, distractor and scan effect: 150-300 dpi,
+rotation, noise, uneven light, blur, JPEG). Starts throwaway Postgres 15 and Redis, the API (one
+uvicorn process) and ONE Celery worker (prefork, 2 processes), then measures:
+
+- accuracy: every cheque sent to `POST /predict?layout=cheque` (4 clients at a time): the share
+  of amounts read exactly, the share flagged for review, the error among amounts not flagged,
+  the box-found rate;
+- bulk: the same cheques as one ZIP to `POST /jobs?layout=cheque`: cheques/s from upload start
+  to the job's `finished_at`, and the stored amounts' accuracy.
+
+Writes the "Cheques" section of docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/cheques.py [--count 1000] [--no-write]
+"""
+
+import argparse
+import asyncio
+import io
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from benchmarks.bulk_throughput import (  # noqa: E402
+    multipart,
+    platform_env,
+    run_job,
+    start_api,
+)
+from benchmarks.report import write_section  # noqa: E402
+from tests.jobs.support import celery_worker  # noqa: E402
+from tests.support import services  # noqa: E402
+from training.cheques import cheques  # noqa: E402
+from training.data import load_mnist  # noqa: E402
+
+SEED = 4242  # used by nothing else: these cheques are new to the reader
+
+
+async def predict_all(port: int, items: list, concurrency: int = 4) -> list[dict]:
+    queue = list(enumerate(items))
+    out: list[dict | None] = [None] * len(items)
+
+    async def client_loop(client: httpx.AsyncClient):
+        while queue:
+            i, item = queue.pop()
+            files = {"file": (f"cheque{i}.jpg", item.image, "application/octet-stream")}
+            response = await client.post("/predict?layout=cheque", files=files)
+            out[i] = response.json() if response.status_code == 200 else {"error": response.text}
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+    return out
+
+
+def accuracy(items: list, answers: list[dict]) -> dict:
+    n = len(items)
+    exact = flagged = wrong_unflagged = found = 0
+    for item, answer in zip(items, answers, strict=True):
+        amount = answer.get("fields", {}).get("amount", {})
+        right = answer.get("text") == item.amount
+        exact += right
+        found += amount.get("box") is not None
+        if answer.get("needs_review", True):
+            flagged += 1
+        elif not right:
+            wrong_unflagged += 1
+    accepted = n - flagged
+    return {
+        "cheques": n,
+        "exact": exact / n,
+        "flagged": flagged / n,
+        "box_found": found / n,
+        "wrong_unflagged": wrong_unflagged,
+        "error_unflagged": wrong_unflagged / accepted if accepted else 0.0,
+    }
+
+
+def zip_body(items: list) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:  # JPEG is compressed already
+        for i, item in enumerate(items):
+            zf.writestr(f"cheque_{i:05d}.jpg", item.image)
+    return multipart([("cheques.zip", archive.getvalue(), "application/zip")])
+
+
+def measure(items: list, model_dir: Path) -> tuple[dict, dict]:
+    with services.start_postgres() as postgres, services.start_redis() as redis:
+        shared, env, work = platform_env(
+            postgres, redis, "cheques", model_dir=model_dir, job_batch_size=128
+        )
+        port = services.free_port()
+        api = start_api(env, port, work / "api.log")
+        try:
+            answers = asyncio.run(predict_all(port, items))
+            sync = accuracy(items, answers)
+            print(f"POST /predict?layout=cheque: {sync}", flush=True)
+            names = [f"cheque_{i:05d}.jpg" for i in range(len(items))]
+            body = zip_body(items)
+            with celery_worker(work / "worker.log", concurrency=2, **shared) as worker:
+                bulk = run_job(f"http://127.0.0.1:{port}", body, worker.proc.pid, api.pid,
+                               [c.amount for c in items], names, layout="cheque")  # fmt: skip
+            print(f"bulk: {bulk}", flush=True)
+        finally:
+            services.stop(api)
+    return sync, bulk
+
+
+def report(sync: dict, bulk: dict, count: int, image_bytes: int, load: float) -> str:
+    return f"""
+`benchmarks/cheques.py`: {count:,} whole cheque fronts generated afresh by `training.cheques`
+(seed {SEED}, MNIST TEST digits; 5 bank layouts, 6 currency signs, 6 amount styles, every
+distractor and scan effect; 150-300 dpi; ~{image_bytes // 1024} KiB each, 80% JPEG). The API is one
+uvicorn process, the bulk path ONE Celery worker (prefork, 2 processes) with Postgres 15 and
+Redis, all on the same 2 cores as the client (1-minute load average before the run: {load:.2f}).
+
+| | measured | bar |
+| --- | ---: | ---: |
+| `POST /predict?layout=cheque`: amounts read exactly | **{sync["exact"]:.2%}** | >= 95% |
+| the same: wrong among the amounts not flagged | **{sync["error_unflagged"]:.2%}** \
+({sync["wrong_unflagged"]}) | <= 1% |
+| the same: flagged for review | {sync["flagged"]:.2%} | |
+| the same: amount box found | {sync["box_found"]:.2%} | |
+| bulk job `layout=cheque` ({bulk["documents"]:,} cheques, one ZIP): cheques/s end to end \
+| **{bulk["docs_per_s"]:,.0f}** | >= 100 |
+| the same: end to end (s) / upload (s) | {bulk["end_to_end_s"]:.2f} / \
+{bulk["upload_s"]:.2f} | |
+| the same: stored amounts exact | {bulk["accuracy"]:.2%} | |
+| the same: worker CPU ms per cheque / API CPU ms per cheque | \
+{bulk["worker_cpu_ms"]:.1f} / {bulk["api_cpu_ms"]:.1f} | |
+| the same: peak worker RSS (MiB) | {bulk["peak_rss_mib"]:.0f} | |
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "default")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    data = load_mnist()
+    items = cheques(args.count, data.x_test, data.y_test, SEED)
+    load = os.getloadavg()[0]
+    sync, bulk = measure(items, args.model_dir)
+    image_bytes = sum(len(c.image) for c in items) // len(items)
+    body = report(sync, bulk, len(items), image_bytes, load)
+    print(body)
+    if not args.no_write:
+        write_section("cheques", "Cheques: whole fronts, amounts out", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Whole cheques in, amounts out: find the courtesy-amount box on a cheque front and read it.
+
+A cheque front holds many digits that are not the amount — a handwritten date, a printed cheque
+number, the MICR line — so the reader never looks for digits on the page. It looks for the
+*printed structure* that holds the amount, the way a bank's courtesy-amount reader does:
+
+1. the page is binarised at a low working resolution (~640 px across, ~100 dpi; cheap);
+2. long horizontal printed lines are found with a morphological opening (slight rotation is
+   tolerated: the lines are thickened vertically first), and their ends and slope measured;
+3. candidates on the right half of the page: a *rectangle* (two lines of the same extent joined
+   by inked sides) or an *underline*, each with a *currency sign* beside it on the left — one
+   isolated printed mark about as tall as the writing (a word such as "DATE" is not isolated);
+   an underline without a sign is never a candidate (date and signature lines are underlines);
+4. the best candidate's inside is cut from the page at the decoded resolution, straightened,
+   and handed to the field reader (`recognition.fields`).
+
+No candidate: the answer is `needs_review` with `amount_box_not_found`, never a guess.
+"""
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from recognition.fields import Box
+
+WORK_WIDTH = 600
+# A printed line spans at least this share of the page's width.
+MIN_LINE_SHARE = 0.08
+# An amount box is this tall, as a share of the page's height.
+BOX_HEIGHT_SHARE = (0.05, 0.32)
+# A rectangle's top and bottom lines end within this share of the page's width of each other.
+END_TOLERANCE = 0.04
+# A currency sign is at most this far left of the box, in box heights.
+SIGN_GAP = 1.2
+# A currency sign's height as a share of the page's (specks and big letters are not signs).
+SIGN_HEIGHT = (0.03, 0.25)
+# An underline that holds an amount spans at least this share of the page's width.
+MIN_UNDERLINE_SHARE = 0.12
+AMOUNT_BOX_NOT_FOUND = "amount_box_not_found"
+# Pieces of one printed line (broken by a faint scan or crossed by writing) closer than this
+# share of the page's width are joined.
+JOIN_GAP = 0.03
+# The region read reaches this many working pixels past the printed lines.
+PAD = 2
+# Binarisation: ink is this much darker (of 255) than the local mean.
+INK_OFFSET = 18
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    x0: int
+    x1: int
+    intercept: float  # y = intercept + slope * x, through the centre of the stroke
+    slope: float
+    thickness: float
+
+    def y_at(self, x: float) -> float:
+        return self.intercept + self.slope * x
+
+    @property
+    def y0(self) -> float:
+        return self.y_at(self.x0)
+
+    @property
+    def y1(self) -> float:
+        return self.y_at(self.x1)
+
+    @property
+    def y(self) -> float:
+        return self.y_at((self.x0 + self.x1) / 2)
+
+    @property
+    def angle(self) -> float:
+        return math.degrees(math.atan(self.slope))
+
+
+@dataclass(frozen=True, slots=True)
+class AmountBox:
+    """Where the amount is, in the pixels of the page as decoded (x, y, width, height of the
+    region the reader reads), the printed structure it was found by and the page's skew."""
+
+    box: Box
+    kind: str  # "box" or "underline"
+    angle: float  # degrees, the page's rotation measured on the box's lines
+    sign: Box | None  # the currency sign beside it
+    score: float
+
+
+def _binarise(work: np.ndarray) -> np.ndarray:
+    """Dark ink on uneven paper (uint8) -> 0/255, ink white: the local mean is the paper."""
+    block = max(15, (work.shape[1] // 25) | 1)
+    return cv2.adaptiveThreshold(
+        work, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET
+    )
+
+
+def _lines(binary: np.ndarray) -> tuple[list[_Line], np.ndarray]:
+    """Long horizontal printed lines and the mask of their pixels."""
+    height, width = binary.shape
+    # Thickened across (a slightly rotated line still has long runs) before the opening keeps
+    # only long horizontal runs.
+    thick = cv2.dilate(binary, np.ones((3, 1), np.uint8))
+    length = max(8, int(width * 0.03))
+    mask = cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    mask &= cv2.dilate(binary, np.ones((3, 3), np.uint8))
+    # Contours of the sparse line mask: far cheaper than labelling the whole page.
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    lines = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if w < width * MIN_LINE_SHARE or h > 8 + w * 0.08:
+            continue
+        lines.append(_measure(mask[y : y + h, x : x + w] > 0, x, y))
+    return _joined(lines, JOIN_GAP * width), mask
+
+
+def _joined(lines: list[_Line], gap: float) -> list[_Line]:
+    """Collinear pieces of one line joined, left to right."""
+    out: list[_Line] = []
+    for line in sorted(lines, key=lambda item: item.x0):
+        for i, previous in enumerate(out):
+            near = 0 <= line.x0 - previous.x1 <= gap
+            if near and abs(previous.y_at(line.x0) - line.y0) <= 1 + previous.thickness:
+                slope = (line.y1 - previous.y0) / max(1, line.x1 - previous.x0)
+                intercept = previous.y0 - slope * previous.x0
+                thickness = max(previous.thickness, line.thickness)
+                out[i] = _Line(previous.x0, line.x1, intercept, slope, thickness)
+                break
+        else:
+            out.append(line)
+    return out
+
+
+def _measure(component: np.ndarray, x: int, y: int) -> _Line:
+    """A line fitted through the centre of its stroke, column by column; columns where
+    something touches the line (a currency sign, a digit) are thicker and left out."""
+    weight = component.sum(axis=0).astype(np.float32)
+    rows = np.arange(component.shape[0], dtype=np.float32)[:, None]
+    centres = (rows * component).sum(axis=0) / np.maximum(weight, 1)
+    typical = float(np.median(weight[weight > 0]))
+    clean = (weight > 0) & (weight <= typical * 1.5 + 1)
+    columns = np.flatnonzero(clean)
+    slope, intercept = 0.0, y + component.shape[0] / 2
+    if len(columns) >= 2:  # least squares, in closed form (np.polyfit costs ~10x more)
+        xs, ys = columns.astype(np.float64), centres[columns].astype(np.float64)
+        dx = xs - xs.mean()
+        slope = float((dx * (ys - ys.mean())).sum() / max((dx * dx).sum(), 1e-9))
+        intercept = y + float(ys.mean()) - slope * (x + float(xs.mean()))
+    # The mask is the stroke thickened by one pixel above and below.
+    thickness = max(1.0, typical - 2)
+    return _Line(x, x + component.shape[1], float(intercept), float(slope), thickness)
+
+
+@dataclass(frozen=True, slots=True)
+class _Word:
+    """Printed or written marks close together: x0, y0, x1, y1 in working pixels."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+def _marks(binary: np.ndarray, line_mask: np.ndarray, x0: int, y0: int, x1: int, y1: int):
+    """Boxes [N, 4] (x0, y0, x1, y1, page coordinates) of the marks that are not printed lines
+    inside a window of the page, sorted by x0: only where a currency sign may be is labelled."""
+    height, width = binary.shape
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((0, 4), np.int64)
+    lines = cv2.dilate(line_mask[y0:y1, x0:x1], np.ones((3, 3), np.uint8))
+    marks = binary[y0:y1, x0:x1] & ~lines
+    _, _, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8, ltype=cv2.CV_16U)
+    stats = stats[1:].astype(np.int64)
+    keep = (stats[:, 4] >= 4) & (stats[:, 3] >= 3)
+    x, y, w, h = (stats[keep, i] for i in range(4))
+    boxes = np.stack([x + x0, y + y0, x + w + x0, y + h + y0], axis=1)
+    return boxes[np.argsort(boxes[:, 0], kind="stable")]
+
+
+def _words(boxes: np.ndarray) -> list[_Word]:
+    """Marks grouped into words: neighbours closer than 0.35 of their height join."""
+    words: list[list[int]] = []
+    for x0, y0, x1, y1 in boxes.tolist():
+        for word in reversed(words[-4:]):
+            height = max(y1 - y0, word[3] - word[1])
+            overlap = min(y1, word[3]) - max(y0, word[1])
+            if overlap > 0.3 * height and x0 - word[2] < 0.35 * height:
+                word[:] = [word[0], min(y0, word[1]), max(x1, word[2]), max(y1, word[3])]
+                break
+        else:
+            words.append([x0, y0, x1, y1])
+    return [_Word(*word) for word in words]
+
+
+def _sign(page: tuple, left: float, top: float, bottom: float) -> _Word | None:
+    """The currency sign beside a box whose left edge is at `left` and spans top..bottom: one
+    isolated mark or short group (not a word such as DATE) ending just left of the box."""
+    span, page_height = bottom - top, page[0].shape[0]
+    near = _marks(
+        *page, int(left - 3 * span), int(top - span / 2), int(left), int(bottom + span / 2) + 1
+    )
+    near = near[near[:, 2] <= left - 1]
+    best = None
+    for word in _words(near):
+        centre = (word.y0 + word.y1) / 2
+        if not (word.x1 >= left - SIGN_GAP * span and top <= centre <= bottom):
+            continue
+        tall = 0.2 * span <= word.height <= 1.05 * span
+        if not tall or not SIGN_HEIGHT[0] <= word.height / page_height <= SIGN_HEIGHT[1]:
+            continue
+        if word.x1 - word.x0 > 1.7 * word.height:
+            continue
+        if best is None or word.x1 > best.x1:
+            best = word
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    top: _Line | None  # None for an underline
+    bottom: _Line
+    sign: _Word | None
+    score: float
+
+    @property
+    def kind(self) -> str:
+        return "underline" if self.top is None else "box"
+
+
+def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
+    """Both ends of two lines joined by ink: the vertical sides of a printed rectangle."""
+    height, width = binary.shape
+    y0, y1 = int(max(top.y0, top.y1) + top.thickness), int(min(bottom.y0, bottom.y1))
+    if y1 - y0 < 3:
+        return False
+    for x in (max(top.x0, bottom.x0), min(top.x1, bottom.x1) - 1):
+        band = binary[y0:y1, max(0, x - 3) : min(width, x + 4)]
+        if band.any(axis=1).mean() < 0.75:
+            return False
+    return True
+
+
+def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Line]]:
+    height, width = binary.shape
+    tolerance = END_TOLERANCE * width
+    pairs = []
+    for top in lines:
+        for bottom in lines:
+            gap = bottom.y - top.y
+            if not (BOX_HEIGHT_SHARE[0] * height <= gap <= BOX_HEIGHT_SHARE[1] * height):
+                continue
+            if abs(top.x0 - bottom.x0) > tolerance or abs(top.x1 - bottom.x1) > tolerance:
+                continue
+            if gap > 0.9 * (top.x1 - top.x0) or not _sides_inked(binary, top, bottom):
+                continue
+            pairs.append((top, bottom))
+    return pairs
+
+
+def _candidates(lines: list[_Line], binary: np.ndarray, line_mask: np.ndarray) -> list[_Candidate]:
+    """Rectangles and underlines on the right half, scored: a currency sign beside counts most."""
+    height, width = binary.shape
+    found, in_box, marks = [], set(), (binary, line_mask)
+    for top, bottom in _rectangles(lines, binary):
+        if (top.x0 + top.x1) / 2 < width / 2 or top.x0 < 0.35 * width:
+            continue
+        in_box.update((id(top), id(bottom)))
+        sign = _sign(marks, max(top.x0, bottom.x0), top.y0, bottom.y0)
+        found.append(_Candidate(top, bottom, sign, 1.0 + 2.0 * (sign is not None)))
+    for line in lines:
+        if id(line) in in_box or (line.x0 + line.x1) / 2 < width / 2 or line.x0 < 0.35 * width:
+            continue
+        if line.x1 - line.x0 < MIN_UNDERLINE_SHARE * width:
+            continue
+        span = max(0.1 * height, 0.35 * (line.x1 - line.x0))
+        sign = _sign(marks, line.x0, line.y0 - span, line.y0)
+        if sign is not None:
+            found.append(_Candidate(None, line, sign, 2.0))
+    return sorted(found, key=lambda c: c.score, reverse=True)
+
+
+def as_uint8(page: np.ndarray) -> np.ndarray:
+    """Pages come as uint8 (decode_page) or float in [0, 1] (decode_image)."""
+    page = np.asarray(page)
+    if page.dtype == np.uint8:
+        return page
+    return (np.clip(page, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _work_page(page: np.ndarray) -> tuple[np.ndarray, float]:
+    """The page shrunk by a whole factor to WORK_WIDTH..2*WORK_WIDTH pixels across (box
+    averaging by a whole factor is ~100x cheaper than by a fractional one), and page pixels per
+    working pixel."""
+    height, width = page.shape
+    factor = max(1, width // WORK_WIDTH)
+    if factor > 1:
+        size = (width // factor, max(1, height // factor))
+        page = cv2.resize(page[: size[1] * factor, : size[0] * factor], size,
+                          interpolation=cv2.INTER_AREA)  # fmt: skip
+    return page, width / page.shape[1]
+
+
+def locate_amount(page: np.ndarray) -> AmountBox | None:
+    """The courtesy-amount box of a grayscale cheque page (float [H, W] in [0, 1], dark ink on
+    light paper), in the page's pixels; None when there is no box beside a currency sign."""
+    work, factor = _work_page(as_uint8(page))
+    binary = _binarise(work)
+    lines, line_mask = _lines(binary)
+    candidates = _candidates(lines, binary, line_mask)
+    if not candidates:
+        return None
+    best = candidates[0]
+    return _amount_box(best, factor)
+
+
+def _amount_box(found: _Candidate, factor: float) -> AmountBox:
+    """The region to read, in page pixels: the box with its outline (the outline is painted
+    out later), or the band above an underline up to past the currency sign's top."""
+    bottom, top, sign = found.bottom, found.top, found.sign
+    angle = bottom.angle if top is None else (bottom.angle + top.angle) / 2
+    cos = math.cos(math.radians(angle))
+    if top is not None:
+        x0, x1 = max(top.x0, bottom.x0) - PAD, min(top.x1, bottom.x1) + PAD
+        y0 = top.y_at(x0) - top.thickness / 2 - PAD
+        y1 = bottom.y_at(x0) + bottom.thickness / 2 + PAD
+    else:
+        x0, x1 = bottom.x0 - PAD, bottom.x1 + PAD
+        y1 = bottom.y_at(x0) + bottom.thickness / 2 + PAD
+        y0 = min(sign.y0 - sign.height, y1 - 2.6 * sign.height)
+    return AmountBox(
+        box=_scaled(x0, y0, (x1 - x0) / cos, (y1 - y0) * cos, factor),
+        kind=found.kind,
+        angle=angle,
+        sign=_scaled(sign.x0, sign.y0, sign.x1 - sign.x0, sign.height, factor) if sign else None,
+        score=found.score,
+    )
+
+
+def _scaled(x: float, y: float, width: float, height: float, factor: float) -> Box:
+    return Box(
+        round(x * factor),
+        round(y * factor),
+        max(1, round(width * factor)),
+        max(1, round(height * factor)),
+    )
+
+
+def amount_crop(page: np.ndarray, found: AmountBox) -> np.ndarray:
+    """The box's inside cut from the page and straightened (rotated by the measured angle about
+    its top-left corner): what the field reader reads."""
+    box, page = found.box, as_uint8(page)
+    if abs(found.angle) < 0.2:
+        crop = page[box.y : box.y + box.height, box.x : box.x + box.width]
+        return crop.astype(np.float32) / 255.0
+    theta = math.radians(found.angle)
+    c, s = math.cos(theta), math.sin(theta)
+    # Maps a crop pixel (u, v) to the page: along the box's top edge and perpendicular to it.
+    matrix = np.array([[c, -s, box.x], [s, c, box.y]], dtype=np.float32)
+    crop = cv2.warpAffine(
+        page,
+        matrix,
+        (box.width, box.height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return crop.astype(np.float32) / 255.0

@@ -1,0 +1,507 @@
+"""Find the digits of a scanned field: printed lines out, ink pieces grouped into digits.
+
+Pure image work (OpenCV), no model: `find_digits` turns a grayscale field into MNIST-form crops
+and, where the ink is ambiguous (pieces that may be one broken digit, a blob that may be two
+touching digits), into several hypotheses whose crops the model reads in the same batch as
+everything else. `recognition.fields` picks the hypotheses and builds the reading.
+
+Steps, each a small function:
+1. ink: polarity from the border, the paper's uneven light removed by a morphological opening
+   wider than any stroke, contrast normalised;
+2. binarise (Otsu on the lightly blurred ink);
+3. deskew: the angle of long straight lines (probabilistic Hough), when the field has them;
+4. printed lines out: openings with long horizontal and vertical kernels find box outlines, comb
+   cells, underlines; strokes that cross a line are bridged back by a closing across it;
+5. connected components; specks and leftovers of lines dropped; pieces stacked in one column
+   (a broken stroke) joined;
+6. separators: marks much smaller than the field's digits (`.` `,` `-`), steep thin strokes much
+   more slanted than a handwritten 1 (`/`), and wide gaps (` `) are reported, never read;
+7. hypotheses: a mark wider than one digit may be split at column-projection minima; two narrow
+   neighbouring marks may be one digit.
+"""
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from recognition.errors import EmptyImage, NoDigits
+from recognition.preprocess import MIN_CONTRAST, fit_digit
+
+LAYOUTS = ("auto", "digit", "field")
+# Fields are worked on with their shorter side at most this many pixels: a digit needs ~20.
+WORK_SIDE = 96
+# A printed line spans at least this share of the field's width (or height, for vertical
+# lines between a box's top and bottom) and is at least as long as the digits are tall.
+LINE_SHARE = 0.5
+VERTICAL_LINE_SHARE = 0.9
+LONGEST_SHARE = 0.85
+# Separators: marks lower than this share of the digits' height.
+SEPARATOR_HEIGHT = 0.45
+# Gaps wider than this share of the digits' height are spaces.
+SPACE_GAP = 1.0
+# A mark this much wider than the digits are tall may hold several digits.
+SPLIT_ASPECT = 1.15
+# Cutting a mark must make its digits this many times more confident (geometric mean) than
+# reading it whole: a wide 2 stays a 2 even if its halves read well. Joining two marks into one
+# digit has no such handicap: halves of a broken digit read poorly on their own.
+SPLIT_PRIOR = 0.5
+# A "/" leans at least this many degrees from vertical: 0.13% of MNIST training 1s lean more.
+SLASH_LEAN = 45
+# ... and is one thin straight stroke: its length over its width, squared (a 4 written with a
+# slanted stem has arms that keep this low).
+SLASH_ELONGATION = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A rectangle in the pixels of the image as decoded: x, y of the top-left corner."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Separator:
+    char: str  # one of . , - / and space
+    box: Box
+    position: int = -1  # how many digits come before it (set once the digits are read)
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    crops: tuple[int, ...]  # indices into Segmentation.crops, one per digit, left to right
+    boxes: tuple[Box, ...]
+    changed: bool  # the ink was cut or joined to make it (an ambiguity)
+    prior: float = 1.0  # how much likelier than the marks as they are it must read to win
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    crops: np.ndarray  # float32 [M, 28, 28], every hypothesis's digits
+    slots: tuple[tuple[Hypothesis, ...], ...]  # left to right; each slot holds >= 1 digit
+    separators: tuple[Separator, ...]
+
+
+@dataclass(slots=True)
+class _Piece:
+    """Some connected components (ids) and their bounding box, in working pixels."""
+
+    ids: list[int]
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+class _Page:
+    """The field in working pixels: normalised ink, the clean binary, its components."""
+
+    def __init__(self, gray: np.ndarray, lines: bool = True):
+        gray = np.asarray(gray, dtype=np.float32)
+        self.scale = min(1.0, WORK_SIDE / min(gray.shape))
+        if self.scale < 1.0:
+            size = (
+                max(1, round(gray.shape[1] * self.scale)),
+                max(1, round(gray.shape[0] * self.scale)),
+            )
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        self.ink = _ink(gray)
+        binary, faint = _binarise(self.ink)
+        angle = _skew_degrees(faint)
+        if angle:
+            self.ink = _rotate(self.ink, angle)
+            binary, faint = _binarise(self.ink)
+        self.binary, self.lines = remove_lines(binary, faint) if lines else (binary, binary * 0)
+        self.labels, self.stats = _components(self.binary, self.lines)
+
+    def box(self, x0: int, y0: int, x1: int, y1: int) -> Box:
+        s = 1.0 / self.scale
+        return Box(round(x0 * s), round(y0 * s), round((x1 - x0) * s), round((y1 - y0) * s))
+
+    def mask(self, ids: list[int], x0: int, x1: int) -> np.ndarray:
+        """Which pixels of columns x0..x1 belong to components `ids` (a lookup, not a search)."""
+        wanted = np.zeros(len(self.stats), dtype=bool)
+        wanted[ids] = True
+        return wanted[self.labels[:, x0:x1]]
+
+    def crop(self, ids: list[int], x0: int, x1: int) -> tuple[np.ndarray, Box] | None:
+        """One digit's MNIST-form crop: the ink of components `ids` between columns x0 and x1."""
+        mask = self.mask(ids, x0, x1)
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if len(rows) == 0:
+            return None
+        y0, y1 = rows[0], rows[-1] + 1
+        xa, xb = x0 + cols[0], x0 + cols[-1] + 1
+        mask = cv2.dilate(mask[y0:y1, cols[0] : cols[-1] + 1].astype(np.uint8), _KERNEL3)
+        piece = self.ink[y0:y1, xa:xb] * mask
+        return fit_digit(piece), self.box(xa, y0, xb, y1)
+
+
+_KERNEL3 = np.ones((3, 3), np.uint8)
+
+
+def _ink(gray: np.ndarray) -> np.ndarray:
+    """Ink intensity in [0, 1] (1 = full ink) with the paper's light levelled out."""
+    # Paper covers most of a field (its border may be a printed box): the median is paper.
+    ink = (1.0 - gray) if float(np.median(gray)) > 0.5 else gray
+    ink8 = np.clip(ink * 255.0, 0, 255).astype(np.uint8)
+    # An opening wider than any stroke or blot keeps only the paper (uneven light, grey
+    # backgrounds); done at a quarter of the size, where it costs a sixteenth.
+    small = cv2.resize(ink8, (max(1, ink8.shape[1] // 4), max(1, ink8.shape[0] // 4)),
+                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    side = max(5, min(small.shape) // 2) | 1
+    paper = cv2.morphologyEx(small, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
+    paper = cv2.resize(paper, (ink8.shape[1], ink8.shape[0]), interpolation=cv2.INTER_LINEAR)
+    flat = cv2.subtract(ink8, paper).astype(np.float32)
+    peak = float(flat.max())
+    if peak < MIN_CONTRAST * 255:
+        raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
+    strong = flat[flat > 0.5 * peak]
+    return np.clip(flat / max(float(np.percentile(strong, 90)), 1.0), 0.0, 1.0)
+
+
+def _binarise(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink (Otsu) and, at half its level, faint ink: thin printed lines are found in the latter,
+    where they are not broken into dashes."""
+    ink8 = (ink * 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(ink8, (3, 3), 0)
+    level, _ = cv2.threshold(blurred, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # Otsu splits paper from ink; on a nearly empty page keep it above the paper's noise.
+    level = max(level, 0.3 * 255)
+    return (blurred > level).astype(np.uint8), (blurred > level / 2).astype(np.uint8)
+
+
+def _skew_degrees(binary: np.ndarray) -> float:
+    """The tilt of the field's long straight lines (0 when it has none), in degrees.
+
+    Short horizontal runs survive a tilt of a few degrees and stay 8-connected along a line;
+    each long chain of them is fitted with a straight line, robustly."""
+    height, width = binary.shape
+    runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    long = np.flatnonzero(stats[:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE)
+    slopes = []
+    for i in long[long > 0]:
+        ys, xs = np.nonzero(labels == i)
+        slopes.append(_robust_slope(xs.astype(np.float64), ys.astype(np.float64)))
+    if not slopes:
+        return 0.0
+    angle = float(np.degrees(np.arctan(np.median(slopes))))
+    return angle if 0.3 <= abs(angle) <= 6 else 0.0
+
+
+def _robust_slope(xs: np.ndarray, ys: np.ndarray) -> float:
+    """Slope of a line through the pixels, refitted without those more than 2 px off it (the
+    strokes of digits touching the line must not tilt it)."""
+    slope, intercept = np.polyfit(xs, ys, 1)
+    near = np.abs(ys - (slope * xs + intercept)) <= 2
+    if near.sum() >= 2 and np.ptp(xs[near]) > 0:
+        slope = np.polyfit(xs[near], ys[near], 1)[0]
+    return float(slope)
+
+
+def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
+    height, width = ink.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    return cv2.warpAffine(ink, matrix, (width, height), flags=cv2.INTER_LINEAR)
+
+
+def _line_mask(binary: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Straight runs at least `length` long (tolerating a pixel of wobble across them)."""
+    across = (3, 1) if horizontal else (1, 3)
+    along = (1, length) if horizontal else (length, 1)
+    thick = cv2.dilate(binary, np.ones(across, np.uint8))
+    return cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & binary
+
+
+def _extend(binary: np.ndarray, long: np.ndarray, horizontal: bool) -> np.ndarray:
+    """Long lines plus the shorter straight runs along them (a faint or broken stretch)."""
+    height, width = binary.shape
+    reach = max(3, (width if horizontal else height) // 8)
+    band = cv2.dilate(long, np.ones((5, reach) if horizontal else (reach, 5), np.uint8))
+    short = _line_mask(binary, max(5, (width if horizontal else height) // 15), horizontal)
+    return long | (short & band)
+
+
+def _longest(lines: np.ndarray) -> np.ndarray:
+    """Only the runs nearly as long as the longest: a box's lines, not a digit's straight bar
+    inside it (a 7's bar or a 2's foot is shorter than the box around it)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    if count <= 2:
+        return lines
+    widths = stats[:, cv2.CC_STAT_WIDTH].copy()
+    widths[0] = 0
+    keep = widths >= LONGEST_SHARE * widths.max()
+    return keep[labels].astype(np.uint8)
+
+
+def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
+    """A box's top and bottom lines start and end together (a 3's top and bottom strokes do
+    not)."""
+    width = horizontal.shape[1]
+    top = np.flatnonzero(horizontal[rows[0] : rows[0] + 3].any(axis=0))
+    bottom = np.flatnonzero(horizontal[max(0, rows[-1] - 2) : rows[-1] + 1].any(axis=0))
+    return abs(top[0] - bottom[0]) <= 0.08 * width and abs(top[-1] - bottom[-1]) <= 0.08 * width
+
+
+def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(binary without printed lines, the lines' mask). Box outlines, comb cells, underlines.
+
+    A lone straight stroke (a 7's bar, a 2's foot) is not a line: a single horizontal line must
+    be 1.5 times longer than the rest of the ink is tall; two far apart (a box's or a comb's top
+    and bottom) always are, and then vertical lines joining them are the box's sides.
+    """
+    height, width = binary.shape
+    horizontal = _longest(_line_mask(faint, max(12, int(width * LINE_SHARE)), horizontal=True))
+    rows = np.flatnonzero(horizontal.any(axis=1))
+    # In a field wider than tall no digit stroke spans half its width; in a squarer image a
+    # digit's strokes might (a 3's top and foot), so there the two lines must also align.
+    boxed = len(rows) > 0 and rows[-1] - rows[0] > 0.3 * height
+    boxed = boxed and (width > 1.5 * height or _aligned(horizontal, rows))
+    if not boxed:
+        ink_rows = np.flatnonzero((binary & ~horizontal).sum(axis=1) >= 2)
+        ink_height = (ink_rows[-1] - ink_rows[0] + 1) if len(ink_rows) else 0
+        if horizontal.any(axis=0).sum() < 2 * ink_height:
+            horizontal = np.zeros_like(binary)
+    horizontal = _extend(faint, horizontal, True) if horizontal.any() else horizontal
+    # A box's sides join its top and bottom; without them only a line spanning the whole
+    # height is printed (a box whose top and bottom were too faint to find).
+    span = rows[-1] - rows[0] if boxed else height
+    vertical = _line_mask(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
+    if not (horizontal.any() or vertical.any()):
+        return binary, horizontal
+    vertical = _extend(faint, vertical, False) if vertical.any() else vertical
+    near_h, near_v = cv2.dilate(horizontal, _KERNEL3), cv2.dilate(vertical, _KERNEL3)
+    clean = binary & ~(near_h | near_v)
+    # Strokes that crossed a line are bridged back across it.
+    thickness = int(max(horizontal.sum(axis=0).max(), vertical.sum(axis=1).max()))
+    span = min(thickness, 8) + 4
+    bridges = cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8)) & near_h
+    bridges |= cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8)) & near_v
+    return clean | bridges, horizontal | vertical
+
+
+def _components(binary: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and stats of the ink's connected components, specks and line remnants zeroed."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    stats = stats.copy()
+    if count <= 1:
+        return labels, stats
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    drop = areas < max(3, 0.02 * float(areas.max()))
+    if lines.any():
+        band = cv2.dilate(lines, np.ones((5, 5), np.uint8))
+        in_band = np.bincount(labels[band > 0], minlength=count)[1:]
+        drop |= (in_band > 0.6 * areas) & (stats[1:, cv2.CC_STAT_HEIGHT] < 0.5 * binary.shape[0])
+    stats[1:][drop, cv2.CC_STAT_AREA] = 0
+    return labels, stats
+
+
+def _pieces(page: _Page) -> list[_Piece]:
+    """Components as pieces, left to right, with pieces stacked in one column joined."""
+    pieces = []
+    for i in np.flatnonzero(page.stats[:, cv2.CC_STAT_AREA] > 0):
+        if i == 0:
+            continue
+        x, y, w, h = (int(v) for v in page.stats[i, :4])
+        pieces.append(_Piece([int(i)], x, y, x + w, y + h))
+    pieces.sort(key=lambda p: p.x0)
+    joined: list[_Piece] = []
+    for piece in pieces:
+        last = joined[-1] if joined else None
+        if last and min(last.x1, piece.x1) - max(last.x0, piece.x0) >= 0.5 * min(
+            last.width, piece.width
+        ):
+            last.ids += piece.ids
+            last.x0, last.y0 = min(last.x0, piece.x0), min(last.y0, piece.y0)
+            last.x1, last.y1 = max(last.x1, piece.x1), max(last.y1, piece.y1)
+        else:
+            joined.append(piece)
+    return joined
+
+
+def _lean_degrees(page: _Page, piece: _Piece) -> float:
+    """How far a mark's main axis leans from vertical, and 0 for marks that are not thin."""
+    mask = page.mask(piece.ids, piece.x0, piece.x1)[piece.y0 : piece.y1]
+    m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+    if m["m00"] == 0:
+        return 0.0
+    a, b, c = m["mu20"] / m["m00"], m["mu11"] / m["m00"], m["mu02"] / m["m00"]
+    spread = np.sqrt(4 * b * b + (a - c) ** 2)
+    major, minor = (a + c + spread) / 2, (a + c - spread) / 2
+    if minor <= 0 or major / minor < SLASH_ELONGATION:  # not one thin straight stroke
+        return 0.0
+    return abs(90.0 - abs(np.degrees(0.5 * np.arctan2(2 * b, a - c))))
+
+
+def _separator_char(page: _Page, piece: _Piece, digit_height: float, baseline: float) -> str:
+    """The separator a mark is, or "" for a digit."""
+    if piece.height < SEPARATOR_HEIGHT * digit_height and piece.width < digit_height:
+        if piece.width >= 1.8 * piece.height:
+            return "-"
+        return "," if piece.y1 > baseline + 0.15 * digit_height else "."
+    if piece.height >= 0.6 * digit_height and _lean_degrees(page, piece) > SLASH_LEAN:
+        return "/"
+    return ""
+
+
+def _join_fragments(pieces: list[_Piece], digit_height: float) -> list[_Piece]:
+    """Two small neighbouring pieces that together stand as tall as a digit are one digit's
+    (a slanted stroke broken in two), not two separators."""
+    small = SEPARATOR_HEIGHT * digit_height
+    out: list[_Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.height < small
+            and piece.height < small
+            and piece.x0 - last.x1 <= 0.1 * digit_height
+            and max(last.y1, piece.y1) - min(last.y0, piece.y0) >= 0.6 * digit_height
+        ):
+            out[-1] = _Piece(
+                last.ids + piece.ids, min(last.x0, piece.x0), min(last.y0, piece.y0),
+                max(last.x1, piece.x1), max(last.y1, piece.y1),
+            )  # fmt: skip
+        else:
+            out.append(piece)
+    return out
+
+
+def _classify(page: _Page, pieces: list[_Piece]):
+    """(digit pieces, separators as (char, index among the digits, piece), digit height)."""
+    tall = max(p.height for p in pieces)
+    digit_height = float(np.median([p.height for p in pieces if p.height >= 0.5 * tall]))
+    if len(pieces) == 1:
+        return pieces, [], digit_height
+    baseline = float(np.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
+    digits, separators = [], []
+    for piece in _join_fragments(pieces, digit_height):
+        char = _separator_char(page, piece, digit_height, baseline)
+        if char:
+            separators.append((char, len(digits), piece))
+        else:
+            if digits and piece.x0 - digits[-1].x1 > SPACE_GAP * digit_height:
+                gap = _Piece([], digits[-1].x1, piece.y0, piece.x0, piece.y1)
+                separators.append((" ", len(digits), gap))
+            digits.append(piece)
+    return digits, separators, digit_height
+
+
+def _cuts(page: _Page, piece: _Piece, parts: int) -> list[int]:
+    """Columns that cut a wide mark into `parts`: the least inked column near each even cut."""
+    mask = page.mask(piece.ids, piece.x0, piece.x1)
+    profile = mask.sum(axis=0).astype(np.float64)
+    window = max(1, piece.width // (3 * parts))
+    cuts = []
+    for k in range(1, parts):
+        centre = piece.x0 + piece.width * k // parts - piece.x0
+        lo, hi = max(1, centre - window), min(piece.width - 1, centre + window + 1)
+        cuts.append(piece.x0 + lo + int(np.argmin(profile[lo:hi])))
+    return cuts
+
+
+class _Collector:
+    """Crops gathered for one model call; hypotheses refer to them by index."""
+
+    def __init__(self, page: _Page):
+        self.page, self.crops = page, []
+
+    def hypothesis(self, spans: list[tuple[list[int], int, int]], changed: bool, prior=1.0):
+        indices, boxes = [], []
+        for ids, x0, x1 in spans:
+            made = self.page.crop(ids, x0, x1)
+            if made is None:
+                return None
+            indices.append(len(self.crops))
+            self.crops.append(made[0])
+            boxes.append(made[1])
+        return Hypothesis(tuple(indices), tuple(boxes), changed, prior)
+
+
+def _slot(collect: _Collector, piece: _Piece, digit_height: float, split: bool) -> tuple:
+    whole = collect.hypothesis([(piece.ids, piece.x0, piece.x1)], changed=False)
+    options = [whole]
+    aspect = piece.width / max(digit_height, 1.0)
+    if split and aspect > SPLIT_ASPECT:
+        for parts in range(2, max(2, min(4, round(aspect / 0.75))) + 1):
+            edges = [piece.x0, *_cuts(collect.page, piece, parts), piece.x1]
+            spans = [(piece.ids, a, b) for a, b in zip(edges, edges[1:], strict=False)]
+            options.append(collect.hypothesis(spans, changed=True, prior=SPLIT_PRIOR))
+    return tuple(o for o in options if o is not None)
+
+
+def _joinable(a: _Piece, b: _Piece, digit_height: float) -> bool:
+    """Two neighbouring marks that may be the pieces of one broken digit."""
+    narrow = min(a.width, b.width) < 0.45 * digit_height
+    return narrow and b.x0 - a.x1 < 0.12 * digit_height and b.x1 - a.x0 < 1.0 * digit_height
+
+
+def _slots(collect: _Collector, digits: list[_Piece], digit_height: float, split: bool) -> list:
+    slots, i = [], 0
+    while i < len(digits):
+        piece = digits[i]
+        if split and i + 1 < len(digits) and _joinable(piece, digits[i + 1], digit_height):
+            nxt = digits[i + 1]
+            apart = collect.hypothesis(
+                [(piece.ids, piece.x0, piece.x1), (nxt.ids, nxt.x0, nxt.x1)], changed=False
+            )
+            joined = collect.hypothesis([(piece.ids + nxt.ids, piece.x0, nxt.x1)], changed=True)
+            slots.append(tuple(o for o in (apart, joined) if o is not None))
+            i += 2
+            continue
+        slots.append(_slot(collect, piece, digit_height, split))
+        i += 1
+    return [slot for slot in slots if slot]
+
+
+@functools.cache
+def _single_threaded() -> None:
+    """OpenCV's worker threads cost more than they save on images this small (and the API and
+    the workers already run fields side by side): once, on first use, not at import."""
+    cv2.setNumThreads(1)
+
+
+def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
+    """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
+
+    `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
+    `"auto"` find every digit. Raises EmptyImage when there is no ink, NoDigits when the ink
+    holds no digit (only lines or separators).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    _single_threaded()
+    page = _Page(gray)
+    pieces = _pieces(page)
+    if not pieces and page.lines.any() and gray.shape[1] <= 1.5 * gray.shape[0]:
+        # Nothing but "lines" in a squarish image: they were the ink itself (a big round 0
+        # alone in its image). A wide image of lines alone is an empty field.
+        page = _Page(gray, lines=False)
+        pieces = _pieces(page)
+    if not pieces:
+        raise NoDigits("no digits found: the image holds only printed lines or specks")
+    collect = _Collector(page)
+    if layout == "digit":
+        ids = [i for p in pieces for i in p.ids]
+        whole = collect.hypothesis([(ids, pieces[0].x0, max(p.x1 for p in pieces))], False)
+        return Segmentation(np.stack(collect.crops), ((whole,),), ())
+    digits, separators, digit_height = _classify(page, pieces)
+    if not digits:
+        raise NoDigits("no digits found: only separators (dots, dashes, slashes)")
+    slots = _slots(collect, digits, digit_height, split=True)
+    found = tuple(Separator(char, page.box(p.x0, p.y0, p.x1, p.y1)) for char, _, p in separators)
+    return Segmentation(np.stack(collect.crops), tuple(slots), found)

@@ -1,0 +1,81 @@
+"""The amount-box locator on whole synthetic cheques: it finds the box, never something else."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from recognition.cheque import locate_amount
+from recognition.decode import decode_page
+from recognition.doctypes import CHEQUE, PAGE_MIN_WIDTH, read_document
+from training.cheques import TEMPLATES, ChequeSpec, render_cheque
+
+
+def _overlap(found, truth, scale: float) -> float:
+    """Share of the true box (uploaded pixels) inside the region found (decoded pixels)."""
+    x, y, w, h = truth
+    bx, by = found.x * scale, found.y * scale
+    bw, bh = found.width * scale, found.height * scale
+    ix = max(0.0, min(x + w, bx + bw) - max(x, bx))
+    iy = max(0.0, min(y + h, by + bh) - max(y, by))
+    return ix * iy / (w * h)
+
+
+def test_finds_the_amount_box_on_every_template(cheques):
+    found_count = hits = 0
+    for cheque in cheques:
+        page, scale = decode_page(cheque.image, min_width=PAGE_MIN_WIDTH)
+        found = locate_amount(page)
+        if found is None:  # allowed (the reading then needs review), but rare
+            continue
+        found_count += 1
+        # Whatever is found is the amount box, never another part of the cheque.
+        assert _overlap(found.box, cheque.box, scale) > 0.7, cheque.spec.template.name
+        hits += 1
+    assert found_count >= 38  # of 40
+
+
+def test_box_kind_matches_the_template(cheques):
+    for cheque in cheques[:10]:
+        page, _ = decode_page(cheque.image, min_width=PAGE_MIN_WIDTH)
+        found = locate_amount(page)
+        assert found.kind == cheque.spec.template.amount_kind
+        assert found.sign is not None
+
+
+def test_no_box_means_review_not_a_guess(recognizer):
+    # A cheque-sized page with digits on it but no printed structure at all.
+    rng = np.random.default_rng(3)
+    page = np.full((500, 1100), 235, np.uint8)
+    page[200:240, 700:900] = rng.integers(0, 60, (40, 200))  # dark marks where an amount might be
+    data = io.BytesIO()
+    Image.fromarray(page).save(data, "PNG")
+    reading = read_document(data.getvalue(), CHEQUE, recognizer)
+    amount = reading.main
+    assert reading.needs_review and amount.needs_review
+    assert amount.review_reasons == ("amount_box_not_found",)
+    assert amount.text == "" and amount.box is None and reading.text == ""
+
+
+def test_date_digits_are_not_the_amount(mnist, recognizer):
+    """Without its currency sign the box is still found; the date, the cheque number and the
+    MICR line (all digits) are never read instead."""
+    rng = np.random.default_rng(11)
+    for template in TEMPLATES:
+        spec = ChequeSpec(template, dpi=200, currency="$", style="us", jpeg_quality=None)
+        cheque = render_cheque(spec, mnist.x_test, mnist.y_test, rng)
+        reading = read_document(cheque.image, CHEQUE, recognizer)
+        assert reading.main.box is not None
+        assert _overlap(reading.main.box, cheque.box, 1.0) > 0.7, template.name
+
+
+def test_rotation_resolution_and_jpeg(mnist, recognizer):
+    rng = np.random.default_rng(5)
+    for dpi, rotation, quality in ((150, -2.0, 55), (300, 2.0, 70), (220, 1.2, None)):
+        spec = ChequeSpec(TEMPLATES[0], dpi=dpi, currency="€", style="eu_space",
+                          rotation=rotation, jpeg_quality=quality, uneven_light=True)  # fmt: skip
+        cheque = render_cheque(spec, mnist.x_test, mnist.y_test, rng)
+        reading = read_document(cheque.image, CHEQUE, recognizer)
+        assert reading.main.box is not None
+        assert _overlap(reading.main.box, cheque.box, 1.0) > 0.6
+        assert reading.width == round(TEMPLATES[0].size[0] * dpi)

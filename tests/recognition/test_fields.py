@@ -1,0 +1,119 @@
+"""Field reading: printed lines out, digits found, separators reported, non-digits flagged."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from recognition import (
+    EmptyImage,
+    NoDigits,
+    decode_image,
+    find_digits,
+    read_field,
+    read_segmentations,
+    segment_image,
+)
+from tests.support.marks import MARKS, mark_scan
+from training.synthetic_fields import FieldSpec, fields, render_field
+
+
+def gray(data: bytes) -> np.ndarray:
+    return decode_image(data, min_side=128)
+
+
+def field_of(mnist, rng, **spec) -> tuple[bytes, str]:
+    made = render_field(FieldSpec(**spec), mnist.x_test, mnist.y_test, rng)
+    return made.image, made.text
+
+
+@pytest.mark.parametrize("structure", ["box", "comb", "underline"])
+def test_printed_lines_are_not_ink(mnist, rng, structure):
+    """Boxes, comb cells and underlines of every thickness leave one slot per digit."""
+    right = 0
+    for thickness in (1, 2, 3, 4) * 5:
+        image, text = field_of(mnist, rng, count=5, structure=structure, line_thickness=thickness)
+        right += len(find_digits(gray(image)).slots) == len(text)
+    assert right >= 18, right
+
+
+def test_cheque_amounts_are_read_whole(mnist, recognizer):
+    made = fields("cheque", 60, mnist.x_test, mnist.y_test, seed=99)
+    readings = read_segmentations([segment_image(f.image) for f in made], recognizer)
+    exact = [r.text == f.text for r, f in zip(readings, made, strict=True)]
+    assert sum(exact) >= 55, sum(exact)
+    for reading in readings:
+        assert reading.confidence == pytest.approx(np.prod([d.confidence for d in reading.digits]))
+        assert reading.needs_review == bool(reading.review_reasons)
+        xs = [d.box.x for d in reading.digits]
+        assert xs == sorted(xs)
+    # Wrong answers are flagged far more often than right ones.
+    wrong = [r for r, ok in zip(readings, exact, strict=True) if not ok]
+    assert all(r.needs_review for r in wrong) or len(wrong) <= 1
+
+
+def draw_scan(draw_fn, size=(220, 90)) -> bytes:
+    page = Image.new("L", size, 235)
+    draw_fn(ImageDraw.Draw(page))
+    out = io.BytesIO()
+    page.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_separators_are_reported_never_read(mnist, rng, recognizer):
+    digits = [mnist.x_test[i] for i in range(3)]
+    labels = "".join(str(int(mnist.y_test[i])) for i in range(3))
+    canvas = np.zeros((40, 90), np.float32)
+    for k, x in enumerate((0, 26, 56)):
+        canvas[6:34, x : x + 28] = digits[k] / 255.0
+    canvas[26:31, 56:61] = 1.0  # a decimal point on the baseline after the second digit
+    page = (235 - canvas * 215).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(page).resize((270, 120)).save(out, "PNG")
+    reading = read_field(gray(out.getvalue()), recognizer)
+    assert reading.text == labels
+    assert [(s.char, s.position) for s in reading.separators] == [(".", 2)]
+
+
+def test_a_digit_in_a_box_is_one_digit(mnist, recognizer):
+    rng = np.random.default_rng(5)
+    right = 0
+    for i in range(40):
+        tilt = float(rng.uniform(-3, 3))
+        image, text = field_of(
+            mnist, rng, count=1, structure="box", height=40, line_thickness=1 + i % 4, rotation=tilt
+        )
+        right += read_field(gray(image), recognizer).text == text
+    assert right >= 38, right
+
+
+def test_layout_digit_reads_all_ink_as_one_digit(mnist, rng):
+    image, _ = field_of(mnist, rng, count=3)
+    assert len(find_digits(gray(image), "digit").slots) == 1
+    assert len(find_digits(gray(image), "field").slots) == 3
+    with pytest.raises(ValueError):
+        find_digits(gray(image), "cheque-front")
+
+
+def test_touching_digits_get_split_hypotheses(mnist, rng):
+    image, text = field_of(mnist, rng, count=2, touching=True, height=40)
+    slots = find_digits(gray(image)).slots
+    assert sum(len(h.crops) for h in slots[0]) > 1 or len(slots) == 2
+
+
+def test_blank_and_line_only_images_are_refused():
+    with pytest.raises(EmptyImage):
+        find_digits(np.full((60, 200), 0.9, np.float32))
+    only_box = draw_scan(lambda pen: pen.rectangle((10, 10, 210, 80), outline=30, width=3))
+    with pytest.raises(NoDigits):
+        find_digits(gray(only_box))
+
+
+@pytest.mark.parametrize("mark", MARKS)
+def test_marks_that_are_not_digits_are_flagged_or_refused(recognizer, mark):
+    try:
+        reading = read_field(gray(mark_scan(mark)), recognizer)
+    except NoDigits:
+        return
+    assert reading.needs_review, (reading.text, reading.confidence)

@@ -1,0 +1,210 @@
+"""Evaluate field reading on synthetic fields, and choose the field review threshold.
+
+    python -m training.fields_eval --model-dir models/default --tune    # choose + write threshold
+    python -m training.fields_eval --model-dir models/default           # evaluate only
+
+Fields are composed from MNIST digits by `training.synthetic_fields` and read exactly as the API
+reads an upload (`recognition.segment_image` then `recognition.read_segmentations`). `--tune`
+reads fields made from the TRAINING digits (the `mixed` distribution and cheque amounts) and
+chooses the field threshold there: the lowest field confidence at which the auto-accepted fields
+err at most `--target-error`. It is written into the model card (`field_review`). Evaluation uses
+fields made from the official TEST digits only: exact-field accuracy, digit accuracy (1 - edit
+distance / length), the share flagged for review (or refused), the error among fields not
+flagged, the field-level risk-coverage curve, per variation.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recognition import ImageError, Recognizer, read_segmentations, segment_image
+from recognition.card import ModelCard
+from recognition.fields import LOW_CONFIDENCE
+from training import data as mnist
+from training.export import write_report
+from training.synthetic_fields import VARIATIONS, fields
+
+TUNE_SEED, TEST_SEED = 8, 2026
+TARGET_ERROR = 0.003
+SETS = (*VARIATIONS, "cheque", "mixed")
+COVERAGES = (1.0, 0.95, 0.9, 0.85, 0.8)
+RESULTS_FILENAME = "fields_eval.json"
+REPORT_PLOTS = {
+    "Reliability diagram": "reliability.png",
+    "Risk-coverage curve": "risk_coverage.png",
+}
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def read_all(images: list[bytes], recognizer: Recognizer, batch: int = 256) -> list[dict]:
+    """Per field: text (None if refused), confidence, review flags (without low_confidence)."""
+    out = []
+    for start in range(0, len(images), batch):
+        segmentations, positions, rows = [], [], []
+        for data in images[start : start + batch]:
+            try:
+                segmentations.append(segment_image(data))
+                positions.append(len(rows))
+                rows.append(None)
+            except ImageError as exc:
+                rows.append({"text": None, "confidence": 0.0, "other": True, "refused": exc.code})
+        for position, reading in zip(
+            positions, read_segmentations(segmentations, recognizer), strict=True
+        ):
+            other = [r for r in reading.review_reasons if r != LOW_CONFIDENCE]
+            rows[position] = {
+                "text": reading.text,
+                "confidence": reading.confidence,
+                "other": bool(other),
+                "flagged": reading.needs_review,
+                "digits": len(reading.digits),
+            }
+        out.extend(rows)
+    return out
+
+
+def summarise(rows: list[dict], truths: list[str]) -> dict:
+    exact = np.array([r["text"] == t for r, t in zip(rows, truths, strict=True)])
+    flagged = np.array([r.get("flagged", True) for r in rows])
+    distance = sum(edit_distance(r["text"] or "", t) for r, t in zip(rows, truths, strict=True))
+    confidence = np.array([r["confidence"] for r in rows])
+    order = np.argsort(-confidence, kind="stable")
+    accepted = np.arange(1, len(rows) + 1)
+    risk = np.cumsum(~exact[order]) / accepted
+    kept = ~flagged
+    return {
+        "fields": len(rows),
+        "exact": float(exact.mean()),
+        "digit_accuracy": float(max(0.0, 1 - distance / sum(len(t) for t in truths))),
+        "flagged": float(flagged.mean()),
+        "refused": int(sum(r["text"] is None for r in rows)),
+        "error_unflagged": float((~exact[kept]).sum() / max(int(kept.sum()), 1)),
+        "wrong_unflagged": int((~exact[kept]).sum()),
+        "risk_at_coverage": {
+            f"{c:g}": float(risk[max(0, int(np.ceil(c * len(rows))) - 1)]) for c in COVERAGES
+        },
+    }
+
+
+def choose_field_threshold(rows: list[dict], truths: list[str], target_error: float) -> float:
+    """Lowest confidence threshold whose auto-accepted multi-digit fields err <= target."""
+    multi = [(r, t) for r, t in zip(rows, truths, strict=True) if r.get("digits", 0) > 1]
+    pool = [(r["confidence"], r["text"] == t) for r, t in multi if not r["other"]]
+    pool.sort(key=lambda item: -item[0])
+    errors, best = 0, 1.0
+    for accepted, (confidence, right) in enumerate(pool, 1):
+        errors += not right
+        if errors / accepted <= target_error:
+            best = confidence
+    return float(best)
+
+
+def tune(recognizer: Recognizer, data, count: int, target_error: float) -> dict:
+    # The operating distribution: cheque amounts. (On `mixed`, whose touching and broken digits
+    # make confident segmentation errors, any threshold low enough to be useful fails the target.)
+    tuning = fields("cheque", count, data.x_train, data.y_train, TUNE_SEED)
+    rows = read_all([f.image for f in tuning], recognizer)
+    threshold = choose_field_threshold(rows, [f.text for f in tuning], target_error)
+    return {
+        "threshold": threshold,
+        "target_error": target_error,
+        "chosen_on": f"{len(tuning)} synthetic cheque amounts (training.synthetic_fields"
+        f" 'cheque', seed {TUNE_SEED}) composed from MNIST TRAINING digits; multi-digit fields"
+        " only (one-digit fields use the digit threshold)",
+    }
+
+
+def evaluate(recognizer: Recognizer, data, count: int, sets=SETS) -> dict:
+    results = {}
+    for i, name in enumerate(sets):
+        made = fields(name, count, data.x_test, data.y_test, TEST_SEED + i)
+        started = time.perf_counter()
+        rows = read_all([f.image for f in made], recognizer)
+        results[name] = summarise(rows, [f.text for f in made])
+        results[name]["ms_per_field"] = round((time.perf_counter() - started) * 1000 / count, 3)
+        print(f"{name:14s} {json.dumps(results[name])}", flush=True)
+    return results
+
+
+def markdown_table(results: dict) -> str:
+    """The per-variation table for docs/fields.md."""
+    rows = [
+        "| fields | count | exact | digit accuracy | flagged or refused | wrong among not flagged"
+        " | error at 90% coverage |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results["sets"].items():
+        rows.append(
+            f"| {name} | {r['fields']} | {r['exact']:.1%} | {r['digit_accuracy']:.1%} |"
+            f" {r['flagged']:.1%} | {r['error_unflagged']:.2%} ({r['wrong_unflagged']}) |"
+            f" {r['risk_at_coverage']['0.9']:.2%} |"
+        )
+    return "\n".join(rows)
+
+
+def write_doc_table(results: dict, doc: Path) -> None:
+    """Replace the table between the fields-eval markers of `doc`."""
+    start, end = "<!-- fields-eval:start -->", "<!-- fields-eval:end -->"
+    text = doc.read_text()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{start}\n{markdown_table(results)}\n{end}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--model-dir", type=Path, default=Path("models/default"))
+    parser.add_argument("--data", type=Path, help="MNIST folder (default: the shared one)")
+    parser.add_argument("--count", type=int, default=300, help="fields per set")
+    parser.add_argument("--tune", action="store_true", help="choose the field threshold first")
+    parser.add_argument("--tune-count", type=int, default=2000)
+    parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--doc", type=Path, help="rewrite the table in this page (docs/fields.md)")
+    parser.add_argument(
+        "--out", type=Path, help=f"write {RESULTS_FILENAME} here (default: model dir)"
+    )
+    args = parser.parse_args(argv)
+
+    data = mnist.load_mnist(args.data)
+    if args.tune:
+        card = ModelCard.load(args.model_dir)
+        card.field_review = tune(
+            Recognizer(args.model_dir), data, args.tune_count, args.target_error
+        )
+        card.save(args.model_dir)
+        write_report(card, args.model_dir, REPORT_PLOTS)
+        print(f"field review threshold {card.field_review['threshold']:.4f}", flush=True)
+    recognizer = Recognizer(args.model_dir)
+    results = {
+        "model_version": recognizer.version,
+        "field_review": recognizer.card.model_dump().get("field_review"),
+        "count_per_set": args.count,
+        "test_seed": TEST_SEED,
+        "sets": evaluate(recognizer, data, args.count, args.sets.split(",")),
+    }
+    out = args.out or args.model_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS_FILENAME).write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown_table(results))
+    if args.doc:
+        write_doc_table(results, args.doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
