@@ -21,7 +21,7 @@ ZIP_ADVICE = "a ZIP archive: upload it as a bulk job (the /bulk page or POST /jo
 
 def register(commands) -> None:
     rec = commands.add_parser(
-        "recognize", help="read the digit or digits in each image file (folders are read recursively)"
+        "recognize", help="read the digits in each image file (folders are read recursively)"
     )
     rec.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     rec.add_argument("--json", action="store_true", help="one JSON object per line")
