@@ -43,7 +43,7 @@ class AuthUnavailable(ApiError):
         self.headers = {"Retry-After": "5"}
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
     return request.app.state.auth
 
 
@@ -92,7 +92,7 @@ AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 def require(*roles: Role):
     """A dependency that lets through callers with one of `roles` (admins always)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:  # async: no threadpool hop
         if not principal.has(*roles):
             raise Forbidden(roles)
         return principal

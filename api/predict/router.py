@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.config import Settings
-from api.deps import BatcherDep, get_recognizer
+from api.deps import BatcherDep, recognizer_of
 from api.doctypes.service import document_type_for, read_page_json
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.limits import check_content_type, limited, read_body
@@ -112,7 +112,7 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(settings.max_image_bytes)
     if doc_type is not None:  # a whole page: find the fields, read each one
-        recognizer = get_recognizer(request)
+        recognizer = recognizer_of(request)
         page = partial(read_page_json, data, doc_type, recognizer, settings.max_image_pixels)
         return _json(await run_in_threadpool(page))
     # The decode budget (api.budget) picks the pixel limit: make(max_pixels) -> the decode job.

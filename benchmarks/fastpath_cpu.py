@@ -1,0 +1,201 @@
+"""Where a `/predict-drawing` request's CPU goes, measured so that a busy shared machine does not
+change the answer much: CPU seconds, not wall-clock.
+
+1. Stages, in this process: each step of the hot path run a few hundred times on the full
+   280x280 canvas PNG, timed with `time.process_time` (this thread's CPU, so other processes
+   on the machine do not count): JSON + base64, PNG decode, segmentation, the model, the answer.
+2. The server: the API (uvicorn or granian, API keys required, the benchmark key given a high
+   limit with RATE_LIMIT_OVERRIDES) under `wrk` with a Bearer key; the CPU time of every
+   server process (utime + stime from /proc) and of `wrk` itself over N requests, per request.
+   The implied requests/s on two cores is 2,000 ms / (server + wrk ms a request): what the box
+   would do if nothing else ran on it.
+
+    .venv/bin/python benchmarks/fastpath_cpu.py [--server granian] [--workers 2] [--seconds 8]
+"""
+
+import argparse
+import base64
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from benchmarks.fastpath_external import servers, wait_ready, wrk  # noqa: E402
+from benchmarks.latency import canvas_png, mnist_test  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
+
+SECTION = "fastpath-cpu"
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*all")
+f:close()
+"""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def canvas_body() -> tuple[bytes, bytes]:
+    images, _ = mnist_test(1, seed=7)
+    png = canvas_png(images[0], np.random.default_rng(7), 280)
+    body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
+    return png, body.encode()
+
+
+def cpu_ms(step, repeat: int) -> float:
+    step()
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(repeat):
+            step()
+        best = min(best, (time.process_time() - started) / repeat * 1000)
+    return best
+
+
+def stages(repeat: int) -> list[tuple[str, float]]:
+    """CPU ms of each step of the hot path, in this process."""
+    from api.predict.service import parse_drawing, reading_json
+    from digitflow.settings import PlatformSettings
+    from recognition import (
+        WORK_MIN_SIDE,
+        Recognizer,
+        decode_data_url,
+        decode_image,
+        find_digits,
+        read_segmentations,
+    )
+
+    png, body = canvas_body()
+    recognizer = Recognizer(PlatformSettings().model_dir)
+    gray = decode_image(png, 1_000_000, WORK_MIN_SIDE)
+    field = find_digits(gray)
+    reading = read_segmentations([field], recognizer)[0]
+    steps = {
+        "JSON body + base64": lambda: decode_data_url(parse_drawing(body, None).image),
+        f"PNG decode to {gray.shape[1]}x{gray.shape[0]} luminance": lambda: decode_image(
+            png, 1_000_000, WORK_MIN_SIDE
+        ),
+        "segmentation (find_digits, layout=auto)": lambda: find_digits(gray),
+        "segmentation (layout=digit)": lambda: find_digits(gray, "digit"),
+        "model + review policy (read_segmentations, 1 field)": lambda: read_segmentations(
+            [field], recognizer
+        ),
+        "answer JSON": lambda: reading_json(reading, recognizer.version),
+    }
+    return [(name, cpu_ms(step, repeat)) for name, step in steps.items()]
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime + stime of every live process in the process group (the server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def prepare(data_dir: Path) -> str:
+    """A migrated database holding one submitter key (so the API requires keys)."""
+    from digitflow import keys
+    from digitflow.db import make_sessionmaker
+    from digitflow.db.migrations import upgrade
+
+    url = f"sqlite:///{data_dir / 'digitflow.db'}"
+    upgrade(url)
+    with make_sessionmaker(url).begin() as session:
+        return keys.create_key(session, "bench", "submitter", "fastpath benchmark").key
+
+
+def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
+    proc = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), start_new_session=True)
+    rows = []
+    try:
+        wait_ready(port)
+        wrk(port, script, 8, 2)  # warm-up
+        for connections in args.connections:
+            before = group_cpu_seconds(proc.pid)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result = wrk(port, script, connections, args.seconds)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            requests = result["rps"] * args.seconds
+            server_ms = (group_cpu_seconds(proc.pid) - before) / requests * 1000
+            wrk_ms = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+            rows.append({**result, "c": connections, "server_ms": server_ms,
+                         "wrk_ms": wrk_ms / requests * 1000})  # fmt: skip
+            print(rows[-1], flush=True)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+    return rows
+
+
+def run(args) -> tuple[list, list, str]:
+    data_dir = Path(tempfile.mkdtemp(prefix="digitflow-cpu-"))
+    key = prepare(data_dir)
+    _, body = canvas_body()
+    (data_dir / "body.json").write_bytes(body)
+    script = data_dir / "post.lua"
+    script.write_text(WRK_SCRIPT.format(key=key, body=data_dir / "body.json"))
+    # The benchmark client's own limit (the documented RATE_LIMIT_OVERRIDES setting).
+    overrides = json.dumps({"127.0.0.1": "100000000/minute"})
+    os.environ.update(DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", RATE_LIMIT_OVERRIDES=overrides)
+    found = servers(args.port, args.workers)
+    name = next(name for name in found if args.server in name)
+    command = found[name]
+    stage_rows = stages(args.repeat)
+    return stage_rows, server_cpu(command, args.port, script, args), name
+
+
+def report(stage_rows, rows, name: str, load: tuple[float, float]) -> str:
+    lines = ["| step | CPU ms |", "| --- | --- |"]
+    lines += [f"| {step} | {ms:.3f} |" for step, ms in stage_rows]
+    lines += ["", f"Server: {name}, API keys required, the request carries a Bearer key.", "",
+              "| concurrency | requests/s (wall) | p50 ms | p99 ms | server CPU ms a request | "
+              "wrk CPU ms a request | implied requests/s on 2 cores |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in rows:
+        implied = 2000 / (row["server_ms"] + row["wrk_ms"])
+        lines.append(f"| {row['c']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | "
+                     f"{row['server_ms']:.2f} | {row['wrk_ms']:.2f} | {implied:.0f} |")  # fmt: skip
+    return (
+        "`benchmarks/fastpath_cpu.py`: CPU time, not wall-clock, so a shared machine's load "
+        "changes it little. Stages are timed in one process (`time.process_time`, best of 3); "
+        "the server's CPU is utime + stime of all its processes over the wrk run. Load average "
+        f"(1 min) before/after: {load[0]:.1f}/{load[1]:.1f}.\n\n" + "\n".join(lines)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server", default="granian", help="uvicorn, gunicorn or granian")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--port", type=int, default=8976)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    stage_rows, rows, name = run(args)
+    text = report(stage_rows, rows, name, (load_before, os.getloadavg()[0]))
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, "Fast path: CPU a request (benchmarks/fastpath_cpu.py)", text)
+
+
+if __name__ == "__main__":
+    main()
