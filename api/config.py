@@ -64,6 +64,8 @@ class Settings(PlatformSettings):
     # Seconds between SIGTERM (readiness turns false) and the server starting to stop; keep it
     # below the orchestrator's grace period minus the longest upload you want to finish.
     shutdown_drain_seconds: float = Field(default=0, ge=0)
+    # At shutdown, the micro-batcher finishes the requests it holds for at most this long.
+    shutdown_batch_seconds: float = Field(default=10, ge=0)
     # Let the app set up logging (JSON lines); tests that capture logs turn it off.
     configure_logging: bool = True
 

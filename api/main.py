@@ -122,8 +122,10 @@ async def lifespan(app: FastAPI):
     try:
         yield
     finally:
+        # The server may run this while requests are still in flight (granian does): the
+        # batcher finishes what it holds before its threads stop.
         if app.state.batcher is not None:
-            app.state.batcher.close()
+            await app.state.batcher.aclose(settings.shutdown_batch_seconds)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

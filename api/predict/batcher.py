@@ -10,12 +10,17 @@ a ready Segmentation or a function that makes one from raw bytes: decoding small
 the batch's thread costs one thread hop per batch instead of one per request. The items of a
 batch are decoded by a small pool of threads: Pillow and NumPy release the GIL for much of the
 work, so decoding uses more than one core while the event loop keeps serving.
+
+Shutdown: `aclose` (the lifespan's last step) lets every queued and running batch finish before
+the threads stop; a request that reaches the batcher after that is answered 503, never with
+"cannot schedule new futures after shutdown".
 """
 
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from api.errors import ModelUnavailable
 from recognition import FieldReading, Recognizer, read_segmentations
 from recognition.segment import Segmentation
 
@@ -29,6 +34,7 @@ class MicroBatcher:
         self._max_batch = max_batch
         self._queue: list[tuple[Item, asyncio.Future]] = []
         self._draining = False
+        self._closed = False
         # One thread: the model runs one batch at a time, and batches form while it is busy.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="digitflow-batch")
         self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="digitflow-decode")
@@ -42,6 +48,8 @@ class MicroBatcher:
     predict = read
 
     async def _submit(self, item: Item) -> FieldReading:
+        if self._closed:
+            raise ModelUnavailable("the server is shutting down")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((item, future))
@@ -88,7 +96,18 @@ class MicroBatcher:
             self.images += sum(len(field.crops) for field in fields)
         return outcomes
 
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Wait (up to `timeout` s) until no request is queued or being read, then stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._draining or self._queue) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._decoders.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
+        self._closed = True
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._decoders.shutdown(wait=True, cancel_futures=True)
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import numpy as np
 import pytest
 
+from api.config import Settings
+from api.errors import ModelUnavailable
+from api.main import create_app
 from api.predict.batcher import MicroBatcher
 from recognition import EmptyImage, Recognizer, find_digits, read_segmentations
+from tests.api.conftest import canvas_drawing, data_url
 
 
 class CountingRecognizer(Recognizer):
@@ -60,8 +65,10 @@ def test_a_bad_input_fails_only_its_own_request(model_dir, mnist_test_digits):
         batcher = MicroBatcher(Recognizer(model_dir))
         try:
             return await asyncio.gather(
-                batcher.read(good[0]), batcher.read(unreadable),
-                batcher.read(lambda: good[1]), return_exceptions=True,
+                batcher.read(good[0]),
+                batcher.read(unreadable),
+                batcher.read(lambda: good[1]),
+                return_exceptions=True,
             )
         finally:
             batcher.close()
@@ -114,3 +121,44 @@ def test_a_cancelled_request_does_not_hold_up_the_rest_of_its_batch(model_dir, m
     answers, cancelled = asyncio.run(main())
     assert cancelled
     assert [a.digit for a in answers] == [int(d) for d in mnist_test_digits[1][[2, 3, 0]]]
+
+
+def test_closing_finishes_requests_in_flight_then_refuses_with_503(model_dir, mnist_test_digits):
+    """Shutdown while requests are queued and a batch runs: each of them still gets its reading
+    (it used to be RuntimeError: cannot schedule new futures after shutdown); one that arrives
+    after the batcher closed is a clean 503."""
+    fields = fields_of(mnist_test_digits[0][:12])
+
+    async def main():
+        batcher = MicroBatcher(Recognizer(model_dir), max_batch=4)
+        tasks = [asyncio.create_task(batcher.read(field)) for field in fields]
+        await asyncio.sleep(0)  # queued; the first batch is running
+        await batcher.aclose()
+        late = await asyncio.gather(batcher.read(fields[0]), return_exceptions=True)
+        return await asyncio.gather(*tasks, return_exceptions=True), late[0]
+
+    answers, late = asyncio.run(main())
+    assert [a.digit for a in answers] == [int(d) for d in mnist_test_digits[1][:12]]
+    assert isinstance(late, ModelUnavailable) and late.status_code == 503
+
+
+def test_lifespan_shutdown_with_requests_in_flight_answers_them(model_dir, tmp_path):
+    """The app's own shutdown (lifespan) with canvas requests in flight: no 500."""
+    settings = Settings(
+        model_dir=model_dir, data_dir=tmp_path, configure_logging=False, batch_max_size=2
+    )  # several batches queue behind the running one
+    app = create_app(settings)
+    drawing = {"image": data_url(canvas_drawing(np.eye(28, dtype=np.uint8) * 255))}
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with app.router.lifespan_context(app):
+                tasks = [asyncio.create_task(client.post("/predict-drawing", json=drawing))
+                         for _ in range(24)]  # fmt: skip
+                await asyncio.sleep(0.005)  # some queued, one batch running; then shut down
+            return [(await task).status_code for task in tasks]
+
+    statuses = asyncio.run(main())
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(200) >= 1
