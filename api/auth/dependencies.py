@@ -85,7 +85,19 @@ async def current_principal(
     return principal
 
 
+async def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The open canvas path (issue 9): no key is needed, but a key that is sent is checked
+    (401 if refused) and its own rate limit applies."""
+    if credentials is None:
+        return None
+    return await current_principal(request, credentials)
+
+
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 
 

@@ -40,6 +40,7 @@ class MicroBatcher:
         self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="digitflow-decode")
         self.batches = 0  # model calls so far (the benchmark reports images per call)
         self.images = 0
+        self.requests = 0  # items submitted
 
     async def read(self, item: Item) -> FieldReading:
         return await self._submit(item)
@@ -50,6 +51,7 @@ class MicroBatcher:
     async def _submit(self, item: Item) -> FieldReading:
         if self._closed:
             raise ModelUnavailable("the server is shutting down")
+        self.requests += 1
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((item, future))

@@ -2,8 +2,9 @@
 
 Bodies are read raw (size-checked before anything is parsed) and answers are written as bytes.
 Both endpoints take `layout` (`auto`, `digit`, `field`): a query parameter, or the multipart
-field / JSON member of the same name. One dependency per endpoint keeps the framework's share of
-each request small.
+field / JSON member of the same name. Both are open (rate-limited per client address), and a
+request that carries an API key has it checked and counted against the key's limit. The
+dependencies are `async def` lookups (no threadpool hop) to keep the framework's share small.
 """
 
 from functools import partial
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from api.auth.dependencies import OptionalPrincipalDep
 from api.config import Settings
 from api.deps import BatcherDep, recognizer_of
 from api.doctypes.service import document_type_for, read_page_json
@@ -79,6 +81,10 @@ LAYOUT_QUERY = [
 ]
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
@@ -90,7 +96,7 @@ def _json(body: bytes) -> Response:
     responses=ERRORS,
     openapi_extra={"requestBody": UPLOAD_BODY, "parameters": LAYOUT_QUERY},
 )
-async def predict(request: Request, batcher: BatcherDep) -> Response:
+async def predict(request: Request, batcher: BatcherDep, _: OptionalPrincipalDep) -> Response:
     settings: Settings = request.app.state.settings
     check_content_type(request, "multipart/form-data")
     body_limit = settings.max_image_bytes + MULTIPART_OVERHEAD
@@ -117,7 +123,8 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
         return _json(await run_in_threadpool(page))
     # The decode budget (api.budget) picks the pixel limit: make(max_pixels) -> the decode job.
     make = partial(partial, upload_field, data, layout)
-    reading = await request.app.state.budget.predict(batcher, make, len(data), request)
+    address = client_address(request)
+    reading = await request.app.state.budget.predict(batcher, make, len(data), address, data)
     return _json(reading_json(reading, batcher.model_version))
 
 
@@ -128,12 +135,15 @@ async def predict(request: Request, batcher: BatcherDep) -> Response:
     responses=ERRORS,
     openapi_extra={"requestBody": DRAWING_BODY, "parameters": LAYOUT_QUERY},
 )
-async def predict_drawing(request: Request, batcher: BatcherDep) -> Response:
+async def predict_drawing(
+    request: Request, batcher: BatcherDep, _: OptionalPrincipalDep
+) -> Response:
     settings: Settings = request.app.state.settings
     check_content_type(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
     layout = request.query_params.get("layout")
     make = partial(partial, drawing_field, body, layout, settings.max_image_bytes)
-    reading = await request.app.state.budget.predict(batcher, make, len(body), request)
+    budget = request.app.state.budget
+    reading = await budget.predict(batcher, make, len(body), client_address(request))
     return _json(reading_json(reading, batcher.model_version))
