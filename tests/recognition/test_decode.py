@@ -113,3 +113,37 @@ def test_sixteen_bit_and_palette_images():
     assert gray[40, 60] < 0.2 and gray[5, 5] > 0.85
     palette = dark_bar_on_white().convert("P")
     assert decode_image(encode(palette, "GIF"))[40, 60] < 0.2
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(280, 280), (301, 77), (57, 41)])
+def test_libspng_decodes_pngs_as_pillow_does(monkeypatch, mode, size):
+    """The fast PNG path (libspng + OpenCV) and Pillow agree to within rounding (1/255), shrunk
+    or not, with whole or partial shrink boxes."""
+    import recognition.decode as decode
+
+    assert decode.pyspng is not None  # a core dependency: the fast path is the one tested
+    rng = np.random.default_rng(size[0])
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8).squeeze()
+    if mode == "RGBA":
+        pixels[..., :3] //= 3  # dark marks: not at the dark/light background decision's edge
+    data = encode(Image.fromarray(pixels, mode), "PNG")
+    fast = decode_image(data, min_side=28)
+    monkeypatch.setattr(decode, "pyspng", None)
+    slow = decode_image(data, min_side=28)
+    assert fast.shape == slow.shape and fast.dtype == slow.dtype == np.float32
+    assert np.abs(fast - slow).max() <= 1 / 255 + 1e-6
+
+
+def test_pngs_libspng_does_not_take_still_decode(monkeypatch):
+    """Palette with tRNS transparency, grey + alpha, 16-bit: Pillow's path, same answers."""
+    import recognition.decode as decode
+
+    ink = dark_bar_on_white()
+    for image in (ink.convert("P"), ink.convert("LA"), ink.convert("I;16")):
+        assert decode._decode_png(encode(image, "PNG"), 10**6) is None
+        assert decode_image(encode(image, "PNG"))[40, 60] < 0.2
+    palette = ink.convert("P")
+    palette.info["transparency"] = 255
+    assert decode._decode_png(encode(palette, "PNG", transparency=255), 10**6) is None
