@@ -9,26 +9,40 @@ Memory for heavy decodes is thus bounded by the concurrency, not by how many arr
 client address gets `rate_limit_heavy_per_address` of them (429 past it), so one client looping
 bombs cannot take the CPU the canvas needs.
 
+Heavy decodes run in a helper process (one per API process, started on first use, at a lower
+CPU priority): Pillow holds the GIL for tens of milliseconds at a time while it decodes some
+formats (lossless WebP), which would freeze the event loop and every canvas request with it.
+
 When the raw image bytes are at hand (an upload), their header is checked on the event loop
 first (microseconds for a PNG, tens of them for other formats): a heavy image then never enters
 the batch, and a client over its heavy limit is refused at once, so a 429 storm costs little.
 """
 
 import asyncio
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
-from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings
-from api.errors import ApiError
+from api.errors import ApiError, ModelUnavailable
 from api.predict.batcher import MicroBatcher
 from api.security import RateLimiter
 from recognition import DigitPrediction, check_image
 from recognition.errors import ImageError, ImageTooLarge
 
-# make(max_pixels) -> a function that decodes and prepares the request's image
+# make(max_pixels) -> a function that decodes and prepares the request's image (picklable: it
+# runs in the helper process when the image is heavy)
 JobFactory = Callable[[int], Callable[[], np.ndarray]]
+# The helper's niceness: when the CPU is short, the canvas's process runs first.
+HEAVY_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    os.nice(HEAVY_NICENESS)
 
 
 class HeavyRateLimited(ApiError):
@@ -44,14 +58,19 @@ class DecodeBudget:
         self.inline_pixels = min(settings.inline_decode_max_pixels, settings.max_image_pixels)
         self.max_pixels = settings.max_image_pixels
         self._heavy = asyncio.Semaphore(settings.heavy_decode_concurrency)
+        self._concurrency = settings.heavy_decode_concurrency
+        self._pool: ProcessPoolExecutor | None = None
         self.heavy_decodes = 0  # how many requests took the heavy path (tests, metrics)
 
     async def predict(
         self, batcher: MicroBatcher, make: JobFactory, size: int, address: str,
-        image: bytes | None = None,
+        header: bytes | None = None,
     ) -> DigitPrediction:  # fmt: skip
-        """Read the request's image; `image`, its raw bytes if known, is checked up front."""
-        if size <= self.inline_bytes and (image is None or self._fits_inline(image)):
+        """Read the request's image. `header`: its first bytes (or all of them) if known, checked
+        on the event loop: over the hard limit is refused at once, over the inline budget goes
+        straight to the heavy path."""
+        heavy = size > self.inline_bytes or (header is not None and self._heavy_header(header))
+        if not heavy:
             try:
                 return await batcher.predict(make(self.inline_pixels))
             except ImageTooLarge:
@@ -61,14 +80,34 @@ class DecodeBudget:
             raise HeavyRateLimited(wait)
         self.heavy_decodes += 1
         async with self._heavy:
-            array = await run_in_threadpool(make(self.max_pixels))
-        return await batcher.predict(array)
+            field = await self._decode_aside(make(self.max_pixels))
+        return await batcher.predict(field)
 
-    def _fits_inline(self, image: bytes) -> bool:
+    def _heavy_header(self, header: bytes) -> bool:
+        """Whether the image is over the inline budget; ImageTooLarge if over the hard limit."""
         try:
-            check_image(image, self.inline_pixels)
+            check_image(header, self.max_pixels)
+        except ImageError as exc:
+            if isinstance(exc, ImageTooLarge):
+                raise
+            return False  # damaged, cut short or not an image: the batch's decode says which
+        try:
+            check_image(header, self.inline_pixels)
         except ImageTooLarge:
-            return False
-        except ImageError:
-            return True  # damaged or not an image: the batch's decode names the problem
-        return True
+            return True
+        return False
+
+    async def _decode_aside(self, job: Callable[[], np.ndarray]):
+        if self._pool is None:  # spawned, not forked: this process runs threads
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self._concurrency, context, _lower_priority)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        except BrokenProcessPool as exc:  # the helper died (out of memory?): a new one next time
+            self._pool = None
+            raise ModelUnavailable("the large-image decoder stopped; retry") from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

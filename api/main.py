@@ -126,6 +126,7 @@ async def lifespan(app: FastAPI):
         # batcher finishes what it holds before its threads stop.
         if app.state.batcher is not None:
             await app.state.batcher.aclose(settings.shutdown_batch_seconds)
+        app.state.budget.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -52,3 +52,27 @@ def test_an_over_limit_heavy_upload_never_enters_the_batch(tmp_path):
         blank_url = "data:image/png;base64," + base64.b64encode(blank).decode()
         inline = client.post("/predict-drawing", json={"image": blank_url})
         assert inline.status_code == 422  # blank, read inline: the heavy limit does not apply
+
+
+def test_a_drawing_bomb_is_refused_from_its_header_before_the_batch(tmp_path):
+    """The data URL's first bytes are read on the event loop: a 40 MP WebP in a drawing is 413
+    at once, and a near-limit one goes straight to the heavy path."""
+    bomb, near = lossless_webp(8000, 5000), lossless_webp(2000, 2000)
+    with TestClient(
+        create_app(security_settings(tmp_path)), raise_server_exceptions=False
+    ) as client:
+        batcher, budget = client.app.state.batcher, client.app.state.budget
+        submitted = batcher.requests
+        as_url = "data:image/webp;base64,{}".format
+        refused = client.post(
+            "/predict-drawing", json={"image": as_url(base64.b64encode(bomb).decode())}
+        )
+        assert refused.status_code == 413 and refused.json()["code"] == "image_too_large"
+        assert batcher.requests == submitted
+        heavy = budget.heavy_decodes
+        blank = client.post(
+            "/predict-drawing", json={"image": as_url(base64.b64encode(near).decode())}
+        )
+        assert blank.status_code == 422  # a blank page, found so in the helper process
+        assert budget.heavy_decodes == heavy + 1
+        assert batcher.requests == submitted  # never decoded inside the canvas batch
