@@ -14,6 +14,7 @@ change the answer much: CPU seconds, not wall-clock.
 """
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -95,6 +96,72 @@ def stages(repeat: int) -> list[tuple[str, float]]:
     return [(name, cpu_ms(step, repeat)) for name, step in steps.items()]
 
 
+class _Answer:
+    """The recognition core stubbed out: the framework's share of a request alone."""
+
+    model_version = "stub"
+
+    def __init__(self, reading):
+        self.reading = reading
+
+    async def predict(self, *args):
+        return self.reading
+
+
+async def _framework(app, body: bytes, key: str, repeat: int) -> float:
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()),
+               (b"authorization", f"Bearer {key}".encode())]  # fmt: skip
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict-drawing", "raw_path": b"/predict-drawing",
+             "root_path": "", "query_string": b"", "headers": headers,
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}  # fmt: skip
+    statuses = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def one():
+        await app({**scope, "state": {}}, receive, send)
+
+    await one()
+    assert statuses == [200], statuses
+    started = time.process_time()
+    for _ in range(repeat):
+        await one()
+    return (time.process_time() - started) / repeat * 1000
+
+
+def framework_ms(key: str, repeat: int) -> float:
+    """CPU ms of the HTTP framework, middleware, auth and rate limit for one canvas request (in
+    process, no server, the recognition core stubbed)."""
+    from api.config import Settings
+    from api.main import create_app
+    from recognition import WORK_MIN_SIDE, Recognizer, decode_image, find_digits, read_segmentations
+
+    png, body = canvas_body()
+    app = create_app(Settings(configure_logging=False))
+    recognizer = Recognizer(app.state.settings.model_dir)
+    field = find_digits(decode_image(png, 1_000_000, WORK_MIN_SIDE))
+    stub = _Answer(read_segmentations([field], recognizer)[0])
+
+    async def main() -> float:
+        async with app.router.lifespan_context(app):
+            state = app.state
+            kept = state.budget, state.batcher
+            state.budget = state.batcher = stub
+            try:
+                return await _framework(app, body, key, repeat * 5)
+            finally:
+                state.budget, state.batcher = kept
+
+    return asyncio.run(main())
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """utime + stime of every live process in the process group (the server and its workers)."""
     total = 0
@@ -157,6 +224,8 @@ def run(args) -> tuple[list, list, str]:
     name = next(name for name in found if args.server in name)
     command = found[name]
     stage_rows = stages(args.repeat)
+    stage_rows.append(("framework: HTTP app, middleware, auth, rate limit (core stubbed)",
+                       framework_ms(key, args.repeat)))  # fmt: skip
     return stage_rows, server_cpu(command, args.port, script, args), name
 
 

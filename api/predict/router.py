@@ -3,8 +3,9 @@
 Bodies are read raw (size-checked before anything is parsed) and answers are written as bytes.
 Both endpoints take `layout` (`auto`, `digit`, `field`): a query parameter, or the multipart
 field / JSON member of the same name. Both are open (rate-limited per client address), and a
-request that carries an API key has it checked and counted against the key's limit. The
-dependencies are `async def` lookups (no threadpool hop) to keep the framework's share small.
+request that carries an API key has it checked and counted against the key's limit. No
+dependency injection: the model, the batcher and the key are looked up directly, which keeps
+the framework's share of a request small (docs/benchmarks.md, "CPU a request").
 """
 
 import base64
@@ -15,9 +16,9 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.auth.dependencies import OptionalPrincipalDep
+from api.auth.dependencies import sent_key_principal
 from api.config import Settings
-from api.deps import BatcherDep, recognizer_of
+from api.deps import batcher_of, recognizer_of
 from api.doctypes.service import document_type_for, read_page_json
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.limits import check_content_type, limited, read_body
@@ -75,6 +76,9 @@ DRAWING_BODY = {
 }
 
 
+# Open (rate-limited per address), or with an API key: declared as optional security.
+OPEN = [{"HTTPBearer": []}, {}]
+
 LAYOUT_QUERY = [
     {
         "name": "layout",
@@ -115,9 +119,11 @@ def _json(body: bytes) -> Response:
     summary="Read the digit or the field of digits in an uploaded image file",
     response_model=PredictionPublic,
     responses=ERRORS,
-    openapi_extra={"requestBody": UPLOAD_BODY, "parameters": LAYOUT_QUERY},
+    openapi_extra={"requestBody": UPLOAD_BODY, "parameters": LAYOUT_QUERY, "security": OPEN},
 )
-async def predict(request: Request, batcher: BatcherDep, _: OptionalPrincipalDep) -> Response:
+async def predict(request: Request) -> Response:
+    batcher = batcher_of(request)
+    await sent_key_principal(request)
     settings: Settings = request.app.state.settings
     check_content_type(request, "multipart/form-data")
     body_limit = settings.max_image_bytes + MULTIPART_OVERHEAD
@@ -154,11 +160,11 @@ async def predict(request: Request, batcher: BatcherDep, _: OptionalPrincipalDep
     summary="Read the digit or digits drawn on the canvas (a data URL)",
     response_model=PredictionPublic,
     responses=ERRORS,
-    openapi_extra={"requestBody": DRAWING_BODY, "parameters": LAYOUT_QUERY},
+    openapi_extra={"requestBody": DRAWING_BODY, "parameters": LAYOUT_QUERY, "security": OPEN},
 )
-async def predict_drawing(
-    request: Request, batcher: BatcherDep, _: OptionalPrincipalDep
-) -> Response:
+async def predict_drawing(request: Request) -> Response:
+    batcher = batcher_of(request)
+    await sent_key_principal(request)
     settings: Settings = request.app.state.settings
     check_content_type(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
