@@ -22,8 +22,12 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.fastpath_cpu import canvas_body, prepare  # noqa: E402
-from benchmarks.fastpath_external import servers, wait_ready, wrk  # noqa: E402
+from benchmarks.fastpath_external import (  # noqa: E402
+    client_setup,
+    servers,
+    wait_ready,
+    wrk,
+)
 from benchmarks.report import write_section  # noqa: E402
 
 SECTION = "fastpath-attack"
@@ -68,9 +72,7 @@ def bomb_rate(procs: list[subprocess.Popen]) -> float:
 
 def run(args) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="digitflow-attack-"))
-    prepare(folder)  # API keys exist: the platform runs as in production
-    os.environ.update(DATA_DIR=str(folder), LOG_LEVEL="WARNING")
-    canvas = script(folder, "canvas", canvas_body()[1], "application/json")
+    _, canvas = client_setup(folder)  # keys required; the canvas client sends one
     bomb = script(folder, "bomb", bomb_upload(), f"multipart/form-data; boundary={BOUNDARY}")
     found = servers(args.port, args.workers)
     name = next(name for name in found if args.server in name)
@@ -109,7 +111,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8977)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    os.environ["RATE_LIMIT_OVERRIDES"] = '{"127.0.0.1": "100000000/minute"}'
     load_before = os.getloadavg()[0]
     text = report(run(args), (load_before, os.getloadavg()[0]))
     print(text)

@@ -15,8 +15,6 @@ change the answer much: CPU seconds, not wall-clock.
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import resource
 import subprocess
@@ -25,31 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.fastpath_external import servers, wait_ready, wrk  # noqa: E402
-from benchmarks.latency import canvas_png, mnist_test  # noqa: E402
+from benchmarks.fastpath_external import (  # noqa: E402
+    canvas_body,
+    client_setup,
+    servers,
+    wait_ready,
+    wrk,
+)
 from benchmarks.report import write_section  # noqa: E402
 
 SECTION = "fastpath-cpu"
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {key}"
-local f = io.open("{body}", "rb")
-wrk.body = f:read("*all")
-f:close()
-"""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def canvas_body() -> tuple[bytes, bytes]:
-    images, _ = mnist_test(1, seed=7)
-    png = canvas_png(images[0], np.random.default_rng(7), 280)
-    body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
-    return png, body.encode()
 
 
 def cpu_ms(step, repeat: int) -> float:
@@ -175,18 +161,6 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / CLOCK_TICKS
 
 
-def prepare(data_dir: Path) -> str:
-    """A migrated database holding one submitter key (so the API requires keys)."""
-    from digitflow import keys
-    from digitflow.db import make_sessionmaker
-    from digitflow.db.migrations import upgrade
-
-    url = f"sqlite:///{data_dir / 'digitflow.db'}"
-    upgrade(url)
-    with make_sessionmaker(url).begin() as session:
-        return keys.create_key(session, "bench", "submitter", "fastpath benchmark").key
-
-
 def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
     proc = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), start_new_session=True)
     rows = []
@@ -211,15 +185,7 @@ def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
 
 
 def run(args) -> tuple[list, list, str]:
-    data_dir = Path(tempfile.mkdtemp(prefix="digitflow-cpu-"))
-    key = prepare(data_dir)
-    _, body = canvas_body()
-    (data_dir / "body.json").write_bytes(body)
-    script = data_dir / "post.lua"
-    script.write_text(WRK_SCRIPT.format(key=key, body=data_dir / "body.json"))
-    # The benchmark client's own limit (the documented RATE_LIMIT_OVERRIDES setting).
-    overrides = json.dumps({"127.0.0.1": "100000000/minute"})
-    os.environ.update(DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", RATE_LIMIT_OVERRIDES=overrides)
+    key, script = client_setup(Path(tempfile.mkdtemp(prefix="digitflow-cpu-")))
     found = servers(args.port, args.workers)
     name = next(name for name in found if args.server in name)
     command = found[name]

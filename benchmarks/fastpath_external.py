@@ -34,10 +34,42 @@ SECTION = "fastpath-external"
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
 """
+# The benchmark client's own limit: the documented RATE_LIMIT_OVERRIDES setting.
+CLIENT_LIMIT = '{"127.0.0.1": "100000000/minute"}'
+
+
+def canvas_body() -> tuple[bytes, bytes]:
+    images, _ = mnist_test(1, seed=7)
+    png = canvas_png(images[0], np.random.default_rng(7), 280)
+    body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
+    return png, body.encode()
+
+
+def prepare(data_dir: Path) -> str:
+    """A migrated database holding one submitter key (so the API requires keys)."""
+    from digitflow import keys
+    from digitflow.db import make_sessionmaker
+    from digitflow.db.migrations import upgrade
+
+    url = f"sqlite:///{data_dir / 'digitflow.db'}"
+    upgrade(url)
+    with make_sessionmaker(url).begin() as session:
+        return keys.create_key(session, "bench", "submitter", "fastpath benchmark").key
+
+
+def client_setup(folder: Path) -> tuple[str, Path]:
+    """Keys required (a database with one key), the client's limit lifted, the wrk script."""
+    key = prepare(folder)
+    os.environ.update(DATA_DIR=str(folder), LOG_LEVEL="WARNING", RATE_LIMIT_OVERRIDES=CLIENT_LIMIT)
+    (folder / "body.json").write_bytes(canvas_body()[1])
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT.format(key=key, body=folder / "body.json"))
+    return key, script
 
 
 def servers(port: int, workers: int) -> dict[str, list[str]]:
@@ -98,8 +130,7 @@ def _ms(value: str) -> float:
 
 
 def measure(name: str, command: list[str], port: int, script: Path, seconds: int) -> list[dict]:
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+    proc = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), start_new_session=True)
     try:
         wait_ready(port)
         wrk(port, script, 8, 2)  # warm-up: every process loaded and batching
@@ -126,15 +157,8 @@ def main() -> None:
         "each row is then the round with the most requests/s",
     )  # fmt: skip
     args = parser.parse_args()
-    images, _ = mnist_test(1, seed=7)
-    png = canvas_png(images[0], np.random.default_rng(7), 280)
-    folder = Path(tempfile.mkdtemp(prefix="digitflow-wrk-"))
-    body = folder / "body.json"
-    body.write_text(
-        json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
-    )
-    script = folder / "post.lua"
-    script.write_text(WRK_SCRIPT.format(body=body))
+    png = canvas_body()[0]
+    _, script = client_setup(Path(tempfile.mkdtemp(prefix="digitflow-wrk-")))
     load_before = os.getloadavg()[0]
     best: dict[tuple, dict] = {}
     for _ in range(args.rounds):
@@ -162,7 +186,9 @@ def report(rows: list[dict], png_bytes: int, args, load_before: float, load_afte
         f"`benchmarks/fastpath_external.py --rounds {args.rounds}`: `wrk` (keep-alive, "
         f"{args.seconds} s per row, best of {args.rounds} interleaved rounds, on the "
         f"same machine) posting one full 280x280 canvas PNG ({png_bytes} bytes, an MNIST test "
-        "digit) as a data URL to `POST /predict-drawing`. Load average (1 min) before/after the "
+        "digit) as a data URL to `POST /predict-drawing`, with API keys required and the "
+        "request carrying one (checked and counted), the client's own limit set by "
+        "RATE_LIMIT_OVERRIDES. Load average (1 min) before/after the "
         f"run: {load_before:.1f}/{load_after:.1f} — the machine is shared, so these are lower "
         "bounds.\n\n" + "\n".join(lines)
     )
