@@ -77,6 +77,17 @@ async def send_all(port: int, requests: list[bytes]) -> list[int]:
     return await asyncio.gather(*(one(r) for r in requests))
 
 
+def tree_rss(process: psutil.Process) -> int:
+    """RSS of the API process and its children (the heavy-decode helper)."""
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -84,12 +95,12 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.peak = max(self.peak, tree_rss(self.process))
             time.sleep(0.005)
 
 
 def memory_burst(port: int, pid: int, near: bytes, big: bytes) -> dict:
-    base = psutil.Process(pid).memory_info().rss
+    base = tree_rss(psutil.Process(pid))
     sampler = RssSampler(pid)
     sampler.start()
     statuses = asyncio.run(send_all(port, [upload(near)] * 8 + [upload(big)] * 8))
