@@ -37,8 +37,8 @@ from recognition.errors import ImageError, ImageTooLarge
 # make(max_pixels) -> a function that decodes and prepares the request's image (picklable: it
 # runs in the helper process when the image is heavy)
 JobFactory = Callable[[int], Callable[[], np.ndarray]]
-# The helper's niceness: when the CPU is short, the canvas's process runs first.
-HEAVY_NICENESS = 10
+# The helper's niceness (the lowest priority): when the CPU is short, the canvas comes first.
+HEAVY_NICENESS = 19
 
 
 def _lower_priority() -> None:
