@@ -13,9 +13,10 @@ Heavy decodes run in a helper process (one per API process, started on first use
 CPU priority): Pillow holds the GIL for tens of milliseconds at a time while it decodes some
 formats (lossless WebP), which would freeze the event loop and every canvas request with it.
 
-When the raw image bytes are at hand (an upload), their header is checked on the event loop
-first (microseconds for a PNG, tens of them for other formats): a heavy image then never enters
-the batch, and a client over its heavy limit is refused at once, so a 429 storm costs little.
+The image's header (an upload's bytes, or the first bytes of a drawing's data URL) is checked on
+the event loop first (microseconds for a PNG, tens of them for other formats): an image over the
+hard limit is refused at once, a heavy one never enters the batch, and a client over its heavy
+limit is refused before anything is decoded, so a 429 storm costs little.
 """
 
 import asyncio
