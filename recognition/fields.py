@@ -141,6 +141,9 @@ def _hypothesis_digits(chosen: list[Hypothesis], digits: list[DigitReading]):
 def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
              policy: ReviewPolicy) -> FieldReading:  # fmt: skip
     chosen = [_choose(slot, predictions) for slot in segmentation.slots]
+    separators = segmentation.separators
+    if segmentation.plain is not None and sum(len(h.crops) for h in chosen) == 1:
+        chosen, separators = [segmentation.plain], ()  # one digit: read as it always was
     digits = [
         DigitReading(p.digit, p.confidence, p.probabilities, box, p.not_a_digit)
         for hypothesis in chosen
@@ -152,7 +155,7 @@ def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
     centres = [d.box.x + d.box.width / 2 for d in digits]
     separators = tuple(
         replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres))
-        for s in segmentation.separators
+        for s in separators
     )
     reasons = _reasons(digits, chosen, confidence, policy)
     return FieldReading(

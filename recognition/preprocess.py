@@ -29,9 +29,20 @@ DESPECKLE_MIN_SIDE = 64
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
     """One digit: grayscale float32 [H, W] in [0, 1] -> float32 [28, 28], white ink on black."""
-    ink, mask = _ink(gray)
+    return ink_digit(*ink_and_mask(gray))[0]
+
+
+def ink_and_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink intensity (0 = paper, 1 = full ink) and the despeckled mask of inked pixels, as
+    `to_mnist` sees them. Raises EmptyImage when there is no ink."""
+    return _ink(gray)
+
+
+def ink_digit(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """All the ink as one MNIST-form digit, and its ink box (x0, y0, x1, y1)."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return fit_digit(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return fit_digit(ink[y0:y1, x0:x1]), (x0, y0, x1, y1)
 
 
 def segment_digits(gray: np.ndarray, min_share: float = 0.02) -> list[np.ndarray]:

@@ -21,13 +21,15 @@ Steps, each a small function:
 """
 
 import functools
-from dataclasses import dataclass
+import itertools
+import math
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
-from recognition.preprocess import MIN_CONTRAST, fit_digit
+from recognition.preprocess import MIN_CONTRAST, fit_digit, ink_and_mask, ink_digit
 
 LAYOUTS = ("auto", "digit", "field")
 # Fields are worked on with their shorter side at most this many pixels: a digit needs ~20.
@@ -84,6 +86,8 @@ class Segmentation:
     crops: np.ndarray  # float32 [M, 28, 28], every hypothesis's digits
     slots: tuple[tuple[Hypothesis, ...], ...]  # left to right; each slot holds >= 1 digit
     separators: tuple[Separator, ...]
+    # The whole image as one digit (`plain_digit`), read instead when the slots come to one digit.
+    plain: Hypothesis | None = None
 
 
 @dataclass(slots=True)
@@ -468,6 +472,93 @@ def _slots(collect: _Collector, digits: list[_Piece], digit_height: float, split
     return [slot for slot in slots if slot]
 
 
+# The plain one-digit path (`to_mnist`, as before fields existed) serves an image no wider or
+# taller than this many times its other side ...
+PLAIN_MAX_ASPECT = 2.2
+# ... whose marks make one column group no wider than this share of its height (a wider mark may
+# be two touching digits) ...
+PLAIN_MAX_WIDTH = 1.3
+# A wide group's segmentations are weighed against the plain digit when they are this few.
+MAX_COMBINED = 16
+# ... and that holds no printed structure: no frame around the ink (its four sides this much
+# inked) and no flat stroke across it (height under this share of its width).
+FRAME_COVER = 0.8
+FLAT_SHARE = 0.25
+# A piece this close beside the rest (share of the ink's height) is part of the same digit: a
+# chip of ink at most this share of the largest piece's area, or any piece across a crack.
+CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
+
+
+def _is_frame(mask: np.ndarray) -> bool:
+    """A rectangle around the rest (a printed box): each side of the component's box inked
+    along most of its length. A round 0 or a 7's bar covers one or two sides, not all four."""
+    height, width = mask.shape
+    band = max(2, round(0.08 * min(height, width)))
+    sides = (mask[:band].any(axis=0), mask[-band:].any(axis=0),
+             mask[:, :band].any(axis=1), mask[:, -band:].any(axis=1))  # fmt: skip
+    return all(side.mean() >= FRAME_COVER for side in sides)
+
+
+def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
+    """(x0, x1, height) of the marks (x0, x1, y0, y1, area) when they stand in one column group,
+    else None. The pieces of a broken digit overlap in x, or a chip of it lies just beside it;
+    digits side by side leave a column of paper between them."""
+    height = max(b[3] for b in boxes) - min(b[2] for b in boxes)
+    largest = max(b[4] for b in boxes)
+    x0, x1 = boxes[0][0], boxes[0][1]
+    for bx0, bx1, _, _, area in boxes[1:]:
+        gap = bx0 - x1
+        chip = gap <= CHIP_GAP * height and area <= CHIP_AREA * largest
+        if gap > 0 and not (chip or gap <= CRACK_GAP * height):
+            return None
+        x0, x1 = min(x0, bx0), max(x1, bx1)
+    return x0, x1, height
+
+
+def _printed(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, width: int) -> bool:
+    """A frame around the marks (a box, a comb cell) or a flat stroke across them (a line)."""
+    height = int(stats[keep, cv2.CC_STAT_TOP].max() - stats[keep, cv2.CC_STAT_TOP].min())
+    height = max(height, int(stats[keep, cv2.CC_STAT_HEIGHT].max()))
+    for i in keep:
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        if h < FLAT_SHARE * w and w >= 0.8 * width:
+            return True
+        framing = w >= 0.9 * width and h >= 0.9 * height and min(w, h) >= 0.5 * max(w, h)
+        if framing and _is_frame(labels[y : y + h, x : x + w] == i):
+            return True
+    return False
+
+
+def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
+    """"one" (one group of marks, no wider than a digit), "printed" (a box or a line among
+    them), "apart" (marks side by side) or "wide" (one group wide enough to be two touching
+    digits)."""
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= max(3, 0.02 * float(areas.max())))
+    x, y, w, h = (stats[keep, i] for i in range(4))
+    group = _column_groups(sorted(zip(x, x + w, y, y + h, stats[keep, 4], strict=True)))
+    if group is None:
+        return "apart"  # the segmenter reads them (and finds any printed lines)
+    if _printed(labels, stats, keep, group[1] - group[0]):
+        return "printed"
+    return "wide" if group[1] - group[0] > PLAIN_MAX_WIDTH * group[2] else "one"
+
+
+def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | None]:
+    """The image as one digit through `to_mnist`'s own normalisation: what its marks are
+    (`_marks`, or "field" for an image too long for one digit), and, unless it is a field, the
+    one-digit hypothesis and its crop. This keeps single-digit scans and drawings exactly as
+    they were read before fields existed, and as cheap."""
+    height, width = gray.shape
+    if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
+        return "field", None, None
+    ink, mask = ink_and_mask(gray)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
+    kind = _marks(labels, stats) if count > 1 else "one"
+    crop, (x0, y0, x1, y1) = ink_digit(ink, mask)
+    return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
+
+
 @functools.cache
 def _single_threaded() -> None:
     """OpenCV's worker threads cost more than they save on images this small (and the API and
@@ -475,16 +566,7 @@ def _single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
-    """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
-
-    `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
-    `"auto"` find every digit. Raises EmptyImage when there is no ink, NoDigits when the ink
-    holds no digit (only lines or separators).
-    """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
-    _single_threaded()
+def _page_pieces(gray: np.ndarray) -> tuple[_Page, list[_Piece]]:
     page = _Page(gray)
     pieces = _pieces(page)
     if not pieces and page.lines.any() and gray.shape[1] <= 1.5 * gray.shape[0]:
@@ -494,14 +576,73 @@ def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
         pieces = _pieces(page)
     if not pieces:
         raise NoDigits("no digits found: the image holds only printed lines or specks")
-    collect = _Collector(page)
-    if layout == "digit":
-        ids = [i for p in pieces for i in p.ids]
-        whole = collect.hypothesis([(ids, pieces[0].x0, max(p.x1 for p in pieces))], False)
-        return Segmentation(np.stack(collect.crops), ((whole,),), ())
+    return page, pieces
+
+
+def _field(page: _Page, pieces: list[_Piece]) -> Segmentation:
     digits, separators, digit_height = _classify(page, pieces)
     if not digits:
         raise NoDigits("no digits found: only separators (dots, dashes, slashes)")
+    collect = _Collector(page)
     slots = _slots(collect, digits, digit_height, split=True)
     found = tuple(Separator(char, page.box(p.x0, p.y0, p.x1, p.y1)) for char, _, p in separators)
     return Segmentation(np.stack(collect.crops), tuple(slots), found)
+
+
+def _all_ink(page: _Page, pieces: list[_Piece]) -> Segmentation:
+    """All the ink left once printed lines are out, as one digit."""
+    collect = _Collector(page)
+    ids = [i for p in pieces for i in p.ids]
+    whole = collect.hypothesis([(ids, pieces[0].x0, max(p.x1 for p in pieces))], False)
+    return Segmentation(np.stack(collect.crops), ((whole,),), ())
+
+
+def _with_plain(segmentation: Segmentation, plain: Hypothesis, crop: np.ndarray,
+                wide: bool) -> Segmentation:  # fmt: skip
+    """The field's segmentation plus the whole image as one plain digit, which the reading uses
+    whenever the segmentation comes to one digit. A `wide` group of marks (one digit, or two
+    touching) becomes one slot: the plain digit, or any of the segmenter's readings of it where
+    they read clearly better (by SPLIT_PRIOR, as a cut mark must)."""
+    plain = replace(plain, crops=(len(segmentation.crops),))
+    crops = np.concatenate([segmentation.crops, crop[None]])
+    slots = segmentation.slots
+    combined = math.prod(len(slot) for slot in slots)
+    if wide and combined <= MAX_COMBINED:
+        readings = tuple(
+            Hypothesis(
+                sum((h.crops for h in parts), ()), sum((h.boxes for h in parts), ()),
+                changed=True, prior=SPLIT_PRIOR * math.prod(h.prior for h in parts),
+            )  # fmt: skip
+            for parts in itertools.product(*slots)
+        )
+        slots = ((plain, *readings),)
+    return replace(segmentation, crops=crops, slots=slots, plain=plain)
+
+
+def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
+    """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
+
+    `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
+    `"auto"` find every digit. With `"digit"` and `"auto"`, an image that plainly holds one
+    digit (`plain_digit`) is read exactly as before fields existed, at the same cost. Raises
+    EmptyImage when there is no ink, NoDigits when the ink holds no digit (only lines or
+    separators).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    _single_threaded()
+    kind, plain, crop = plain_digit(gray) if layout != "field" else ("field", None, None)
+    if kind == "one":
+        return Segmentation(crop[None], ((plain,),), ())
+    try:
+        page, pieces = _page_pieces(gray)
+        unlined = kind in ("apart", "wide") and not page.lines.any()
+        if layout == "digit":
+            return Segmentation(crop[None], ((plain,),), ()) if unlined else _all_ink(page, pieces)
+        segmentation = _field(page, pieces)
+    except (EmptyImage, NoDigits):
+        if kind not in ("apart", "wide"):
+            raise
+        # The marks `to_mnist` reads as a digit are one, whatever the segmenter made of them.
+        return Segmentation(crop[None], ((plain,),), ())
+    return _with_plain(segmentation, plain, crop, kind == "wide") if unlined else segmentation
