@@ -112,18 +112,20 @@ class _Piece:
 class _Page:
     """The field in working pixels: normalised ink, the clean binary, its components."""
 
-    def __init__(self, gray: np.ndarray, lines: bool = True):
+    def __init__(self, gray: np.ndarray, lines: bool = True, deskew: bool = True,
+                 pixel_scale: float = 1.0):  # fmt: skip
         gray = np.asarray(gray, dtype=np.float32)
-        self.scale = min(1.0, WORK_SIDE / min(gray.shape))
-        if self.scale < 1.0:
+        # Working pixels per pixel of `gray`, over `gray`'s pixels per pixel of the upload.
+        self.scale = min(1.0, WORK_SIDE / min(gray.shape)) / pixel_scale
+        if self.scale * pixel_scale < 1.0:
             size = (
-                max(1, round(gray.shape[1] * self.scale)),
-                max(1, round(gray.shape[0] * self.scale)),
+                max(1, round(gray.shape[1] * self.scale * pixel_scale)),
+                max(1, round(gray.shape[0] * self.scale * pixel_scale)),
             )
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         self.ink = _ink(gray)
         binary, faint = _binarise(self.ink)
-        angle = _skew_degrees(faint)
+        angle = _skew_degrees(faint) if deskew else 0.0
         if angle:
             self.ink = _rotate(self.ink, angle)
             binary, faint = _binarise(self.ink)
@@ -192,29 +194,38 @@ def _skew_degrees(binary: np.ndarray) -> float:
     """The tilt of the field's long straight lines (0 when it has none), in degrees.
 
     Short horizontal runs survive a tilt of a few degrees and stay 8-connected along a line;
-    each long chain of them is fitted with a straight line, robustly."""
+    each long chain of them gives a slope (`_line_slope`). A chain no taller than its own
+    thickness is straight and costs nothing more."""
     height, width = binary.shape
     runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-    long = np.flatnonzero(stats[:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE)
     slopes = []
-    for i in long[long > 0]:
-        ys, xs = np.nonzero(labels == i)
-        slopes.append(_robust_slope(xs.astype(np.float64), ys.astype(np.float64)))
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if w < width * LINE_SHARE:
+            continue
+        rise = h - area / w  # bounding height minus the line's thickness
+        slopes.append(0.0 if rise < 1.5 else _line_slope(labels[y : y + h, x : x + w] == i))
     if not slopes:
         return 0.0
     angle = float(np.degrees(np.arctan(np.median(slopes))))
     return angle if 0.3 <= abs(angle) <= 6 else 0.0
 
 
-def _robust_slope(xs: np.ndarray, ys: np.ndarray) -> float:
-    """Slope of a line through the pixels, refitted without those more than 2 px off it (the
-    strokes of digits touching the line must not tilt it)."""
-    slope, intercept = np.polyfit(xs, ys, 1)
-    near = np.abs(ys - (slope * xs + intercept)) <= 2
-    if near.sum() >= 2 and np.ptp(xs[near]) > 0:
-        slope = np.polyfit(xs[near], ys[near], 1)[0]
-    return float(slope)
+def _line_slope(mask: np.ndarray) -> float:
+    """Slope of a line drawn in `mask`: the mean row of each column, summarised in eight
+    stretches by their medians (digit strokes touching the line move a few columns, not a
+    median), and the median of the slopes between stretches (Theil-Sen)."""
+    counts = mask.sum(axis=0)
+    cols = np.flatnonzero(counts)
+    rows = (np.arange(mask.shape[0], dtype=np.float32) @ mask[:, cols]) / counts[cols]
+    size = len(cols) // 8
+    if size == 0:
+        return 0.0
+    xs = np.median(cols[: 8 * size].reshape(8, size), axis=1)
+    ys = np.median(rows[: 8 * size].reshape(8, size), axis=1)
+    a, b = np.triu_indices(8, 1)
+    return float(np.median((ys[b] - ys[a]) / (xs[b] - xs[a])))
 
 
 def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
@@ -566,13 +577,17 @@ def _single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-def _page_pieces(gray: np.ndarray) -> tuple[_Page, list[_Piece]]:
-    page = _Page(gray)
+def _scaled(box: Box, scale: float) -> Box:
+    return Box(*(round(v * scale) for v in (box.x, box.y, box.width, box.height)))
+
+
+def _page_pieces(gray: np.ndarray, **options) -> tuple[_Page, list[_Piece]]:
+    page = _Page(gray, **options)
     pieces = _pieces(page)
     if not pieces and page.lines.any() and gray.shape[1] <= 1.5 * gray.shape[0]:
         # Nothing but "lines" in a squarish image: they were the ink itself (a big round 0
         # alone in its image). A wide image of lines alone is an empty field.
-        page = _Page(gray, lines=False)
+        page = _Page(gray, lines=False, **options)
         pieces = _pieces(page)
     if not pieces:
         raise NoDigits("no digits found: the image holds only printed lines or specks")
@@ -619,23 +634,29 @@ def _with_plain(segmentation: Segmentation, plain: Hypothesis, crop: np.ndarray,
     return replace(segmentation, crops=crops, slots=slots, plain=plain)
 
 
-def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
+def find_digits(
+    gray: np.ndarray, layout: str = "auto", *, deskew: bool = True, pixel_scale: float = 1.0
+) -> Segmentation:
     """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
 
     `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
     `"auto"` find every digit. With `"digit"` and `"auto"`, an image that plainly holds one
     digit (`plain_digit`) is read exactly as before fields existed, at the same cost. Raises
     EmptyImage when there is no ink, NoDigits when the ink holds no digit (only lines or
-    separators).
+    separators). `deskew=False` skips the search for a tilt (a crop already straightened);
+    `pixel_scale` is how many pixels of the upload one pixel of `gray` spans (boxes are
+    reported in the upload's pixels).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _single_threaded()
     kind, plain, crop = plain_digit(gray) if layout != "field" else ("field", None, None)
+    if plain is not None and pixel_scale != 1.0:
+        plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
     if kind == "one":
         return Segmentation(crop[None], ((plain,),), ())
     try:
-        page, pieces = _page_pieces(gray)
+        page, pieces = _page_pieces(gray, deskew=deskew, pixel_scale=pixel_scale)
         unlined = kind in ("apart", "wide") and not page.lines.any()
         if layout == "digit":
             return Segmentation(crop[None], ((plain,),), ()) if unlined else _all_ink(page, pieces)
