@@ -3,9 +3,9 @@
 No web or queue dependencies; the API, the workers and training all use this one module.
 """
 
-from recognition.card import ModelCard
 import numpy as np
 
+from recognition.card import ModelCard
 from recognition.decode import (
     DEFAULT_MAX_PIXELS,
     check_image,

@@ -154,8 +154,7 @@ def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
     confidence = math.prod(d.confidence for d in digits)
     centres = [d.box.x + d.box.width / 2 for d in digits]
     separators = tuple(
-        replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres))
-        for s in separators
+        replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres)) for s in separators
     )
     reasons = _reasons(digits, chosen, confidence, policy)
     return FieldReading(

@@ -541,7 +541,7 @@ def _printed(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, width: int
 
 
 def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
-    """"one" (one group of marks, no wider than a digit), "printed" (a box or a line among
+    """ "one" (one group of marks, no wider than a digit), "printed" (a box or a line among
     them), "apart" (marks side by side) or "wide" (one group wide enough to be two touching
     digits)."""
     areas = stats[1:, cv2.CC_STAT_AREA]
@@ -625,8 +625,10 @@ def _with_plain(segmentation: Segmentation, plain: Hypothesis, crop: np.ndarray,
     if wide and combined <= MAX_COMBINED:
         readings = tuple(
             Hypothesis(
-                sum((h.crops for h in parts), ()), sum((h.boxes for h in parts), ()),
-                changed=True, prior=SPLIT_PRIOR * math.prod(h.prior for h in parts),
+                sum((h.crops for h in parts), ()),
+                sum((h.boxes for h in parts), ()),
+                changed=True,
+                prior=SPLIT_PRIOR * math.prod(h.prior for h in parts),
             )  # fmt: skip
             for parts in itertools.product(*slots)
         )

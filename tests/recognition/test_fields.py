@@ -8,10 +8,10 @@ from PIL import Image, ImageDraw
 
 from recognition import (
     EmptyImage,
-    prepare,
     NoDigits,
     decode_image,
     find_digits,
+    prepare,
     read_field,
     read_segmentations,
     segment_image,
