@@ -272,6 +272,17 @@ def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
     return abs(top[0] - bottom[0]) <= 0.08 * width and abs(top[-1] - bottom[-1]) <= 0.08 * width
 
 
+def _box_sides(vertical: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Only the vertical lines that reach a box's top and bottom lines: a tall 1 inside the box
+    stops short of them."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(vertical, connectivity=8)
+    reach = max(3, round(0.08 * (bottom - top)))
+    ends = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
+    keep = (ends[0] <= top + reach) & (ends[1] >= bottom - reach)
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
 def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(binary without printed lines, the lines' mask). Box outlines, comb cells, underlines.
 
@@ -296,6 +307,8 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     # height is printed (a box whose top and bottom were too faint to find).
     span = rows[-1] - rows[0] if boxed else height
     vertical = _line_mask(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
+    if boxed and vertical.any():
+        vertical = _box_sides(vertical, rows[0], rows[-1])
     if not (horizontal.any() or vertical.any()):
         return binary, horizontal
     vertical = _extend(faint, vertical, False) if vertical.any() else vertical
@@ -498,6 +511,8 @@ FLAT_SHARE = 0.25
 # A piece this close beside the rest (share of the ink's height) is part of the same digit: a
 # chip of ink at most this share of the largest piece's area, or any piece across a crack.
 CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
+# Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
+FAINT_INK = 0.15
 
 
 def _is_frame(mask: np.ndarray) -> bool:
@@ -540,6 +555,19 @@ def _printed(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, width: int
     return False
 
 
+def _ruled(ink: np.ndarray) -> bool:
+    """Two straight lines far apart across the image, in faint ink (a thin grey box broken into
+    pieces by noise or JPEG is no frame component, but still two lines)."""
+    faint = (ink > FAINT_INK).view(np.uint8)
+    height, width = faint.shape
+    for horizontal, along, across in ((True, width, height), (False, height, width)):
+        lines = _line_mask(faint, max(8, int(LINE_SHARE * along)), horizontal)
+        found = np.flatnonzero(lines.any(axis=1 if horizontal else 0))
+        if len(found) and found[-1] - found[0] >= 0.5 * across:
+            return True
+    return False
+
+
 def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
     """ "one" (one group of marks, no wider than a digit), "printed" (a box or a line among
     them), "apart" (marks side by side) or "wide" (one group wide enough to be two touching
@@ -566,6 +594,8 @@ def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | 
     ink, mask = ink_and_mask(gray)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     kind = _marks(labels, stats) if count > 1 else "one"
+    if kind in ("one", "wide") and _ruled(ink):
+        kind = "printed"
     crop, (x0, y0, x1, y1) = ink_digit(ink, mask)
     return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
 
