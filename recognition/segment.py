@@ -272,13 +272,17 @@ def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
     return abs(top[0] - bottom[0]) <= 0.08 * width and abs(top[-1] - bottom[-1]) <= 0.08 * width
 
 
-def _box_sides(vertical: np.ndarray, top: int, bottom: int) -> np.ndarray:
-    """Only the vertical lines that reach a box's top and bottom lines: a tall 1 inside the box
-    stops short of them."""
+def _box_sides(vertical: np.ndarray, horizontal: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Only the vertical lines that reach a box's top and bottom lines, or stand at their ends
+    (a side whose corners a tilt took out of the image): a tall 1 inside the box is neither."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(vertical, connectivity=8)
+    top, bottom = rows[0], rows[-1]
     reach = max(3, round(0.08 * (bottom - top)))
     ends = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
     keep = (ends[0] <= top + reach) & (ends[1] >= bottom - reach)
+    cols = np.flatnonzero(horizontal.any(axis=0))
+    left, right = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_LEFT] + stats[:, 2]
+    keep |= (left <= cols[0] + reach) | (right >= cols[-1] - reach)
     keep[0] = False
     return keep[labels].astype(np.uint8)
 
@@ -308,7 +312,7 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     span = rows[-1] - rows[0] if boxed else height
     vertical = _line_mask(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
     if boxed and vertical.any():
-        vertical = _box_sides(vertical, rows[0], rows[-1])
+        vertical = _box_sides(vertical, horizontal, rows)
     if not (horizontal.any() or vertical.any()):
         return binary, horizontal
     vertical = _extend(faint, vertical, False) if vertical.any() else vertical
