@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
-from recognition.preprocess import MIN_CONTRAST, fit_digit, ink_and_mask, ink_digit
+from recognition.preprocess import MIN_CONTRAST, fit_crop, ink_and_mask, ink_digit
 
 LAYOUTS = ("auto", "digit", "field")
 # Fields are worked on with their shorter side at most this many pixels: a digit needs ~20.
@@ -153,7 +153,7 @@ class _Page:
         xa, xb = x0 + cols[0], x0 + cols[-1] + 1
         mask = cv2.dilate(mask[y0:y1, cols[0] : cols[-1] + 1].astype(np.uint8), _KERNEL3)
         piece = self.ink[y0:y1, xa:xb] * mask
-        return fit_digit(piece), self.box(xa, y0, xb, y1)
+        return fit_crop(piece), self.box(xa, y0, xb, y1)
 
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -200,10 +200,8 @@ def _skew_degrees(binary: np.ndarray) -> float:
     runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     slopes = []
-    for i in range(1, count):
+    for i in 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE):
         x, y, w, h, area = (int(v) for v in stats[i])
-        if w < width * LINE_SHARE:
-            continue
         rise = h - area / w  # bounding height minus the line's thickness
         slopes.append(0.0 if rise < 1.5 else _line_slope(labels[y : y + h, x : x + w] == i))
     if not slopes:
