@@ -16,7 +16,7 @@ from recognition import (
     read_segmentations,
     segment_image,
 )
-from recognition.segment import WORK_SIDE
+from recognition.segment import WORK_SIDE, plain_digit
 from recognition.synthetic import render_scan
 from tests.support.marks import MARKS, mark_scan
 from training.synthetic_fields import FieldSpec, fields, render_field
@@ -151,3 +151,16 @@ def test_boxes_are_in_the_uploads_pixels(mnist, rng):
     assert len(boxes) == 4
     assert all(0 <= b.x and b.x + b.width <= width and b.height > 0.5 * 100 for b in boxes)
     assert boxes[-1].x + boxes[-1].width > 0.6 * width
+
+
+def test_plain_digit_tells_one_digit_from_boxes_and_neighbours(mnist, rng):
+    """One digit goes the cheap way; a box (even a thin grey one), an underline or two digits
+    side by side go to the segmenter."""
+    one = render_scan(mnist.x_test[0], rng, image_format="PNG", scale=3.0)
+    assert plain_digit(gray(one))[0] == "one"
+    for thickness in (1, 2, 3):
+        boxed, _ = field_of(mnist, rng, count=1, structure="box", line_thickness=thickness)
+        assert plain_digit(gray(boxed))[0] == "printed"
+    two, _ = field_of(mnist, rng, count=2, height=40)
+    assert plain_digit(gray(two))[0] in ("apart", "field")
+    assert plain_digit(np.full((60, 300), 0.9, np.float32))[0] == "field"  # too long for one
