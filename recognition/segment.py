@@ -557,17 +557,30 @@ def _printed(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, width: int
     return False
 
 
-def _ruled(ink: np.ndarray) -> bool:
-    """Two straight lines far apart across the image, in faint ink (a thin grey box broken into
-    pieces by noise or JPEG is no frame component, but still two lines)."""
+def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:
+    """A box drawn in faint ink around the marks (a thin grey box broken into pieces by noise
+    or JPEG is no frame component, but still a box): two straight lines far apart each way,
+    and the rest of the ink inside them, clear of at least three of them. A boxy 0's straight
+    stretches are its own outline: what is left of it touches them."""
     faint = (ink > FAINT_INK).view(np.uint8)
     height, width = faint.shape
+    found, ruled = [], np.zeros_like(faint)
     for horizontal, along, across in ((True, width, height), (False, height, width)):
         lines = _line_mask(faint, max(8, int(LINE_SHARE * along)), horizontal)
-        found = np.flatnonzero(lines.any(axis=1 if horizontal else 0))
-        if len(found) and found[-1] - found[0] >= 0.5 * across:
-            return True
-    return False
+        at = np.flatnonzero(lines.any(axis=1 if horizontal else 0))
+        if not len(at) or at[-1] - at[0] < 0.5 * across:
+            return False
+        found.append(at)
+        ruled |= lines
+    rest = mask & ~cv2.dilate(ruled, _KERNEL3).astype(bool)
+    rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))
+    if not len(rows):
+        return False
+    (top, bottom), (left, right) = (found[0][[0, -1]], found[1][[0, -1]])
+    gap = 2
+    clear = (rows[0] > top + gap, rows[-1] < bottom - gap, cols[0] > left + gap,
+             cols[-1] < right - gap)  # fmt: skip
+    return sum(clear) >= 3
 
 
 def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
@@ -596,7 +609,7 @@ def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | 
     ink, mask = ink_and_mask(gray)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     kind = _marks(labels, stats) if count > 1 else "one"
-    if kind in ("one", "wide") and _ruled(ink):
+    if kind in ("one", "wide") and _ruled(ink, mask):
         kind = "printed"
     crop, (x0, y0, x1, y1) = ink_digit(ink, mask)
     return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
