@@ -524,7 +524,7 @@ def _is_frame(mask: np.ndarray) -> bool:
     band = max(2, round(0.08 * min(height, width)))
     sides = (mask[:band].any(axis=0), mask[-band:].any(axis=0),
              mask[:, :band].any(axis=1), mask[:, -band:].any(axis=1))  # fmt: skip
-    return all(side.mean() >= FRAME_COVER for side in sides)
+    return all(np.count_nonzero(side) >= FRAME_COVER * len(side) for side in sides)
 
 
 def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
@@ -543,12 +543,10 @@ def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
     return x0, x1, height
 
 
-def _printed(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, width: int) -> bool:
-    """A frame around the marks (a box, a comb cell) or a flat stroke across them (a line)."""
-    height = int(stats[keep, cv2.CC_STAT_TOP].max() - stats[keep, cv2.CC_STAT_TOP].min())
-    height = max(height, int(stats[keep, cv2.CC_STAT_HEIGHT].max()))
-    for i in keep:
-        x, y, w, h = (int(v) for v in stats[i, :4])
+def _printed(labels: np.ndarray, boxes: list[list[int]], width: int, height: int) -> bool:
+    """A frame around the marks (a box, a comb cell) or a flat stroke across them (a line);
+    `boxes` are the components' (id, x, y, w, h)."""
+    for i, x, y, w, h in boxes:
         if h < FLAT_SHARE * w and w >= 0.8 * width:
             return True
         framing = w >= 0.9 * width and h >= 0.9 * height and min(w, h) >= 0.5 * max(w, h)
@@ -589,11 +587,12 @@ def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
     digits)."""
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = 1 + np.flatnonzero(areas >= max(3, 0.02 * float(areas.max())))
-    x, y, w, h = (stats[keep, i] for i in range(4))
-    group = _column_groups(sorted(zip(x, x + w, y, y + h, stats[keep, 4], strict=True)))
+    boxes = [[int(i), *row] for i, row in zip(keep, stats[keep, :4].tolist(), strict=True)]
+    spans = sorted((x, x + w, y, y + h, int(stats[i, 4])) for i, x, y, w, h in boxes)
+    group = _column_groups(spans)
     if group is None:
         return "apart"  # the segmenter reads them (and finds any printed lines)
-    if _printed(labels, stats, keep, group[1] - group[0]):
+    if _printed(labels, boxes, group[1] - group[0], group[2]):
         return "printed"
     return "wide" if group[1] - group[0] > PLAIN_MAX_WIDTH * group[2] else "one"
 
