@@ -8,9 +8,10 @@ reads an upload (`recognition.segment_image` then `recognition.read_segmentation
 reads cheque amounts made from TRAINING digits (those of the model's validation split, which
 it was not fitted on) and chooses the field threshold there: the lowest field confidence at
 which the auto-accepted fields err at most `--target-error`. It is written into the model card
-(`field_review`). Evaluation uses fields made from the official TEST digits only: exact-field accuracy, digit accuracy (1 - edit
-distance / length), the share flagged for review (or refused), the error among fields not
-flagged, the field-level risk-coverage curve, per variation.
+(`field_review`). Evaluation uses fields made from the official TEST digits only: exact-field
+accuracy, digit accuracy (1 - edit distance / length), the share flagged for review (or
+refused), the error among fields not flagged, the field-level risk-coverage curve, per
+variation.
 """
 
 import argparse
