@@ -509,6 +509,7 @@ MAX_COMBINED = 16
 # ... and that holds no printed structure: no frame around the ink (its four sides this much
 # inked) and no flat stroke across it (height under this share of its width).
 FRAME_COVER = 0.8
+FRAME_FILL = 0.5
 FLAT_SHARE = 0.25
 # A piece this close beside the rest (share of the ink's height) is part of the same digit: a
 # chip of ink at most this share of the largest piece's area, or any piece across a crack.
@@ -545,11 +546,12 @@ def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
 
 def _printed(labels: np.ndarray, boxes: list[list[int]], width: int, height: int) -> bool:
     """A frame around the marks (a box, a comb cell) or a flat stroke across them (a line);
-    `boxes` are the components' (id, x, y, w, h)."""
-    for i, x, y, w, h in boxes:
+    `boxes` are the components' (id, x, y, w, h, area)."""
+    for i, x, y, w, h, area in boxes:
         if h < FLAT_SHARE * w and w >= 0.8 * width:
             return True
-        framing = w >= 0.9 * width and h >= 0.9 * height and min(w, h) >= 0.5 * max(w, h)
+        # A frame is hollow (a thick 1 fills its own box, and its ends cover its sides).
+        framing = w >= 0.9 * width and h >= 0.9 * height and area <= FRAME_FILL * w * h
         if framing and _is_frame(labels[y : y + h, x : x + w] == i):
             return True
     return False
@@ -573,7 +575,7 @@ def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:
     rest = mask & ~cv2.dilate(ruled, _KERNEL3).astype(bool)
     rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))
     if not len(rows):
-        return False
+        return True  # straight lines both ways and nothing else: a box (around a 1)
     (top, bottom), (left, right) = (found[0][[0, -1]], found[1][[0, -1]])
     gap = 2
     clear = (rows[0] > top + gap, rows[-1] < bottom - gap, cols[0] > left + gap,
@@ -587,8 +589,8 @@ def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
     digits)."""
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = 1 + np.flatnonzero(areas >= max(3, 0.02 * float(areas.max())))
-    boxes = [[int(i), *row] for i, row in zip(keep, stats[keep, :4].tolist(), strict=True)]
-    spans = sorted((x, x + w, y, y + h, int(stats[i, 4])) for i, x, y, w, h in boxes)
+    boxes = [[int(i), *row] for i, row in zip(keep, stats[keep].tolist(), strict=True)]
+    spans = sorted((x, x + w, y, y + h, area) for _, x, y, w, h, area in boxes)
     group = _column_groups(spans)
     if group is None:
         return "apart"  # the segmenter reads them (and finds any printed lines)
