@@ -705,7 +705,7 @@ def find_digits(
         return Segmentation(crop[None], ((plain,),), ())
     try:
         page, pieces = _page_pieces(gray, deskew=deskew, pixel_scale=pixel_scale)
-        unlined = kind in ("apart", "wide") and not page.lines.any()
+        unlined = kind == "wide" or (kind == "apart" and not page.lines.any())
         if layout == "digit":
             return Segmentation(crop[None], ((plain,),), ()) if unlined else _all_ink(page, pieces)
         segmentation = _field(page, pieces)
