@@ -26,8 +26,10 @@ import numpy as np
 from recognition.fields import Box
 
 WORK_WIDTH = 600
-# A printed line spans at least this share of the page's width.
+# A printed line spans at least this share of the page's width; pieces of a line (broken where
+# handwriting crosses it) are kept from this share on, to be joined.
 MIN_LINE_SHARE = 0.08
+MIN_PIECE_SHARE = 0.02
 # An amount box is this tall, as a share of the page's height.
 BOX_HEIGHT_SHARE = (0.05, 0.32)
 # A rectangle's top and bottom lines end within this share of the page's width of each other.
@@ -110,10 +112,15 @@ def _lines(binary: np.ndarray) -> tuple[list[_Line], np.ndarray]:
     lines = []
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
-        if w < width * MIN_LINE_SHARE or h > 8 + w * 0.08:
+        if w < width * MIN_PIECE_SHARE or h > 8 + w * 0.08:
             continue
         lines.append(_measure(mask[y : y + h, x : x + w] > 0, x, y))
-    return _joined(lines, JOIN_GAP * width), mask
+    joined = _joined(lines, JOIN_GAP * width)
+    return [line for line in joined if line.x1 - line.x0 >= width * MIN_LINE_SHARE], mask
+
+
+def _length(line: _Line) -> int:
+    return line.x1 - line.x0
 
 
 def _joined(lines: list[_Line], gap: float) -> list[_Line]:
@@ -123,8 +130,10 @@ def _joined(lines: list[_Line], gap: float) -> list[_Line]:
         for i, previous in enumerate(out):
             near = 0 <= line.x0 - previous.x1 <= gap
             if near and abs(previous.y_at(line.x0) - line.y0) <= 1 + previous.thickness:
-                slope = (line.y1 - previous.y0) / max(1, line.x1 - previous.x0)
-                intercept = previous.y0 - slope * previous.x0
+                # The longer piece's slope (a short piece's is easily bent by a crossing digit).
+                longer = max(previous, line, key=_length)
+                slope = longer.slope
+                intercept = longer.y_at(longer.x0) - slope * longer.x0
                 thickness = max(previous.thickness, line.thickness)
                 out[i] = _Line(previous.x0, line.x1, intercept, slope, thickness)
                 break
@@ -136,21 +145,22 @@ def _joined(lines: list[_Line], gap: float) -> list[_Line]:
 def _measure(component: np.ndarray, x: int, y: int) -> _Line:
     """A line fitted through the centre of its stroke, column by column; columns where
     something touches the line (a currency sign, a digit) are thicker and left out."""
-    weight = component.sum(axis=0).astype(np.float32)
-    rows = np.arange(component.shape[0], dtype=np.float32)[:, None]
-    centres = (rows * component).sum(axis=0) / np.maximum(weight, 1)
-    typical = float(np.median(weight[weight > 0]))
-    clean = (weight > 0) & (weight <= typical * 1.5 + 1)
-    columns = np.flatnonzero(clean)
-    slope, intercept = 0.0, y + component.shape[0] / 2
+    ink = component.astype(np.float32)
+    weight = ink.sum(axis=0)
+    centres = np.arange(ink.shape[0], dtype=np.float32) @ ink / np.maximum(weight, 1)
+    counts = np.bincount(weight.astype(np.int64))
+    # The most common column thickness (a few numpy calls: a median costs ~10x more here).
+    typical = float(counts[1:].argmax() + 1) if len(counts) > 1 else 1.0
+    columns = np.flatnonzero((weight > 0) & (weight <= typical * 1.5 + 1))
+    slope, intercept = 0.0, y + ink.shape[0] / 2
     if len(columns) >= 2:  # least squares, in closed form (np.polyfit costs ~10x more)
         xs, ys = columns.astype(np.float64), centres[columns].astype(np.float64)
-        dx = xs - xs.mean()
-        slope = float((dx * (ys - ys.mean())).sum() / max((dx * dx).sum(), 1e-9))
-        intercept = y + float(ys.mean()) - slope * (x + float(xs.mean()))
+        dx, mean_y = xs - xs.mean(), float(ys.mean())
+        slope = float(dx @ (ys - mean_y) / max(float(dx @ dx), 1e-9))
+        intercept = y + mean_y - slope * (x + float(xs.mean()))
     # The mask is the stroke thickened by one pixel above and below.
     thickness = max(1.0, typical - 2)
-    return _Line(x, x + component.shape[1], float(intercept), float(slope), thickness)
+    return _Line(x, x + ink.shape[1], float(intercept), float(slope), thickness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +257,37 @@ def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
     return True
 
 
+def _inked_along(binary: np.ndarray, line: _Line, x0: int, x1: int) -> bool:
+    """Half the columns x0..x1 or more have ink on the line's course (a faint or broken
+    stretch of it)."""
+    height, width = binary.shape
+    xs = np.arange(max(0, x0), min(width, x1))
+    if len(xs) == 0:
+        return True
+    ys = np.clip(np.rint(line.intercept + line.slope * xs).astype(np.int64), 1, height - 2)
+    inked = binary[ys, xs] | binary[ys - 1, xs] | binary[ys + 1, xs]
+    return float(inked.astype(bool).mean()) >= 0.5
+
+
+def _matched(top: _Line, bottom: _Line, binary: np.ndarray, tolerance: float):
+    """Top and bottom lines of one rectangle: their ends line up, or the shorter one's line
+    carries on, faint or broken, to the longer one's ends (then both span the same columns,
+    at the longer one's slope: a short piece's is easily bent by a crossing digit)."""
+    x0, x1 = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
+    if abs(top.x0 - bottom.x0) <= tolerance and abs(top.x1 - bottom.x1) <= tolerance:
+        return top, bottom
+    slope = max(top, bottom, key=_length).slope
+    lines = []
+    for line in (top, bottom):
+        middle = (line.x0 + line.x1) / 2
+        line = _Line(line.x0, line.x1, line.y_at(middle) - slope * middle, slope, line.thickness)
+        for start, stop in ((x0, line.x0), (line.x1, x1)):
+            if stop - start > tolerance and not _inked_along(binary, line, start, stop):
+                return None
+        lines.append(_Line(x0, x1, line.intercept, slope, line.thickness))
+    return tuple(lines)
+
+
 def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Line]]:
     height, width = binary.shape
     tolerance = END_TOLERANCE * width
@@ -256,11 +297,15 @@ def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Li
             gap = bottom.y - top.y
             if not (BOX_HEIGHT_SHARE[0] * height <= gap <= BOX_HEIGHT_SHARE[1] * height):
                 continue
-            if abs(top.x0 - bottom.x0) > tolerance or abs(top.x1 - bottom.x1) > tolerance:
+            if min(top.x1, bottom.x1) - max(top.x0, bottom.x0) < 0.6 * max(
+                top.x1 - top.x0, bottom.x1 - bottom.x0
+            ):
                 continue
-            if gap > 0.9 * (top.x1 - top.x0) or not _sides_inked(binary, top, bottom):
+            matched = _matched(top, bottom, binary, tolerance)
+            if matched is None or gap > 0.9 * (matched[0].x1 - matched[0].x0):
                 continue
-            pairs.append((top, bottom))
+            if _sides_inked(binary, *matched):
+                pairs.append((top, bottom, *matched))
     return pairs
 
 
@@ -268,10 +313,10 @@ def _candidates(lines: list[_Line], binary: np.ndarray, line_mask: np.ndarray) -
     """Rectangles and underlines on the right half, scored: a currency sign beside counts most."""
     height, width = binary.shape
     found, in_box, marks = [], set(), (binary, line_mask)
-    for top, bottom in _rectangles(lines, binary):
+    for found_top, found_bottom, top, bottom in _rectangles(lines, binary):
         if (top.x0 + top.x1) / 2 < width / 2 or top.x0 < 0.35 * width:
             continue
-        in_box.update((id(top), id(bottom)))
+        in_box.update((id(found_top), id(found_bottom)))
         sign = _sign(marks, max(top.x0, bottom.x0), top.y0, bottom.y0)
         found.append(_Candidate(top, bottom, sign, 1.0 + 2.0 * (sign is not None)))
     for line in lines:
@@ -299,7 +344,7 @@ def _work_page(page: np.ndarray) -> tuple[np.ndarray, float]:
     averaging by a whole factor is ~100x cheaper than by a fractional one), and page pixels per
     working pixel."""
     height, width = page.shape
-    factor = max(1, width // WORK_WIDTH)
+    factor = max(1, round(width / WORK_WIDTH))
     if factor > 1:
         size = (width // factor, max(1, height // factor))
         page = cv2.resize(page[: size[1] * factor, : size[0] * factor], size,
@@ -324,7 +369,8 @@ def _amount_box(found: _Candidate, factor: float) -> AmountBox:
     """The region to read, in page pixels: the box with its outline (the outline is painted
     out later), or the band above an underline up to past the currency sign's top."""
     bottom, top, sign = found.bottom, found.top, found.sign
-    angle = bottom.angle if top is None else (bottom.angle + top.angle) / 2
+    # The longer line's angle: handwriting crossing a line shortens and bends its pieces.
+    angle = bottom.angle if top is None else max(top, bottom, key=_length).angle
     cos = math.cos(math.radians(angle))
     if top is not None:
         x0, x1 = max(top.x0, bottom.x0) - PAD, min(top.x1, bottom.x1) + PAD
