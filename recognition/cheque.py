@@ -30,12 +30,16 @@ WORK_WIDTH = 600
 # handwriting crosses it) are kept from this share on, to be joined.
 MIN_LINE_SHARE = 0.08
 MIN_PIECE_SHARE = 0.02
+# Lines are followed past their ends while at least half of this many columns are inked.
+GROW_WINDOW = 6
 # An amount box is this tall, as a share of the page's height.
 BOX_HEIGHT_SHARE = (0.05, 0.32)
 # A rectangle's top and bottom lines end within this share of the page's width of each other.
 END_TOLERANCE = 0.04
-# A currency sign is at most this far left of the box, in box heights.
+# A currency sign is at most this far left of the box, in box heights, and in its own heights
+# (a printed sign sits right beside the box; a distant scribble is not one).
 SIGN_GAP = 1.2
+SIGN_NEAR = 2.0
 # A currency sign's height as a share of the page's (specks and big letters are not signs).
 SIGN_HEIGHT = (0.03, 0.25)
 # An underline that holds an amount spans at least this share of the page's width.
@@ -46,8 +50,11 @@ AMOUNT_BOX_NOT_FOUND = "amount_box_not_found"
 JOIN_GAP = 0.03
 # The region read reaches this many working pixels past the printed lines.
 PAD = 2
-# Binarisation: ink is this much darker (of 255) than the local mean.
+# Binarisation: ink is this much darker (of 255) than the local mean; a printed line is followed
+# past its ends, and a box's sides checked, on ink at least FAINT_OFFSET darker (thin lines
+# printed light lose half their contrast on the working page).
 INK_OFFSET = 18
+FAINT_OFFSET = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +97,23 @@ class AmountBox:
     score: float
 
 
-def _binarise(work: np.ndarray) -> np.ndarray:
+def _binarise(work: np.ndarray, offset: int = INK_OFFSET) -> np.ndarray:
     """Dark ink on uneven paper (uint8) -> 0/255, ink white: the local mean is the paper."""
     block = max(15, (work.shape[1] // 25) | 1)
     return cv2.adaptiveThreshold(
-        work, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET
+        work, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, offset
     )
 
 
-def _lines(binary: np.ndarray) -> tuple[list[_Line], np.ndarray]:
+def _faint(work: np.ndarray) -> np.ndarray:
+    """Faint ink, on the right 70% of the page only (where an amount box can be)."""
+    faint = np.zeros_like(work)
+    left = int(work.shape[1] * 0.3)
+    faint[:, left:] = _binarise(work[:, left:], FAINT_OFFSET)
+    return faint
+
+
+def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarray]:
     """Long horizontal printed lines and the mask of their pixels."""
     height, width = binary.shape
     # Thickened across (a slightly rotated line still has long runs) before the opening keeps
@@ -109,14 +124,42 @@ def _lines(binary: np.ndarray) -> tuple[list[_Line], np.ndarray]:
     mask &= cv2.dilate(binary, np.ones((3, 3), np.uint8))
     # Contours of the sparse line mask: far cheaper than labelling the whole page.
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    lines = []
+    lines, long = [], []
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
         if w < width * MIN_PIECE_SHARE or h > 8 + w * 0.08:
             continue
         lines.append(_measure(mask[y : y + h, x : x + w] > 0, x, y))
+        if w >= width * MIN_LINE_SHARE:
+            long.append(contour)
     joined = _joined(lines, JOIN_GAP * width)
-    return [line for line in joined if line.x1 - line.x0 >= width * MIN_LINE_SHARE], mask
+    # Only long runs are masked out of the marks: the bars of a sign such as ₩ € ¥ stay on it.
+    line_mask = cv2.drawContours(np.zeros_like(mask), long, -1, 255, cv2.FILLED)
+    right = [_grown(line, faint) if line.x1 > width / 2 else line for line in joined]
+    return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], line_mask
+
+
+def _run(inked: np.ndarray) -> int:
+    """How many columns from the start of `inked` a faint, dotted line carries on: until a
+    window of GROW_WINDOW columns is less than half inked."""
+    if len(inked) < GROW_WINDOW:
+        return 0
+    density = np.convolve(inked, np.ones(GROW_WINDOW) / GROW_WINDOW, mode="valid")
+    thin = np.flatnonzero(density < 0.5)
+    return len(inked) if len(thin) == 0 else int(thin[0])
+
+
+def _grown(line: _Line, binary: np.ndarray) -> _Line:
+    """A line lengthened along its course while ink carries on (a box printed faint or thin
+    breaks up at a low resolution, and the opening keeps only its longer stretches)."""
+    height, width = binary.shape
+    xs = np.arange(width)
+    ys = np.clip(np.rint(line.intercept + line.slope * xs).astype(np.int64), 1, height - 2)
+    inked = (binary[ys, xs] | binary[ys - 1, xs] | binary[ys + 1, xs]).astype(bool)
+    inked = inked.astype(np.float32)
+    x0 = line.x0 - _run(inked[: line.x0][::-1])
+    x1 = line.x1 + _run(inked[line.x1 :])
+    return _Line(x0, x1, line.intercept, line.slope, line.thickness)
 
 
 def _length(line: _Line) -> int:
@@ -222,6 +265,8 @@ def _sign(page: tuple, left: float, top: float, bottom: float) -> _Word | None:
         centre = (word.y0 + word.y1) / 2
         if not (word.x1 >= left - SIGN_GAP * span and top <= centre <= bottom):
             continue
+        if left - word.x1 > SIGN_NEAR * word.height:
+            continue
         tall = 0.2 * span <= word.height <= 1.05 * span
         if not tall or not SIGN_HEIGHT[0] <= word.height / page_height <= SIGN_HEIGHT[1]:
             continue
@@ -309,16 +354,20 @@ def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Li
     return pairs
 
 
-def _candidates(lines: list[_Line], binary: np.ndarray, line_mask: np.ndarray) -> list[_Candidate]:
-    """Rectangles and underlines on the right half, scored: a currency sign beside counts most."""
+def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list[_Candidate]:
+    """Rectangles and underlines on the right half, scored: a currency sign beside counts most.
+    `pages`: the binary working page and its faint ink."""
+    binary, faint = pages
     height, width = binary.shape
     found, in_box, marks = [], set(), (binary, line_mask)
-    for found_top, found_bottom, top, bottom in _rectangles(lines, binary):
+    for found_top, found_bottom, top, bottom in _rectangles(lines, faint):
         if (top.x0 + top.x1) / 2 < width / 2 or top.x0 < 0.35 * width:
             continue
         in_box.update((id(found_top), id(found_bottom)))
-        sign = _sign(marks, max(top.x0, bottom.x0), top.y0, bottom.y0)
-        found.append(_Candidate(top, bottom, sign, 1.0 + 2.0 * (sign is not None)))
+        left = max(top.x0, bottom.x0)
+        sign = _sign(marks, left, top.y0, bottom.y0)
+        found.append(_Candidate(top, bottom, sign, 1.0 + _sign_score(sign, left, 2.0)))
+    found = _innermost(found)
     for line in lines:
         if id(line) in in_box or (line.x0 + line.x1) / 2 < width / 2 or line.x0 < 0.35 * width:
             continue
@@ -327,8 +376,29 @@ def _candidates(lines: list[_Line], binary: np.ndarray, line_mask: np.ndarray) -
         span = max(0.1 * height, 0.35 * (line.x1 - line.x0))
         sign = _sign(marks, line.x0, line.y0 - span, line.y0)
         if sign is not None:
-            found.append(_Candidate(None, line, sign, 2.0))
+            found.append(_Candidate(None, line, sign, _sign_score(sign, line.x0, 2.0)))
     return sorted(found, key=lambda c: c.score, reverse=True)
+
+
+def _sign_score(sign: _Word | None, left: float, weight: float) -> float:
+    """A sign beside the box counts `weight`, a little less the further it is (ties between two
+    candidates with a sign go to the one whose sign is closer)."""
+    if sign is None:
+        return 0.0
+    return weight - 0.1 * min(SIGN_NEAR, (left - sign.x1) / max(1, sign.height))
+
+
+def _innermost(found: list[_Candidate]) -> list[_Candidate]:
+    """Of nested rectangles (a box printed with a double outline) only the inner one: the
+    reader must not see the inner outline as strokes."""
+
+    def inside(a: _Candidate, b: _Candidate) -> bool:
+        if (a.top, a.bottom) == (b.top, b.bottom):
+            return False
+        across = b.top.x0 <= a.top.x0 + 1 and a.top.x1 <= b.top.x1 + 1
+        return across and b.top.y <= a.top.y and a.bottom.y <= b.bottom.y
+
+    return [b for b in found if not any(inside(a, b) for a in found)]
 
 
 def as_uint8(page: np.ndarray) -> np.ndarray:
@@ -356,9 +426,9 @@ def locate_amount(page: np.ndarray) -> AmountBox | None:
     """The courtesy-amount box of a grayscale cheque page (float [H, W] in [0, 1], dark ink on
     light paper), in the page's pixels; None when there is no box beside a currency sign."""
     work, factor = _work_page(as_uint8(page))
-    binary = _binarise(work)
-    lines, line_mask = _lines(binary)
-    candidates = _candidates(lines, binary, line_mask)
+    binary, faint = _binarise(work), _faint(work)
+    lines, line_mask = _lines(binary, faint)
+    candidates = _candidates(lines, (binary, faint), line_mask)
     if not candidates:
         return None
     best = candidates[0]
