@@ -314,23 +314,38 @@ def _inked_along(binary: np.ndarray, line: _Line, x0: int, x1: int) -> bool:
     return float(inked.astype(bool).mean()) >= 0.5
 
 
+def _spanning(line: _Line, slope: float, x0: int, x1: int) -> _Line:
+    middle = (line.x0 + line.x1) / 2
+    return _Line(x0, x1, line.y_at(middle) - slope * middle, slope, line.thickness)
+
+
+def _reaches(binary: np.ndarray, line: _Line, x0: int, x1: int, tolerance: float) -> bool:
+    """The line (re-anchored) carries on from its own ends to x0..x1, faint or broken."""
+    return all(
+        stop - start <= tolerance or _inked_along(binary, line, start, stop)
+        for start, stop in ((x0, line.x0), (line.x1, x1))
+    )
+
+
 def _matched(top: _Line, bottom: _Line, binary: np.ndarray, tolerance: float):
-    """Top and bottom lines of one rectangle: their ends line up, or the shorter one's line
-    carries on, faint or broken, to the longer one's ends (then both span the same columns,
-    at the longer one's slope: a short piece's is easily bent by a crossing digit)."""
-    x0, x1 = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
-    if abs(top.x0 - bottom.x0) <= tolerance and abs(top.x1 - bottom.x1) <= tolerance:
-        return top, bottom
+    """Top and bottom lines of one rectangle, or None: both at the longer one's slope (a short
+    piece's is easily bent by a crossing digit), spanning the columns of either line when the
+    other carries on there (a faint or broken line), else the columns they share (a line joined
+    with a printed word beside the box); either way the box's sides must be inked there."""
     slope = max(top, bottom, key=_length).slope
-    lines = []
-    for line in (top, bottom):
-        middle = (line.x0 + line.x1) / 2
-        line = _Line(line.x0, line.x1, line.y_at(middle) - slope * middle, slope, line.thickness)
-        for start, stop in ((x0, line.x0), (line.x1, x1)):
-            if stop - start > tolerance and not _inked_along(binary, line, start, stop):
-                return None
-        lines.append(_Line(x0, x1, line.intercept, slope, line.thickness))
-    return tuple(lines)
+    top = _spanning(top, slope, top.x0, top.x1)
+    bottom = _spanning(bottom, slope, bottom.x0, bottom.x1)
+    union = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
+    shared = max(top.x0, bottom.x0), min(top.x1, bottom.x1)
+    for x0, x1 in (union, shared):
+        if x0 == union[0] and x1 == union[1] and not all(
+            _reaches(binary, line, x0, x1, tolerance) for line in (top, bottom)
+        ):
+            continue
+        lines = _spanning(top, slope, x0, x1), _spanning(bottom, slope, x0, x1)
+        if _sides_inked(binary, *lines):
+            return lines
+    return None
 
 
 def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Line]]:
@@ -347,9 +362,7 @@ def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Li
             ):
                 continue
             matched = _matched(top, bottom, binary, tolerance)
-            if matched is None or gap > 0.9 * (matched[0].x1 - matched[0].x0):
-                continue
-            if _sides_inked(binary, *matched):
+            if matched is not None and gap <= 0.9 * (matched[0].x1 - matched[0].x0):
                 pairs.append((top, bottom, *matched))
     return pairs
 
