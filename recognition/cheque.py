@@ -30,8 +30,10 @@ WORK_WIDTH = 600
 # handwriting crosses it) are kept from this share on, to be joined.
 MIN_LINE_SHARE = 0.08
 MIN_PIECE_SHARE = 0.02
-# Lines are followed past their ends while at least half of this many columns are inked.
+# Lines are followed past their ends while at least half of this many columns are inked, up to
+# this share of the page's width.
 GROW_WINDOW = 6
+GROW_REACH = 0.25
 # An amount box is this tall, as a share of the page's height.
 BOX_HEIGHT_SHARE = (0.05, 0.32)
 # A rectangle's top and bottom lines end within this share of the page's width of each other.
@@ -129,9 +131,11 @@ def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarr
         x, y, w, h = cv2.boundingRect(contour)
         if w < width * MIN_PIECE_SHARE or h > 8 + w * 0.08:
             continue
+        if w < width * MIN_LINE_SHARE:  # a piece, to be joined: its box is enough
+            lines.append(_Line(x, x + w, y + h / 2, 0.0, max(1.0, h - 2.0)))
+            continue
         lines.append(_measure(mask[y : y + h, x : x + w] > 0, x, y))
-        if w >= width * MIN_LINE_SHARE:
-            long.append(contour)
+        long.append(contour)
     joined = _joined(lines, JOIN_GAP * width)
     # Only long runs are masked out of the marks: the bars of a sign such as ₩ € ¥ stay on it.
     line_mask = cv2.drawContours(np.zeros_like(mask), long, -1, 255, cv2.FILLED)
@@ -153,13 +157,20 @@ def _grown(line: _Line, binary: np.ndarray) -> _Line:
     """A line lengthened along its course while ink carries on (a box printed faint or thin
     breaks up at a low resolution, and the opening keeps only its longer stretches)."""
     height, width = binary.shape
-    xs = np.arange(width)
-    ys = np.clip(np.rint(line.intercept + line.slope * xs).astype(np.int64), 1, height - 2)
-    inked = (binary[ys, xs] | binary[ys - 1, xs] | binary[ys + 1, xs]).astype(bool)
-    inked = inked.astype(np.float32)
-    x0 = line.x0 - _run(inked[: line.x0][::-1])
-    x1 = line.x1 + _run(inked[line.x1 :])
+    reach = int(GROW_REACH * width)
+    start, stop = max(0, line.x0 - reach), min(width, line.x1 + reach)
+    before, after = _course(binary, line, start, line.x0), _course(binary, line, line.x1, stop)
+    x0 = line.x0 - _run(before[::-1].astype(np.float32))
+    x1 = line.x1 + _run(after.astype(np.float32))
     return _Line(x0, x1, line.intercept, line.slope, line.thickness)
+
+
+def _course(binary: np.ndarray, line: _Line, x0: int, x1: int) -> np.ndarray:
+    """Whether each column x0..x1 has ink on the line's course (within a pixel of it)."""
+    height = binary.shape[0]
+    xs = np.arange(x0, x1)
+    ys = np.clip(np.rint(line.intercept + line.slope * xs).astype(np.int64), 1, height - 2)
+    return (binary[ys, xs] | binary[ys - 1, xs] | binary[ys + 1, xs]) > 0
 
 
 def _length(line: _Line) -> int:
@@ -198,9 +209,10 @@ def _measure(component: np.ndarray, x: int, y: int) -> _Line:
     slope, intercept = 0.0, y + ink.shape[0] / 2
     if len(columns) >= 2:  # least squares, in closed form (np.polyfit costs ~10x more)
         xs, ys = columns.astype(np.float64), centres[columns].astype(np.float64)
-        dx, mean_y = xs - xs.mean(), float(ys.mean())
+        mean_x, mean_y = float(xs.sum()) / len(xs), float(ys.sum()) / len(ys)
+        dx = xs - mean_x
         slope = float(dx @ (ys - mean_y) / max(float(dx @ dx), 1e-9))
-        intercept = y + mean_y - slope * (x + float(xs.mean()))
+        intercept = y + mean_y - slope * (x + mean_x)
     # The mask is the stroke thickened by one pixel above and below.
     thickness = max(1.0, typical - 2)
     return _Line(x, x + ink.shape[1], float(intercept), float(slope), thickness)
@@ -305,13 +317,8 @@ def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
 def _inked_along(binary: np.ndarray, line: _Line, x0: int, x1: int) -> bool:
     """Half the columns x0..x1 or more have ink on the line's course (a faint or broken
     stretch of it)."""
-    height, width = binary.shape
-    xs = np.arange(max(0, x0), min(width, x1))
-    if len(xs) == 0:
-        return True
-    ys = np.clip(np.rint(line.intercept + line.slope * xs).astype(np.int64), 1, height - 2)
-    inked = binary[ys, xs] | binary[ys - 1, xs] | binary[ys + 1, xs]
-    return float(inked.astype(bool).mean()) >= 0.5
+    course = _course(binary, line, max(0, x0), min(binary.shape[1], x1))
+    return len(course) == 0 or 2 * int(np.count_nonzero(course)) >= len(course)
 
 
 def _spanning(line: _Line, slope: float, x0: int, x1: int) -> _Line:
