@@ -507,3 +507,45 @@ def amount_crop(page: np.ndarray, found: AmountBox) -> np.ndarray:
         borderMode=cv2.BORDER_REPLICATE,
     )
     return crop.astype(np.float32) / 255.0
+
+
+AMOUNT_FORMAT = "amount_format"
+# Separators a written amount may hold between its digits; "-" and gaps may also close it.
+DECIMAL_MARKS = (".", ",")
+THOUSANDS_MARKS = (",", ".", " ", "'")
+
+
+def _groups(digits: int, separators) -> tuple[list[int], list[str]]:
+    """Digit counts between the separators inside the amount (not before its first digit or
+    after its last), and those separators, left to right."""
+    inner = sorted((s.position, s.char) for s in separators if 0 < s.position < digits)
+    counts, marks, previous = [], [], 0
+    for position, char in inner:
+        if position == previous and counts:  # two marks in one gap: ". -", ", " and the like
+            marks[-1] = marks[-1] if marks[-1] != " " else char
+            continue
+        counts.append(position - previous)
+        marks.append(char)
+        previous = position
+    counts.append(digits - previous)
+    return counts, marks
+
+
+def amount_format_problem(digits: int, separators) -> bool:
+    """True when the separators read inside an amount make no amount: a written amount is whole
+    digits, or thousands groups of three after a first group of one to three, optionally
+    followed by one decimal mark and two digits of cents (1,250.00 / 1 250,00 / 1'250.00 /
+    125000 / 907-). A slash, a second decimal mark or a group of the wrong size means a digit
+    was lost, added or taken for a mark, so the reading is not trusted without a look."""
+    counts, marks = _groups(digits, separators)
+    if not marks:
+        return False
+    if any(mark not in THOUSANDS_MARKS for mark in marks):
+        return True  # "/" or "-" between digits
+    if marks[-1] in DECIMAL_MARKS and counts[-1] == 2:
+        counts, marks = counts[:-1], marks[:-1]  # the cents
+        if not marks:
+            return False
+    if len(set(marks)) > 1 or not 1 <= counts[0] <= 3:
+        return True
+    return any(count != 3 for count in counts[1:])
