@@ -345,9 +345,8 @@ def _matched(top: _Line, bottom: _Line, binary: np.ndarray, tolerance: float):
     union = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
     shared = max(top.x0, bottom.x0), min(top.x1, bottom.x1)
     for x0, x1 in (union, shared):
-        if x0 == union[0] and x1 == union[1] and not all(
-            _reaches(binary, line, x0, x1, tolerance) for line in (top, bottom)
-        ):
+        reached = all(_reaches(binary, line, x0, x1, tolerance) for line in (top, bottom))
+        if (x0, x1) == union and not reached:
             continue
         lines = _spanning(top, slope, x0, x1), _spanning(bottom, slope, x0, x1)
         if _sides_inked(binary, *lines):
