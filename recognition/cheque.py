@@ -489,23 +489,43 @@ def _scaled(x: float, y: float, width: float, height: float, factor: float) -> B
 
 def amount_crop(page: np.ndarray, found: AmountBox) -> np.ndarray:
     """The box's inside cut from the page and straightened (rotated by the measured angle about
-    its top-left corner): what the field reader reads."""
+    its top-left corner): what the field reader reads. Above an underline, marks high up in
+    the band (a label such as AMOUNT, the field above) are painted out."""
     box, page = found.box, as_uint8(page)
     if abs(found.angle) < 0.2:
         crop = page[box.y : box.y + box.height, box.x : box.x + box.width]
-        return crop.astype(np.float32) / 255.0
-    theta = math.radians(found.angle)
-    c, s = math.cos(theta), math.sin(theta)
-    # Maps a crop pixel (u, v) to the page: along the box's top edge and perpendicular to it.
-    matrix = np.array([[c, -s, box.x], [s, c, box.y]], dtype=np.float32)
-    crop = cv2.warpAffine(
-        page,
-        matrix,
-        (box.width, box.height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    else:
+        theta = math.radians(found.angle)
+        c, s = math.cos(theta), math.sin(theta)
+        # Maps a crop pixel (u, v) to the page: along the box's top edge and perpendicular to it.
+        matrix = np.array([[c, -s, box.x], [s, c, box.y]], dtype=np.float32)
+        crop = cv2.warpAffine(
+            page,
+            matrix,
+            (box.width, box.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    if found.kind == "underline":
+        crop = _without_top_marks(crop)
     return crop.astype(np.float32) / 255.0
+
+
+def _without_top_marks(crop: np.ndarray) -> np.ndarray:
+    """Marks at the band's top that end in its upper 40% painted as paper: the amount is
+    written on the line, so they come from above it (a label, another field)."""
+    _, ink = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    height = crop.shape[0]
+    top = stats[1:, cv2.CC_STAT_TOP]
+    bottom = top + stats[1:, cv2.CC_STAT_HEIGHT]
+    drop = 1 + np.flatnonzero((top <= 0.15 * height) & (bottom < 0.4 * height))
+    if len(drop) == 0:
+        return crop
+    paper = np.uint8(np.median(crop[ink == 0])) if (ink == 0).any() else np.uint8(255)
+    out = crop.copy()
+    out[np.isin(labels, drop)] = paper
+    return out
 
 
 AMOUNT_FORMAT = "amount_format"

@@ -106,5 +106,7 @@ def test_review_page_outlines_the_amount_box_on_the_whole_page(browser, platform
         assert digits.count() >= 1
         assert all(float(digits.nth(i).get_attribute("x")) >= x - 0.05 * w
                    for i in range(digits.count()))  # fmt: skip
+        if os.environ.get("CHEQUE_REVIEW_SCREENSHOT"):  # docs/cheques/review.png is taken here
+            page.screenshot(path=os.environ["CHEQUE_REVIEW_SCREENSHOT"])
     finally:
         page.close()
