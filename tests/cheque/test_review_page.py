@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import threading
+import time
 
 import httpx
 import pytest
+import uvicorn
 
-from digitflow.db.migrations import upgrade
+from api.main import create_app
 from recognition.review import ReviewPolicy
-from tests.jobs.support import MODEL_DIR, api_settings
 from tests.review.conftest import as_, process, submit
 from tests.support import services
 from training.cheque_eval import box_matches
@@ -55,33 +55,29 @@ def test_digit_jobs_have_no_field_boxes(client, settings, recognizer):
 
 
 @pytest.fixture
-def platform(postgres, tmp_path, recognizer, cheques):
-    """The real API (uvicorn, open mode) with a cheque job whose amounts all need review."""
-    api = api_settings(data_dir=tmp_path, database_url=postgres.create_database())
-    upgrade(api.resolved_database_url)
-    port = services.free_port()
-    env = {**os.environ, "MODEL_DIR": str(MODEL_DIR), "DATA_DIR": str(tmp_path),
-           "DATABASE_URL": api.resolved_database_url}  # fmt: skip
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=services.REPO, env=env,
+def platform(settings, recognizer, cheques):
+    """The real API (uvicorn, in a thread; open mode) with a cheque job whose amount needs
+    review."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=services.free_port(),
+                       log_level="warning")
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.config.port}"
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the API did not start"
     try:
-        services.wait_until(
-            lambda: services.http_answers("127.0.0.1", port, "/health"),
-            what="api", proc=server, log=tmp_path / "api.log", timeout=60,
-        )  # fmt: skip
         job_id = _submit_cheques(
             lambda path, **k: httpx.post(f"{url}{path}", **k, timeout=60), cheques[:1]
         )
-        process(api, recognizer, job_id, ReviewPolicy(threshold=1.0))
+        process(settings, recognizer, job_id, ReviewPolicy(threshold=1.0))
         yield url, cheques[0]
     finally:
-        server.terminate()
-        server.wait(10)
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_review_page_outlines_the_amount_box_on_the_whole_page(browser, platform):
