@@ -506,9 +506,29 @@ def amount_crop(page: np.ndarray, found: AmountBox) -> np.ndarray:
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
-    if found.kind == "underline":
-        crop = _without_top_marks(crop)
+    crop = _without_top_marks(crop) if found.kind == "underline" else _inside_frame(crop)
     return crop.astype(np.float32) / 255.0
+
+
+def _inside_frame(crop: np.ndarray) -> np.ndarray:
+    """The crop painted out up to the innermost printed vertical line near each side: a box printed
+    with a double outline merges into one line on the working page, and its inner sides would
+    otherwise be read as 1s. A column near a side inked along FRAME_COVER of the height is a
+    printed line (handwritten digits are shorter than the box)."""
+    _, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    height, width = ink.shape
+    inked = ink.sum(axis=0) >= FRAME_COVER * height
+    near = max(2, int(FRAME_SIDE * width))
+    left = np.flatnonzero(inked[:near])
+    right = np.flatnonzero(inked[width - near :])
+    x0 = int(left[-1]) + 1 if len(left) else 0
+    x1 = width - near + int(right[0]) if len(right) else width
+    if (x0 == 0 and x1 == width) or x1 - x0 <= width // 2:
+        return crop
+    out = crop.copy()  # painted as paper, not cut: the digits' boxes keep their coordinates
+    paper = np.median(crop[:, x0:x1][ink[:, x0:x1] == 0]) if (ink[:, x0:x1] == 0).any() else 255
+    out[:, :x0], out[:, x1:] = np.uint8(paper), np.uint8(paper)
+    return out
 
 
 def _without_top_marks(crop: np.ndarray) -> np.ndarray:
@@ -528,6 +548,10 @@ def _without_top_marks(crop: np.ndarray) -> np.ndarray:
     return out
 
 
+# A box's side: a column within FRAME_SIDE of the crop's width from a side, inked along
+# FRAME_COVER of its height.
+FRAME_SIDE = 0.1
+FRAME_COVER = 0.8
 AMOUNT_FORMAT = "amount_format"
 # Separators a written amount may hold between its digits; "-" and gaps may also close it.
 DECIMAL_MARKS = (".", ",")
@@ -556,11 +580,11 @@ def amount_format_problem(digits: int, separators) -> bool:
     followed by one decimal mark and two digits of cents (1,250.00 / 1 250,00 / 1'250.00 /
     125000 / 907-). A slash, a second decimal mark or a group of the wrong size means a digit
     was lost, added or taken for a mark, so the reading is not trusted without a look."""
+    if any(0 < s.position < digits and s.char not in THOUSANDS_MARKS for s in separators):
+        return True  # "/" or "-" between digits (a 1 or a 7 taken for a mark)
     counts, marks = _groups(digits, separators)
     if not marks:
         return False
-    if any(mark not in THOUSANDS_MARKS for mark in marks):
-        return True  # "/" or "-" between digits
     if marks[-1] in DECIMAL_MARKS and counts[-1] == 2:
         counts, marks = counts[:-1], marks[:-1]  # the cents
         if not marks:
