@@ -26,14 +26,22 @@ import numpy as np
 from recognition.fields import Box
 
 WORK_WIDTH = 600
-# A printed line spans at least this share of the page's width.
+# A printed line spans at least this share of the page's width; pieces of a line (broken where
+# handwriting crosses it) are kept from this share on, to be joined.
 MIN_LINE_SHARE = 0.08
+MIN_PIECE_SHARE = 0.02
+# Lines are followed past their ends while at least half of this many columns are inked, up to
+# this share of the page's width.
+GROW_WINDOW = 6
+GROW_REACH = 0.25
 # An amount box is this tall, as a share of the page's height.
 BOX_HEIGHT_SHARE = (0.05, 0.32)
 # A rectangle's top and bottom lines end within this share of the page's width of each other.
 END_TOLERANCE = 0.04
-# A currency sign is at most this far left of the box, in box heights.
+# A currency sign is at most this far left of the box, in box heights, and in its own heights
+# (a printed sign sits right beside the box; a distant scribble is not one).
 SIGN_GAP = 1.2
+SIGN_NEAR = 2.0
 # A currency sign's height as a share of the page's (specks and big letters are not signs).
 SIGN_HEIGHT = (0.03, 0.25)
 # An underline that holds an amount spans at least this share of the page's width.
@@ -44,8 +52,11 @@ AMOUNT_BOX_NOT_FOUND = "amount_box_not_found"
 JOIN_GAP = 0.03
 # The region read reaches this many working pixels past the printed lines.
 PAD = 2
-# Binarisation: ink is this much darker (of 255) than the local mean.
+# Binarisation: ink is this much darker (of 255) than the local mean; a printed line is followed
+# past its ends, and a box's sides checked, on ink at least FAINT_OFFSET darker (thin lines
+# printed light lose half their contrast on the working page).
 INK_OFFSET = 18
+FAINT_OFFSET = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +99,23 @@ class AmountBox:
     score: float
 
 
-def _binarise(work: np.ndarray) -> np.ndarray:
+def _binarise(work: np.ndarray, offset: int = INK_OFFSET) -> np.ndarray:
     """Dark ink on uneven paper (uint8) -> 0/255, ink white: the local mean is the paper."""
     block = max(15, (work.shape[1] // 25) | 1)
     return cv2.adaptiveThreshold(
-        work, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET
+        work, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, offset
     )
 
 
-def _lines(binary: np.ndarray) -> tuple[list[_Line], np.ndarray]:
+def _faint(work: np.ndarray) -> np.ndarray:
+    """Faint ink, on the right 70% of the page only (where an amount box can be)."""
+    faint = np.zeros_like(work)
+    left = int(work.shape[1] * 0.3)
+    faint[:, left:] = _binarise(work[:, left:], FAINT_OFFSET)
+    return faint
+
+
+def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarray]:
     """Long horizontal printed lines and the mask of their pixels."""
     height, width = binary.shape
     # Thickened across (a slightly rotated line still has long runs) before the opening keeps
@@ -107,13 +126,55 @@ def _lines(binary: np.ndarray) -> tuple[list[_Line], np.ndarray]:
     mask &= cv2.dilate(binary, np.ones((3, 3), np.uint8))
     # Contours of the sparse line mask: far cheaper than labelling the whole page.
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    lines = []
+    lines, long = [], []
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
-        if w < width * MIN_LINE_SHARE or h > 8 + w * 0.08:
+        if w < width * MIN_PIECE_SHARE or h > 8 + w * 0.08:
+            continue
+        if w < width * MIN_LINE_SHARE:  # a piece, to be joined: its box is enough
+            lines.append(_Line(x, x + w, y + h / 2, 0.0, max(1.0, h - 2.0)))
             continue
         lines.append(_measure(mask[y : y + h, x : x + w] > 0, x, y))
-    return _joined(lines, JOIN_GAP * width), mask
+        long.append(contour)
+    joined = _joined(lines, JOIN_GAP * width)
+    # Only long runs are masked out of the marks: the bars of a sign such as ₩ € ¥ stay on it.
+    line_mask = cv2.drawContours(np.zeros_like(mask), long, -1, 255, cv2.FILLED)
+    right = [_grown(line, faint) if line.x1 > width / 2 else line for line in joined]
+    return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], line_mask
+
+
+def _run(inked: np.ndarray) -> int:
+    """How many columns from the start of `inked` a faint, dotted line carries on: until a
+    window of GROW_WINDOW columns is less than half inked."""
+    if len(inked) < GROW_WINDOW:
+        return 0
+    density = np.convolve(inked, np.ones(GROW_WINDOW) / GROW_WINDOW, mode="valid")
+    thin = np.flatnonzero(density < 0.5)
+    return len(inked) if len(thin) == 0 else int(thin[0])
+
+
+def _grown(line: _Line, binary: np.ndarray) -> _Line:
+    """A line lengthened along its course while ink carries on (a box printed faint or thin
+    breaks up at a low resolution, and the opening keeps only its longer stretches)."""
+    height, width = binary.shape
+    reach = int(GROW_REACH * width)
+    start, stop = max(0, line.x0 - reach), min(width, line.x1 + reach)
+    before, after = _course(binary, line, start, line.x0), _course(binary, line, line.x1, stop)
+    x0 = line.x0 - _run(before[::-1].astype(np.float32))
+    x1 = line.x1 + _run(after.astype(np.float32))
+    return _Line(x0, x1, line.intercept, line.slope, line.thickness)
+
+
+def _course(binary: np.ndarray, line: _Line, x0: int, x1: int) -> np.ndarray:
+    """Whether each column x0..x1 has ink on the line's course (within a pixel of it)."""
+    height = binary.shape[0]
+    xs = np.arange(x0, x1)
+    ys = np.clip(np.rint(line.intercept + line.slope * xs).astype(np.int64), 1, height - 2)
+    return (binary[ys, xs] | binary[ys - 1, xs] | binary[ys + 1, xs]) > 0
+
+
+def _length(line: _Line) -> int:
+    return line.x1 - line.x0
 
 
 def _joined(lines: list[_Line], gap: float) -> list[_Line]:
@@ -123,8 +184,10 @@ def _joined(lines: list[_Line], gap: float) -> list[_Line]:
         for i, previous in enumerate(out):
             near = 0 <= line.x0 - previous.x1 <= gap
             if near and abs(previous.y_at(line.x0) - line.y0) <= 1 + previous.thickness:
-                slope = (line.y1 - previous.y0) / max(1, line.x1 - previous.x0)
-                intercept = previous.y0 - slope * previous.x0
+                # The longer piece's slope (a short piece's is easily bent by a crossing digit).
+                longer = max(previous, line, key=_length)
+                slope = longer.slope
+                intercept = longer.y_at(longer.x0) - slope * longer.x0
                 thickness = max(previous.thickness, line.thickness)
                 out[i] = _Line(previous.x0, line.x1, intercept, slope, thickness)
                 break
@@ -136,21 +199,23 @@ def _joined(lines: list[_Line], gap: float) -> list[_Line]:
 def _measure(component: np.ndarray, x: int, y: int) -> _Line:
     """A line fitted through the centre of its stroke, column by column; columns where
     something touches the line (a currency sign, a digit) are thicker and left out."""
-    weight = component.sum(axis=0).astype(np.float32)
-    rows = np.arange(component.shape[0], dtype=np.float32)[:, None]
-    centres = (rows * component).sum(axis=0) / np.maximum(weight, 1)
-    typical = float(np.median(weight[weight > 0]))
-    clean = (weight > 0) & (weight <= typical * 1.5 + 1)
-    columns = np.flatnonzero(clean)
-    slope, intercept = 0.0, y + component.shape[0] / 2
+    ink = component.astype(np.float32)
+    weight = ink.sum(axis=0)
+    centres = np.arange(ink.shape[0], dtype=np.float32) @ ink / np.maximum(weight, 1)
+    counts = np.bincount(weight.astype(np.int64))
+    # The most common column thickness (a few numpy calls: a median costs ~10x more here).
+    typical = float(counts[1:].argmax() + 1) if len(counts) > 1 else 1.0
+    columns = np.flatnonzero((weight > 0) & (weight <= typical * 1.5 + 1))
+    slope, intercept = 0.0, y + ink.shape[0] / 2
     if len(columns) >= 2:  # least squares, in closed form (np.polyfit costs ~10x more)
         xs, ys = columns.astype(np.float64), centres[columns].astype(np.float64)
-        dx = xs - xs.mean()
-        slope = float((dx * (ys - ys.mean())).sum() / max((dx * dx).sum(), 1e-9))
-        intercept = y + float(ys.mean()) - slope * (x + float(xs.mean()))
+        mean_x, mean_y = float(xs.sum()) / len(xs), float(ys.sum()) / len(ys)
+        dx = xs - mean_x
+        slope = float(dx @ (ys - mean_y) / max(float(dx @ dx), 1e-9))
+        intercept = y + mean_y - slope * (x + mean_x)
     # The mask is the stroke thickened by one pixel above and below.
     thickness = max(1.0, typical - 2)
-    return _Line(x, x + component.shape[1], float(intercept), float(slope), thickness)
+    return _Line(x, x + ink.shape[1], float(intercept), float(slope), thickness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +277,8 @@ def _sign(page: tuple, left: float, top: float, bottom: float) -> _Word | None:
         centre = (word.y0 + word.y1) / 2
         if not (word.x1 >= left - SIGN_GAP * span and top <= centre <= bottom):
             continue
+        if left - word.x1 > SIGN_NEAR * word.height:
+            continue
         tall = 0.2 * span <= word.height <= 1.05 * span
         if not tall or not SIGN_HEIGHT[0] <= word.height / page_height <= SIGN_HEIGHT[1]:
             continue
@@ -247,6 +314,46 @@ def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
     return True
 
 
+def _inked_along(binary: np.ndarray, line: _Line, x0: int, x1: int) -> bool:
+    """Half the columns x0..x1 or more have ink on the line's course (a faint or broken
+    stretch of it)."""
+    course = _course(binary, line, max(0, x0), min(binary.shape[1], x1))
+    return len(course) == 0 or 2 * int(np.count_nonzero(course)) >= len(course)
+
+
+def _spanning(line: _Line, slope: float, x0: int, x1: int) -> _Line:
+    middle = (line.x0 + line.x1) / 2
+    return _Line(x0, x1, line.y_at(middle) - slope * middle, slope, line.thickness)
+
+
+def _reaches(binary: np.ndarray, line: _Line, x0: int, x1: int, tolerance: float) -> bool:
+    """The line (re-anchored) carries on from its own ends to x0..x1, faint or broken."""
+    return all(
+        stop - start <= tolerance or _inked_along(binary, line, start, stop)
+        for start, stop in ((x0, line.x0), (line.x1, x1))
+    )
+
+
+def _matched(top: _Line, bottom: _Line, binary: np.ndarray, tolerance: float):
+    """Top and bottom lines of one rectangle, or None: both at the longer one's slope (a short
+    piece's is easily bent by a crossing digit), spanning the columns of either line when the
+    other carries on there (a faint or broken line), else the columns they share (a line joined
+    with a printed word beside the box); either way the box's sides must be inked there."""
+    slope = max(top, bottom, key=_length).slope
+    top = _spanning(top, slope, top.x0, top.x1)
+    bottom = _spanning(bottom, slope, bottom.x0, bottom.x1)
+    union = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
+    shared = max(top.x0, bottom.x0), min(top.x1, bottom.x1)
+    for x0, x1 in (union, shared):
+        reached = all(_reaches(binary, line, x0, x1, tolerance) for line in (top, bottom))
+        if (x0, x1) == union and not reached:
+            continue
+        lines = _spanning(top, slope, x0, x1), _spanning(bottom, slope, x0, x1)
+        if _sides_inked(binary, *lines):
+            return lines
+    return None
+
+
 def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Line]]:
     height, width = binary.shape
     tolerance = END_TOLERANCE * width
@@ -256,24 +363,30 @@ def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Li
             gap = bottom.y - top.y
             if not (BOX_HEIGHT_SHARE[0] * height <= gap <= BOX_HEIGHT_SHARE[1] * height):
                 continue
-            if abs(top.x0 - bottom.x0) > tolerance or abs(top.x1 - bottom.x1) > tolerance:
+            if min(top.x1, bottom.x1) - max(top.x0, bottom.x0) < 0.6 * max(
+                top.x1 - top.x0, bottom.x1 - bottom.x0
+            ):
                 continue
-            if gap > 0.9 * (top.x1 - top.x0) or not _sides_inked(binary, top, bottom):
-                continue
-            pairs.append((top, bottom))
+            matched = _matched(top, bottom, binary, tolerance)
+            if matched is not None and gap <= 0.9 * (matched[0].x1 - matched[0].x0):
+                pairs.append((top, bottom, *matched))
     return pairs
 
 
-def _candidates(lines: list[_Line], binary: np.ndarray, line_mask: np.ndarray) -> list[_Candidate]:
-    """Rectangles and underlines on the right half, scored: a currency sign beside counts most."""
+def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list[_Candidate]:
+    """Rectangles and underlines on the right half, scored: a currency sign beside counts most.
+    `pages`: the binary working page and its faint ink."""
+    binary, faint = pages
     height, width = binary.shape
     found, in_box, marks = [], set(), (binary, line_mask)
-    for top, bottom in _rectangles(lines, binary):
+    for found_top, found_bottom, top, bottom in _rectangles(lines, faint):
         if (top.x0 + top.x1) / 2 < width / 2 or top.x0 < 0.35 * width:
             continue
-        in_box.update((id(top), id(bottom)))
-        sign = _sign(marks, max(top.x0, bottom.x0), top.y0, bottom.y0)
-        found.append(_Candidate(top, bottom, sign, 1.0 + 2.0 * (sign is not None)))
+        in_box.update((id(found_top), id(found_bottom)))
+        left = max(top.x0, bottom.x0)
+        sign = _sign(marks, left, top.y0, bottom.y0)
+        found.append(_Candidate(top, bottom, sign, 1.0 + _sign_score(sign, left, 2.0)))
+    found = _innermost(found)
     for line in lines:
         if id(line) in in_box or (line.x0 + line.x1) / 2 < width / 2 or line.x0 < 0.35 * width:
             continue
@@ -282,8 +395,29 @@ def _candidates(lines: list[_Line], binary: np.ndarray, line_mask: np.ndarray) -
         span = max(0.1 * height, 0.35 * (line.x1 - line.x0))
         sign = _sign(marks, line.x0, line.y0 - span, line.y0)
         if sign is not None:
-            found.append(_Candidate(None, line, sign, 2.0))
+            found.append(_Candidate(None, line, sign, _sign_score(sign, line.x0, 2.0)))
     return sorted(found, key=lambda c: c.score, reverse=True)
+
+
+def _sign_score(sign: _Word | None, left: float, weight: float) -> float:
+    """A sign beside the box counts `weight`, a little less the further it is (ties between two
+    candidates with a sign go to the one whose sign is closer)."""
+    if sign is None:
+        return 0.0
+    return weight - 0.1 * min(SIGN_NEAR, (left - sign.x1) / max(1, sign.height))
+
+
+def _innermost(found: list[_Candidate]) -> list[_Candidate]:
+    """Of nested rectangles (a box printed with a double outline) only the inner one: the
+    reader must not see the inner outline as strokes."""
+
+    def inside(a: _Candidate, b: _Candidate) -> bool:
+        if (a.top, a.bottom) == (b.top, b.bottom):
+            return False
+        across = b.top.x0 <= a.top.x0 + 1 and a.top.x1 <= b.top.x1 + 1
+        return across and b.top.y <= a.top.y and a.bottom.y <= b.bottom.y
+
+    return [b for b in found if not any(inside(a, b) for a in found)]
 
 
 def as_uint8(page: np.ndarray) -> np.ndarray:
@@ -299,7 +433,7 @@ def _work_page(page: np.ndarray) -> tuple[np.ndarray, float]:
     averaging by a whole factor is ~100x cheaper than by a fractional one), and page pixels per
     working pixel."""
     height, width = page.shape
-    factor = max(1, width // WORK_WIDTH)
+    factor = max(1, round(width / WORK_WIDTH))
     if factor > 1:
         size = (width // factor, max(1, height // factor))
         page = cv2.resize(page[: size[1] * factor, : size[0] * factor], size,
@@ -311,9 +445,9 @@ def locate_amount(page: np.ndarray) -> AmountBox | None:
     """The courtesy-amount box of a grayscale cheque page (float [H, W] in [0, 1], dark ink on
     light paper), in the page's pixels; None when there is no box beside a currency sign."""
     work, factor = _work_page(as_uint8(page))
-    binary = _binarise(work)
-    lines, line_mask = _lines(binary)
-    candidates = _candidates(lines, binary, line_mask)
+    binary, faint = _binarise(work), _faint(work)
+    lines, line_mask = _lines(binary, faint)
+    candidates = _candidates(lines, (binary, faint), line_mask)
     if not candidates:
         return None
     best = candidates[0]
@@ -324,7 +458,8 @@ def _amount_box(found: _Candidate, factor: float) -> AmountBox:
     """The region to read, in page pixels: the box with its outline (the outline is painted
     out later), or the band above an underline up to past the currency sign's top."""
     bottom, top, sign = found.bottom, found.top, found.sign
-    angle = bottom.angle if top is None else (bottom.angle + top.angle) / 2
+    # The longer line's angle: handwriting crossing a line shortens and bends its pieces.
+    angle = bottom.angle if top is None else max(top, bottom, key=_length).angle
     cos = math.cos(math.radians(angle))
     if top is not None:
         x0, x1 = max(top.x0, bottom.x0) - PAD, min(top.x1, bottom.x1) + PAD
@@ -354,20 +489,106 @@ def _scaled(x: float, y: float, width: float, height: float, factor: float) -> B
 
 def amount_crop(page: np.ndarray, found: AmountBox) -> np.ndarray:
     """The box's inside cut from the page and straightened (rotated by the measured angle about
-    its top-left corner): what the field reader reads."""
+    its top-left corner): what the field reader reads. Above an underline, marks high up in
+    the band (a label such as AMOUNT, the field above) are painted out."""
     box, page = found.box, as_uint8(page)
     if abs(found.angle) < 0.2:
         crop = page[box.y : box.y + box.height, box.x : box.x + box.width]
-        return crop.astype(np.float32) / 255.0
-    theta = math.radians(found.angle)
-    c, s = math.cos(theta), math.sin(theta)
-    # Maps a crop pixel (u, v) to the page: along the box's top edge and perpendicular to it.
-    matrix = np.array([[c, -s, box.x], [s, c, box.y]], dtype=np.float32)
-    crop = cv2.warpAffine(
-        page,
-        matrix,
-        (box.width, box.height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    else:
+        theta = math.radians(found.angle)
+        c, s = math.cos(theta), math.sin(theta)
+        # Maps a crop pixel (u, v) to the page: along the box's top edge and perpendicular to it.
+        matrix = np.array([[c, -s, box.x], [s, c, box.y]], dtype=np.float32)
+        crop = cv2.warpAffine(
+            page,
+            matrix,
+            (box.width, box.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    crop = _without_top_marks(crop) if found.kind == "underline" else _inside_frame(crop)
     return crop.astype(np.float32) / 255.0
+
+
+def _inside_frame(crop: np.ndarray) -> np.ndarray:
+    """The crop painted out up to the innermost printed vertical line near each side: a box printed
+    with a double outline merges into one line on the working page, and its inner sides would
+    otherwise be read as 1s. A column near a side inked along FRAME_COVER of the height is a
+    printed line (handwritten digits are shorter than the box)."""
+    _, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    height, width = ink.shape
+    inked = ink.sum(axis=0) >= FRAME_COVER * height
+    near = max(2, int(FRAME_SIDE * width))
+    left = np.flatnonzero(inked[:near])
+    right = np.flatnonzero(inked[width - near :])
+    x0 = int(left[-1]) + 1 if len(left) else 0
+    x1 = width - near + int(right[0]) if len(right) else width
+    if (x0 == 0 and x1 == width) or x1 - x0 <= width // 2:
+        return crop
+    out = crop.copy()  # painted as paper, not cut: the digits' boxes keep their coordinates
+    paper = np.median(crop[:, x0:x1][ink[:, x0:x1] == 0]) if (ink[:, x0:x1] == 0).any() else 255
+    out[:, :x0], out[:, x1:] = np.uint8(paper), np.uint8(paper)
+    return out
+
+
+def _without_top_marks(crop: np.ndarray) -> np.ndarray:
+    """Marks at the band's top that end in its upper 40% painted as paper: the amount is
+    written on the line, so they come from above it (a label, another field)."""
+    _, ink = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    height = crop.shape[0]
+    top = stats[1:, cv2.CC_STAT_TOP]
+    bottom = top + stats[1:, cv2.CC_STAT_HEIGHT]
+    drop = 1 + np.flatnonzero((top <= 0.15 * height) & (bottom < 0.4 * height))
+    if len(drop) == 0:
+        return crop
+    paper = np.uint8(np.median(crop[ink == 0])) if (ink == 0).any() else np.uint8(255)
+    out = crop.copy()
+    out[np.isin(labels, drop)] = paper
+    return out
+
+
+# A box's side: a column within FRAME_SIDE of the crop's width from a side, inked along
+# FRAME_COVER of its height.
+FRAME_SIDE = 0.1
+FRAME_COVER = 0.8
+AMOUNT_FORMAT = "amount_format"
+# Separators a written amount may hold between its digits; "-" and gaps may also close it.
+DECIMAL_MARKS = (".", ",")
+THOUSANDS_MARKS = (",", ".", " ", "'")
+
+
+def _groups(digits: int, separators) -> tuple[list[int], list[str]]:
+    """Digit counts between the separators inside the amount (not before its first digit or
+    after its last), and those separators, left to right."""
+    inner = sorted((s.position, s.char) for s in separators if 0 < s.position < digits)
+    counts, marks, previous = [], [], 0
+    for position, char in inner:
+        if position == previous and counts:  # two marks in one gap: ". -", ", " and the like
+            marks[-1] = marks[-1] if marks[-1] != " " else char
+            continue
+        counts.append(position - previous)
+        marks.append(char)
+        previous = position
+    counts.append(digits - previous)
+    return counts, marks
+
+
+def amount_format_problem(digits: int, separators) -> bool:
+    """True when the separators read inside an amount make no amount: a written amount is whole
+    digits, or thousands groups of three after a first group of one to three, optionally
+    followed by one decimal mark and two digits of cents (1,250.00 / 1 250,00 / 1'250.00 /
+    125000 / 907-). A slash, a second decimal mark or a group of the wrong size means a digit
+    was lost, added or taken for a mark, so the reading is not trusted without a look."""
+    if any(0 < s.position < digits and s.char not in THOUSANDS_MARKS for s in separators):
+        return True  # "/" or "-" between digits (a 1 or a 7 taken for a mark)
+    counts, marks = _groups(digits, separators)
+    if not marks:
+        return False
+    if marks[-1] in DECIMAL_MARKS and counts[-1] == 2:
+        counts, marks = counts[:-1], marks[:-1]  # the cents
+        if not marks:
+            return False
+    if len(set(marks)) > 1 or not 1 <= counts[0] <= 3:
+        return True
+    return any(count != 3 for count in counts[1:])

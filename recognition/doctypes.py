@@ -27,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.cheque import AMOUNT_BOX_NOT_FOUND, amount_crop, locate_amount
+from recognition.cheque import (
+    AMOUNT_BOX_NOT_FOUND,
+    AMOUNT_FORMAT,
+    amount_crop,
+    amount_format_problem,
+    locate_amount,
+)
 from recognition.decode import DEFAULT_MAX_PIXELS, decode_page
 from recognition.errors import EmptyImage
 from recognition.fields import Box, FieldReading, find_digits, read_segmentations
@@ -379,6 +385,9 @@ class DocumentReading:
 
 def _result(plan: _Plan, reading: FieldReading | None, doc: PreparedDocument) -> FieldResult:
     reasons = plan.reasons + (reading.review_reasons if reading else ())
+    if plan.field.kind == "amount" and reading is not None:
+        if amount_format_problem(len(reading.digits), reading.separators):
+            reasons += (AMOUNT_FORMAT,)
     box = plan.box
     page_box = None
     if box is not None:

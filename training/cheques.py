@@ -13,7 +13,7 @@ a `numpy.random.Generator`, so a seed gives the same cheques every time.
 """
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-CURRENCIES = ("$", "€", "£", "¥", "₹", "Fr")
+CURRENCIES = ("$", "€", "£", "¥", "₹", "Fr", "R$", "₩", "₽", "kr")
 # Amount styles: thousands separator, decimal separator, whether cents are written, a trailing
 # dash for whole amounts ("907-", a common way to close an amount against tampering).
 STYLES = {
@@ -29,10 +29,21 @@ STYLES = {
     "eu_space": (" ", ",", True, False),
     "eu_dot": (".", ",", True, False),
     "plain_cents": ("", ".", True, False),
+    "swiss": ("'", ".", True, False),
     "whole_dash": ("", "", False, True),
     "whole": ("", "", False, False),
 }
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+# Typefaces of the printed text and the currency sign (the MICR line is always monospaced).
+FACES = (
+    "DejaVuSans.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSansCondensed.ttf",
+    "DejaVuSerifCondensed-Italic.ttf",
+    "DejaVuSans-Oblique.ttf",
+)
 BANKS = ("FIRST NATIONAL BANK", "Banque du Lac", "NORTHERN TRUST CO.", "Caisse Populaire",
          "Harbour Savings Bank", "CREDIT MUTUEL DU SUD", "Union Bank of Elm")  # fmt: skip
 STREETS = ("12 Market Street, Springfield", "4 rue de la Gare 1003 Lausanne",
@@ -87,6 +98,11 @@ class ChequeSpec:
     uneven_light: bool = False
     jpeg_quality: int | None = 85
     security_pattern: bool = False
+    face: str = FACES[0]  # the printed text's typeface
+    sign_face: str = FACES[0]
+    double_frame: bool = False  # the amount box printed with two nested outlines
+    amount_label: str = ""  # a small printed word above the box (AMOUNT, MONTANT, ...)
+    speckles: float = 0.0  # share of pixels turned black or white (dust, a dirty platen)
     tags: list[str] = field(default_factory=list)
 
 
@@ -99,21 +115,72 @@ class SyntheticCheque:
     spec: ChequeSpec
 
 
+LABELS = ("AMOUNT", "MONTANT", "BETRAG", "IMPORTE", "Amount")
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[int(rng.integers(len(options)))]
+
+
 def random_spec(rng: np.random.Generator, template: Template | None = None) -> ChequeSpec:
-    """A cheque as scanners deliver them: every effect with some probability."""
-    template = template or TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+    """A cheque as scanners deliver them: every effect with some probability. Without a
+    template, one of TEMPLATES, half the time with its amount box moved and resized."""
+    if template is None:
+        template = _pick(rng, TEMPLATES)
+        template = vary_template(template, rng) if rng.random() < 0.5 else template
+    steep = rng.random() < 0.2
     return ChequeSpec(
         template=template,
         dpi=int(rng.integers(150, 301)),
-        currency=CURRENCIES[int(rng.integers(len(CURRENCIES)))],
-        style=list(STYLES)[int(rng.integers(len(STYLES)))],
-        rotation=float(rng.uniform(-2.0, 2.0)) if rng.random() < 0.7 else 0.0,
+        currency=_pick(rng, CURRENCIES),
+        style=_pick(rng, list(STYLES)),
+        rotation=float(rng.uniform(-3.0, 3.0) if steep else rng.uniform(-2.0, 2.0))
+        if rng.random() < 0.7
+        else 0.0,
         noise=float(rng.uniform(0.005, 0.035)),
         blur=float(rng.uniform(0.3, 1.0)) if rng.random() < 0.3 else 0.0,
         uneven_light=bool(rng.random() < 0.4),
-        jpeg_quality=int(rng.integers(55, 95)) if rng.random() < 0.8 else None,
+        jpeg_quality=int(rng.integers(40, 95)) if rng.random() < 0.8 else None,
         security_pattern=bool(rng.random() < 0.4),
+        face=_pick(rng, FACES),
+        sign_face=_pick(rng, FACES),
+        double_frame=bool(template.amount_kind == "box" and rng.random() < 0.15),
+        amount_label=_pick(rng, LABELS) if rng.random() < 0.3 else "",
+        speckles=float(rng.uniform(0.0005, 0.003)) if rng.random() < 0.2 else 0.0,
         tags=[template.name],
+    )
+
+
+def _clear_of(line: tuple[float, float, float], box, margin: float) -> tuple[float, float, float]:
+    """A printed line shortened to end before the amount box (and its sign) when they share
+    the same height on the page, as bank layouts do."""
+    x0, x1, y = line
+    left, top, _, bottom = box
+    if top - 0.04 <= y <= bottom + 0.04 and x1 > left - margin:
+        x1 = max(x0 + 0.05, left - margin)
+    return x0, x1, y
+
+
+def vary_template(template: Template, rng: np.random.Generator) -> Template:
+    """The template with its amount box moved and resized on the right half, the printed
+    lines that would run into it shortened and the cheque number elsewhere on the top."""
+    x0, y0, x1, y1 = template.amount
+    width = (x1 - x0) * rng.uniform(0.8, 1.3)
+    height = (y1 - y0) * rng.uniform(0.8, 1.3)
+    right = min(0.97, x1 + rng.uniform(-0.04, 0.02))
+    left = max(0.58, right - width)
+    top = float(np.clip(y0 + rng.uniform(-0.05, 0.05), 0.08, 0.7 - height))
+    box = (left, top, right, top + height)
+    margin = 0.12 + 0.6 * height
+    number_x = rng.uniform(0.35, left - 0.15) if top < 0.22 else rng.uniform(0.5, 0.88)
+    return replace(
+        template,
+        name=f"{template.name}_moved",
+        amount=box,
+        date=_clear_of(template.date, box, margin),
+        payee=_clear_of(template.payee, box, margin),
+        legal=_clear_of(template.legal, box, margin + 0.1),
+        number=(float(number_x), float(rng.uniform(0.03, 0.08))),
     )
 
 
@@ -139,9 +206,11 @@ def random_amount(rng: np.random.Generator, style: str) -> str:
     return digits + ("".join(str(d) for d in rng.integers(0, 10, 2)) if cents else "")
 
 
-@lru_cache(maxsize=64)
-def _font(size: int, mono: bool = False, serif: bool = False) -> ImageFont.ImageFont:
-    name = "DejaVuSansMono.ttf" if mono else "DejaVuSerif.ttf" if serif else "DejaVuSans.ttf"
+MONO = "DejaVuSansMono.ttf"
+
+
+@lru_cache(maxsize=256)
+def _font(size: int, name: str = FACES[0]) -> ImageFont.ImageFont:
     for folder in FONT_DIRS:
         if (folder / name).exists():
             return ImageFont.truetype(str(folder / name), size)
@@ -152,7 +221,7 @@ class _Page:
     """Ink coverage (0 = paper, 1 = full ink) of a cheque front at `dpi`."""
 
     def __init__(self, spec: ChequeSpec, rng: np.random.Generator):
-        self.dpi, self.rng = spec.dpi, rng
+        self.dpi, self.rng, self.face = spec.dpi, rng, spec.face
         self.w = round(spec.template.size[0] * spec.dpi)
         self.h = round(spec.template.size[1] * spec.dpi)
         self.ink = np.zeros((self.h, self.w), np.float32)
@@ -160,8 +229,8 @@ class _Page:
     def px(self, fx: float, fy: float) -> tuple[int, int]:
         return round(fx * self.w), round(fy * self.h)
 
-    def text(self, fx, fy, text, inches, mono=False, serif=False, level=1.0) -> tuple:
-        font = _font(max(6, round(inches * self.dpi)), mono, serif)
+    def text(self, fx, fy, text, inches, face: str | None = None, level=1.0) -> tuple:
+        font = _font(max(6, round(inches * self.dpi)), face or self.face)
         layer = Image.new("L", (self.w, self.h), 0)
         ImageDraw.Draw(layer).text(self.px(fx, fy), text, fill=round(255 * level), font=font)
         np.maximum(self.ink, np.asarray(layer, np.float32) / 255.0, out=self.ink)
@@ -257,7 +326,7 @@ def _scribble(page: _Page, x0: int, x1: int, baseline: int, height: int) -> None
 def _draw_printed(page: _Page, t: Template, rng) -> None:
     pen = page.thickness()
     bank = BANKS[int(rng.integers(len(BANKS)))]
-    page.text(0.04, 0.04, bank, 0.16, serif=bool(rng.random() < 0.5))
+    page.text(0.04, 0.04, bank, 0.16, face=_pick(rng, FACES))
     page.text(0.04, 0.13, STREETS[int(rng.integers(len(STREETS)))], 0.08)
     page.text(*t.number, f"{int(rng.integers(100, 99999)):05d}"[: int(rng.integers(3, 6))], 0.12)
     date_x0, date_x1, date_y = t.date
@@ -272,7 +341,7 @@ def _draw_printed(page: _Page, t: Template, rng) -> None:
     micr = "".join(str(d) for d in rng.integers(0, 10, 9))
     account = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(8, 13))))
     page.text(0.08, t.micr_y - 0.05, f"|:{micr}|: {account}||' {int(rng.integers(100, 9999))}",
-              0.11, mono=True)  # fmt: skip
+              0.11, face=MONO)  # fmt: skip
 
 
 def _draw_amount_frame(page: _Page, spec: ChequeSpec) -> tuple[int, int, int, int]:
@@ -286,14 +355,20 @@ def _draw_amount_frame(page: _Page, spec: ChequeSpec) -> tuple[int, int, int, in
     level = float(rng.uniform(0.6, 1.0))
     if t.amount_kind == "box":
         cv2.rectangle(page.ink, (left, top), (right, bottom), level, pen)
+        if spec.double_frame:
+            d = pen + max(2, page.dpi // 50)
+            cv2.rectangle(page.ink, (left - d, top - d), (right + d, bottom + d), level, 1)
     else:
         page.line((left, bottom), (right, bottom), pen, level)
+    if spec.amount_label:
+        page.text(left / page.w, (top - 0.11 * page.dpi) / page.h, spec.amount_label, 0.06)
     sign_h = (bottom - top) * rng.uniform(0.45, 0.7) / page.dpi
-    font = _font(max(6, round(sign_h * page.dpi)), serif=bool(rng.random() < 0.5))
+    font = _font(max(6, round(sign_h * page.dpi)), spec.sign_face)
     width = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), spec.currency, font=font)[2]
     gap = round(page.dpi * rng.uniform(0.03, 0.08))
     sign_top = (top + bottom) / 2 - sign_h * page.dpi * 0.65
-    page.text((left - gap - width) / page.w, sign_top / page.h, spec.currency, sign_h)
+    page.text((left - gap - width) / page.w, sign_top / page.h, spec.currency, sign_h,
+              face=spec.sign_face)  # fmt: skip
     return left, top, right - left, bottom - top
 
 
@@ -362,6 +437,9 @@ def _scan(page: _Page, spec: ChequeSpec, box) -> tuple[bytes, tuple[int, int, in
         paper -= rng.uniform(0.1, 0.3) * (((xx - cx) / w) ** 2 + ((yy - cy) / h) ** 2)
     page_light = paper * (1 - ink) + rng.uniform(0.03, 0.25) * ink
     page_light += rng.normal(0.0, spec.noise, (h, w)).astype(np.float32)
+    if spec.speckles:
+        spots = rng.random((h, w)) < spec.speckles
+        page_light[spots] = rng.integers(0, 2, int(spots.sum())).astype(np.float32)
     pixels = (np.clip(page_light, 0, 1) * 255).round().astype(np.uint8)
     buffer = io.BytesIO()
     if spec.jpeg_quality:

@@ -1,6 +1,9 @@
 """A document's original scan and its review history (any role of the owning tenant).
 
-GET /documents/{id}/image    the stored scan, with the per-digit boxes in `X-Digit-Boxes`
+GET /documents/{id}/image    the stored scan, with the per-digit boxes in `X-Digit-Boxes` and,
+                             for a whole page (layout=cheque or a document type), the region
+                             of each field in `X-Field-Boxes` ({name: {x, y, width, height,
+                             needs_review}}; box null when it was not found)
 GET /documents/{id}/history  every review decision, oldest first (append-only)
 """
 
@@ -44,6 +47,21 @@ def digit_boxes(prediction) -> list:
     return [digit.get("box") for digit in prediction.digits]
 
 
+def field_boxes(prediction) -> dict:
+    """Where each field of a whole page was read (page pixels): the reviewer sees the region
+    outlined on the page, so a wrong box is as visible as a wrong digit."""
+    if prediction is None or not prediction.fields:
+        return {}
+    return {
+        name: (
+            {**field["box"], "needs_review": bool(field.get("needs_review"))}
+            if field.get("box")
+            else None
+        )
+        for name, field in prediction.fields.items()
+    }
+
+
 @router.get(
     "/{document_id}/image",
     summary="The original scan",
@@ -65,6 +83,7 @@ async def image(
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": "inline",
         "X-Digit-Boxes": json.dumps(digit_boxes(prediction), separators=(",", ":")),
+        "X-Field-Boxes": json.dumps(field_boxes(prediction), separators=(",", ":")),
     }
     return Response(data, media_type=media_type(data), headers=headers)
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tests.recognition.conftest import mnist, recognizer  # noqa: F401 (shared fixtures)
+from tests.review.conftest import client, settings  # noqa: F401 (review page tests)
 from training.cheques import TEMPLATES, random_spec, render_cheque
 
 

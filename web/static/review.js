@@ -77,6 +77,7 @@ function preload(item) {
   item.ready = fetch(item.image_url, { headers: headers(false) })
     .then((response) => {
       if (!response.ok) throw new Error(`scan: HTTP ${response.status}`);
+      item.fields = fieldBoxes(response.headers.get("X-Field-Boxes"));
       return response.blob();
     })
     .then((blob) => {
@@ -109,6 +110,35 @@ function refill() {
   return state.claiming;
 }
 
+function fieldBoxes(header) {
+  // A whole page (a cheque, a document type): where each field was read, or null if not found.
+  try {
+    const parsed = JSON.parse(header || "{}");
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : {};
+  } catch (error) {
+    return {};
+  }
+}
+
+function drawFields(item, width) {
+  // The field's region outlined on the whole page, with its name: a wrong box shows at once.
+  Object.entries(item.fields || {}).forEach(([name, field]) => {
+    const box = normaliseBox(field);
+    if (!box) return;
+    const rect = document.createElementNS(SVG, "rect");
+    rect.setAttribute("class", "field");
+    rect.dataset.field = name;
+    rect.setAttribute("x", box.x); rect.setAttribute("y", box.y);
+    rect.setAttribute("width", box.w); rect.setAttribute("height", box.h);
+    const label = document.createElementNS(SVG, "text");
+    label.setAttribute("class", "field-name");
+    label.setAttribute("x", box.x); label.setAttribute("y", Math.max(0, box.y - width / 200));
+    label.setAttribute("font-size", Math.max(10, width / 45));
+    label.textContent = name;
+    el.boxes.append(rect, label);
+  });
+}
+
 function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);
 }
@@ -121,6 +151,7 @@ function drawBoxes(item) {
   el.boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
   el.boxes.style.width = `${img.clientWidth}px`;
   el.boxes.style.height = `${img.clientHeight}px`;
+  drawFields(item, width);
   item.digits.forEach((digit) => {
     const box = normaliseBox(digit.box);
     if (!box) return;
