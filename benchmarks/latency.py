@@ -38,7 +38,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.report import write_section  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 from recognition.synthetic import render_scan  # noqa: E402
 from training.data import default_data_dir, read_idx  # noqa: E402
 
