@@ -37,6 +37,7 @@ class Plan:
     mutate: list[str]
     tests: list[str]
     deselect: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)  # do_not_mutate
 
 
 PLANS = {
@@ -49,6 +50,9 @@ PLANS = {
             "test_litert_serving_model_agrees_with_the_keras_contract",
             "tests/recognition/test_inference.py::test_scans_keep_their_accuracy_through_the_core",
         ],
+        # segment.py and cheque.py are being rewritten (issues 8 and 11): measured after that.
+        # synthetic.py renders the test scans: its survivors would say nothing of the product.
+        skip=["recognition/segment.py", "recognition/cheque.py", "recognition/synthetic.py"],
     ),
     "api-jobs": Plan(
         mutate=["api/jobs/*"],
@@ -70,8 +74,11 @@ def mutmut_section(plan: Plan) -> str:
     values = {
         "source_paths": ["recognition/", "worker/", "digitflow/", "api/"],
         "only_mutate": plan.mutate,
+        "do_not_mutate": plan.skip,
         "also_copy": ["models/", "migrations/", "alembic.ini", "web/", "training/", "devtools/"],
         "pytest_add_cli_args_test_selection": plan.tests,
+        # The copy sits inside this checkout (var/ is ignored): git has nothing to say about it.
+        "use_git_change_detection": False,
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-m", "not browser and not slow",
                                 *deselect],
     }  # fmt: skip
@@ -94,11 +101,13 @@ def snapshot(dest: Path) -> None:
         (dest / ".cache").symlink_to(REPO / ".cache")
 
 
-def prepare(name: str) -> Path:
+def prepare(name: str, resume: bool) -> Path:
+    """A fresh copy of the tree, or (resume) the last one, with the plan's [tool.mutmut]."""
     dest = WORK / name
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    snapshot(dest)
+    if not (resume and (dest / "mutants").is_dir()):
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        snapshot(dest)
     pyproject = dest / "pyproject.toml"
     text = re.sub(r"\[tool\.mutmut\]\n(?:[^\[].*\n|\n)*", "", pyproject.read_text())
     pyproject.write_text(text.rstrip() + "\n\n" + mutmut_section(PLANS[name]))
@@ -113,8 +122,9 @@ def mutmut(dest: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=dest, env=env, **kwargs)
 
 
-def run(name: str, max_children: int) -> int:
-    dest = prepare(name)
+def run(name: str, max_children: int, resume: bool = False) -> int:
+    """mutmut on one package; `resume` keeps the verdicts of an interrupted run."""
+    dest = prepare(name, resume)
     code = mutmut(dest, "run", "--max-children", str(max_children)).returncode
     summarise(name)
     return code
@@ -160,10 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd = sub.add_parser("run", help="mutate one package against its tests")
     run_cmd.add_argument("package", choices=sorted(PLANS))
     run_cmd.add_argument("--max-children", type=int, default=1)
+    run_cmd.add_argument("--resume", action="store_true", help="keep an interrupted run's copy")
     sub.add_parser("summarise", help="re-read the results of the packages run so far")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.package, args.max_children)
+        return run(args.package, args.max_children, args.resume)
     for name in PLANS:
         if (WORK / name / "mutants").is_dir():
             print(json.dumps(summarise(name)["counts"], indent=1))
