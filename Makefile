@@ -55,7 +55,7 @@ mutation: test-env ## Mutation testing (mutmut), package by package against its 
 	for package in $(MUTATE); do \
 	  DIGITFLOW_MNIST_DIR=$(abspath $(MNIST_DIR)) nice -n 10 $(PY) -m devtools.mutation run $$package || exit 1; \
 	done
-	$(PY) -m devtools.mutation summarise
+	$(PY) -m devtools.mutation report
 
 bench-latency: $(VENV)/.installed-api+worker+training+dev ## Benchmark the synchronous fast path, write docs/benchmarks.md
 	$(PY) benchmarks/latency.py

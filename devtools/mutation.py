@@ -22,11 +22,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import REPO
+from devtools.report import write_section
 
 WORK = REPO / "var" / "mutation"
 MUTATION_MD = REPO / "docs" / "mutation.md"
@@ -125,7 +127,12 @@ def mutmut(dest: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
 def run(name: str, max_children: int, resume: bool = False) -> int:
     """mutmut on one package; `resume` keeps the verdicts of an interrupted run."""
     dest = prepare(name, resume)
+    started, load = time.time(), os.getloadavg()[0]
     code = mutmut(dest, "run", "--max-children", str(max_children)).returncode
+    run_info = {"minutes": round((time.time() - started) / 60, 1), "load_at_start": load,
+                "load_at_end": os.getloadavg()[0], "max_children": max_children,
+                "resumed": resume, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    (dest / "run.json").write_text(json.dumps(run_info))
     summarise(name)
     return code
 
@@ -164,6 +171,46 @@ def report_table(summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def survivors_by_function(survivors: list[str]) -> str:
+    by_function: dict[str, list[str]] = defaultdict(list)
+    for mutant in survivors:
+        function, _, number = mutant.rpartition("__mutmut_")
+        by_function[function.replace("xǁ", "").replace("ǁ", ".").replace(".x_", ".")].append(number)
+    return "\n".join(
+        f"- `{function}`: {len(numbers)} ({', '.join(numbers)})"
+        for function, numbers in sorted(by_function.items())
+    )
+
+
+def report() -> None:
+    """One section of docs/mutation.md per package run so far (`mutmut show NAME` in
+    var/mutation/PACKAGE/ prints a survivor's diff)."""
+    for name, plan in PLANS.items():
+        summary_path = WORK / name / "summary.json"
+        if not summary_path.exists():
+            continue
+        summary = json.loads(summary_path.read_text())
+        info_path = WORK / name / "run.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        tests = " ".join(f"`{t}`" for t in plan.tests)
+        body = (
+            f"Mutated: {', '.join(f'`{m}`' for m in plan.mutate)}"
+            + (f" except {', '.join(f'`{m}`' for m in plan.skip)}" if plan.skip else "")
+            + f"; tests: {tests}.\nRun: {json.dumps(info)}\n\n"
+            + report_table({name: summary})
+            + "\n\nSurvivors by function (mutant numbers):\n\n"
+            + (survivors_by_function(summary["survivors"]) or "none")
+        )
+        write_section(f"mutation-{name}", f"Mutation testing: {name}", body, MUTATION_MD, HEADER)
+
+
+HEADER = (
+    "# Mutation testing\n\n"
+    "Written by `python -m devtools.mutation report` from the runs of `make mutation` "
+    "(mutmut 3, one package at a time against its fast tests; see devtools/mutation.py).\n"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--max-children", type=int, default=1)
     run_cmd.add_argument("--resume", action="store_true", help="keep an interrupted run's copy")
     sub.add_parser("summarise", help="re-read the results of the packages run so far")
+    sub.add_parser("report", help="write docs/mutation.md from the packages run so far")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.package, args.max_children, args.resume)
+    if args.command == "report":
+        report()
+        return 0
     for name in PLANS:
         if (WORK / name / "mutants").is_dir():
             print(json.dumps(summarise(name)["counts"], indent=1))
