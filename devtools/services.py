@@ -109,6 +109,16 @@ def wait_for_log(log: Path, marker: str, timeout: float) -> bool:
 
 
 
+def launch(command: list, base: Path, log: Path, user: str | None = None) -> subprocess.Popen:
+    """Start a server in its own session (so it can be signalled as a group), in `base`, its
+    output going to `log`."""
+    with log.open("wb") as log_file:
+        return subprocess.Popen(
+            command, user=user, cwd=base, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
 # --- Postgres -----------------------------------------------------------------------------------
 
 
@@ -180,12 +190,7 @@ def start_postgres(timeout: float = 30) -> Iterator[Postgres]:
         "full_page_writes": "off",
     }
     args = [a for key, value in settings.items() for a in ("-c", f"{key}={value}")]
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [PG_BIN / "postgres", "-D", data, *args],
-            user=user, cwd=base, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+    proc = launch([PG_BIN / "postgres", "-D", data, *args], base, log, user)
 
     def ready() -> bool:
         check = [PG_BIN / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
@@ -231,12 +236,9 @@ def start_redis(timeout: float = 15) -> Iterator[Redis]:
     base = Path(tempfile.mkdtemp(prefix="digitflow-redis-"))
     log = base / "redis.log"
     port = free_port()
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(base), "--daemonize", "no"],
-            cwd=base, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(base), "--daemonize", "no"]  # fmt: skip
+    proc = launch(command, base, log)
     try:
         wait_until(
             lambda: redis_ping("127.0.0.1", port), what="redis", proc=proc, log=log, timeout=timeout
@@ -288,12 +290,9 @@ def start_azurite(timeout: float = 60) -> Iterator[Azurite]:
     port = free_port()
     # Blob only; on-disk in the temp dir (--location and --inMemoryPersistence exclude each
     # other); --skipApiVersionCheck because azure-storage-blob is newer than Azurite's API list.
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [AZURITE_BLOB, "--blobHost", "127.0.0.1", "--blobPort", str(port),
-             "--location", str(base / "data"), "--skipApiVersionCheck", "--loose"],
-            cwd=base, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    command = [AZURITE_BLOB, "--blobHost", "127.0.0.1", "--blobPort", str(port),
+               "--location", str(base / "data"), "--skipApiVersionCheck", "--loose"]  # fmt: skip
+    proc = launch(command, base, log)
     try:
         wait_until(
             lambda: http_answers("127.0.0.1", port, f"/{AZURITE_ACCOUNT}?comp=list"),
