@@ -15,6 +15,7 @@ from recognition import (
     UndecodableImage,
     read_field,
     segment_image,
+    to_mnist,
 )
 from recognition.preprocess import _despeckle
 from tests.recognition.conftest import DEFAULT_MODEL_DIR
@@ -55,3 +56,16 @@ def test_despeckle_drops_specks_and_keeps_strokes():
     assert not kept[1].any()
     assert kept[6:8, 2:4].all() and kept[9:11, 5:11].all()
     assert kept.sum() == 4 + 12
+
+
+def test_a_faint_pencil_digit_normalises_like_a_dark_one(mnist):
+    digit = mnist.x_test[0].astype(np.float32) / 255.0
+    dark = to_mnist(1.0 - digit)  # black ink on white paper
+    faint = to_mnist(1.0 - 0.25 * digit)  # a quarter of the darkness: still a digit
+    assert np.abs(dark - faint).max() < 0.05
+
+
+def test_a_blank_page_says_it_holds_no_ink():
+    with pytest.raises(EmptyImage, match="holds no ink") as error:
+        to_mnist(np.full((60, 80), 0.97, np.float32))
+    assert error.value.code == "empty_image"
