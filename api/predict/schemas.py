@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 Layout = Literal["auto", "digit", "field"]
 LAYOUT_DESCRIPTION = (
@@ -27,6 +27,14 @@ class BoxPublic(BaseModel):
     y: int
     width: int
     height: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value):
+        # Results stored by the first field reader keep boxes as [x, y, width, height].
+        if isinstance(value, list | tuple) and len(value) == 4:
+            return dict(zip(("x", "y", "width", "height"), value, strict=True))
+        return value
 
 
 class DigitPublic(BaseModel):

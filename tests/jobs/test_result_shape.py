@@ -73,3 +73,13 @@ def test_a_reading_keeps_only_the_public_keys():
     dumped = body.model_dump(exclude_unset=True)
     assert "secret_debug" not in dumped and "internal" not in dumped["digits"][0]
     assert dumped["model_version"] == "v1" and "fields" not in dumped and "layout" not in dumped
+
+
+def test_boxes_stored_as_lists_are_answered_as_objects():
+    # The first field reader stored [x, y, width, height]; results answer one shape for both.
+    digit = {"digit": 4, "confidence": 0.9, "probabilities": [0.1] * 10, "box": [4, 6, 40, 44]}
+    result = Result.model_validate({"document_id": "00000000-0000-0000-0000-000000000001",
+                                    "position": 0, "filename": "a.png", "status": "succeeded",
+                                    "error_code": None, "error": None, "timings": None,
+                                    "digits": [digit]})  # fmt: skip
+    assert result.model_dump()["digits"][0]["box"] == {"x": 4, "y": 6, "width": 40, "height": 44}
