@@ -3,8 +3,16 @@
 No web or queue dependencies; the API, the workers and training all use this one module.
 """
 
+import numpy as np
+
 from recognition.card import ModelCard
-from recognition.decode import DEFAULT_MAX_PIXELS, check_image, decode_data_url, decode_image
+from recognition.decode import (
+    DEFAULT_MAX_PIXELS,
+    check_image,
+    decode_data_url,
+    decode_image,
+    decode_page,
+)
 from recognition.errors import (
     EmptyImage,
     ImageError,
@@ -24,16 +32,29 @@ from recognition.fields import (
 )
 from recognition.inference import DigitPrediction, Recognizer, calibrate
 from recognition.preprocess import WORK_MIN_SIDE, normalize_mnist, segment_digits, to_mnist
+from recognition.segment import PLAIN_MAX_ASPECT, WORK_SIDE
 
 
-def prepare(data: bytes, max_pixels: int | None = None) -> "np.ndarray":  # noqa: F821
+def prepare(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Image bytes -> one MNIST-form float32 [28, 28] digit. Raises ImageError subclasses."""
     return to_mnist(decode_image(data, max_pixels or DEFAULT_MAX_PIXELS, WORK_MIN_SIDE))
 
 
 def segment_image(data: bytes, layout: str = "auto", max_pixels: int | None = None):
-    """Image bytes -> a Segmentation (digit crops and hypotheses) for `read_segmentations`."""
-    return find_digits(decode_image(data, max_pixels or DEFAULT_MAX_PIXELS, WORK_MIN_SIDE), layout)
+    """Image bytes -> a Segmentation (digit crops and hypotheses) for `read_segmentations`.
+
+    A field too long to be one digit is decoded straight at the segmenter's working size (a
+    JPEG at 1/2, 1/4 or 1/8 scale by libjpeg, others shrunk by a whole factor); anything else
+    as a single digit always was. Boxes are in the upload's pixels either way."""
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    width, height = check_image(data, max_pixels)
+    if layout == "field" or max(width, height) > PLAIN_MAX_ASPECT * min(width, height):
+        short = min(width, height)
+        wide = -(-width * WORK_SIDE // short) if short > 2 * WORK_SIDE else 0
+        pixels, span = decode_page(data, max_pixels, wide)
+        return find_digits(pixels.astype(np.float32) / 255.0, layout, pixel_scale=span)
+    gray = decode_image(data, max_pixels, WORK_MIN_SIDE)
+    return find_digits(gray, layout, pixel_scale=width / gray.shape[1])
 
 
 __all__ = [

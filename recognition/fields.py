@@ -12,8 +12,9 @@ ambiguous mark's hypothesis by the model's confidence and applies the review pol
 - the field's confidence is the product of its digits' (the chance every digit is right);
 - a field needs review when its confidence is below the model card's field threshold (the
   digit threshold for a one-digit field), when a mark is more likely not a digit than any digit,
-  when the ink had to be cut or joined and the reading is not clearly confident, or when it
-  holds more digits than a field can.
+  when the ink had to be cut or joined and the reading is not clearly confident, when a mark
+  was taken for a slash (a steeply leaning 1 looks the same), or when it holds more digits
+  than a field can.
 """
 
 import math
@@ -141,6 +142,9 @@ def _hypothesis_digits(chosen: list[Hypothesis], digits: list[DigitReading]):
 def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
              policy: ReviewPolicy) -> FieldReading:  # fmt: skip
     chosen = [_choose(slot, predictions) for slot in segmentation.slots]
+    separators = segmentation.separators
+    if segmentation.plain is not None and sum(len(h.crops) for h in chosen) == 1:
+        chosen, separators = [segmentation.plain], ()  # one digit: read as it always was
     digits = [
         DigitReading(p.digit, p.confidence, p.probabilities, box, p.not_a_digit)
         for hypothesis in chosen
@@ -151,10 +155,11 @@ def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
     confidence = math.prod(d.confidence for d in digits)
     centres = [d.box.x + d.box.width / 2 for d in digits]
     separators = tuple(
-        replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres))
-        for s in segmentation.separators
+        replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres)) for s in separators
     )
     reasons = _reasons(digits, chosen, confidence, policy)
+    if AMBIGUOUS_SEGMENTATION not in reasons and any(s.char == "/" for s in separators):
+        reasons += (AMBIGUOUS_SEGMENTATION,)  # a steep 1 and a slash look alike
     return FieldReading(
         text="".join(str(d.digit) for d in digits),
         digits=tuple(digits),

@@ -7,6 +7,7 @@ are off-centre and of any size. Everything that reaches the model passes through
 serving, the workers and training alike — so what the model was trained on is what it is shown.
 """
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -29,9 +30,20 @@ DESPECKLE_MIN_SIDE = 64
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
     """One digit: grayscale float32 [H, W] in [0, 1] -> float32 [28, 28], white ink on black."""
-    ink, mask = _ink(gray)
+    return ink_digit(*ink_and_mask(gray))[0]
+
+
+def ink_and_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink intensity (0 = paper, 1 = full ink) and the despeckled mask of inked pixels, as
+    `to_mnist` sees them. Raises EmptyImage when there is no ink."""
+    return _ink(gray)
+
+
+def ink_digit(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """All the ink as one MNIST-form digit, and its ink box (x0, y0, x1, y1)."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return fit_digit(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return fit_digit(ink[y0:y1, x0:x1]), (x0, y0, x1, y1)
 
 
 def segment_digits(gray: np.ndarray, min_share: float = 0.02) -> list[np.ndarray]:
@@ -116,6 +128,27 @@ def fit_digit(crop: np.ndarray) -> np.ndarray:
     total = float(crop.sum())
     cy = float((crop.sum(axis=1) * np.arange(crop.shape[0])).sum()) / total
     cx = float((crop.sum(axis=0) * np.arange(crop.shape[1])).sum()) / total
+    top = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cy), 0, MNIST_SIZE - crop.shape[0]))
+    left = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cx), 0, MNIST_SIZE - crop.shape[1]))
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    out[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    return out
+
+
+def fit_crop(crop: np.ndarray) -> np.ndarray:
+    """`fit_digit` done by OpenCV (area resampling, moments): about twice as fast, for the
+    segmenter's many crops. Single digits keep `fit_digit`, which the model was trained on."""
+    height, width = crop.shape
+    scale = FIT_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size != (width, height):
+        method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        crop = cv2.resize(np.ascontiguousarray(crop), size, interpolation=method)
+    crop = np.clip(crop * (1.0 / max(float(crop.max()), 1e-6)), 0.0, 1.0)
+    moments = cv2.moments(crop)
+    if moments["m00"] <= 0:
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    cy, cx = moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
     top = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cy), 0, MNIST_SIZE - crop.shape[0]))
     left = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cx), 0, MNIST_SIZE - crop.shape[1]))
     out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)

@@ -21,13 +21,15 @@ Steps, each a small function:
 """
 
 import functools
-from dataclasses import dataclass
+import itertools
+import math
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
-from recognition.preprocess import MIN_CONTRAST, fit_digit
+from recognition.preprocess import MIN_CONTRAST, fit_crop, ink_and_mask, ink_digit
 
 LAYOUTS = ("auto", "digit", "field")
 # Fields are worked on with their shorter side at most this many pixels: a digit needs ~20.
@@ -84,6 +86,8 @@ class Segmentation:
     crops: np.ndarray  # float32 [M, 28, 28], every hypothesis's digits
     slots: tuple[tuple[Hypothesis, ...], ...]  # left to right; each slot holds >= 1 digit
     separators: tuple[Separator, ...]
+    # The whole image as one digit (`plain_digit`), read instead when the slots come to one digit.
+    plain: Hypothesis | None = None
 
 
 @dataclass(slots=True)
@@ -108,18 +112,20 @@ class _Piece:
 class _Page:
     """The field in working pixels: normalised ink, the clean binary, its components."""
 
-    def __init__(self, gray: np.ndarray, lines: bool = True):
+    def __init__(self, gray: np.ndarray, lines: bool = True, deskew: bool = True,
+                 pixel_scale: float = 1.0):  # fmt: skip
         gray = np.asarray(gray, dtype=np.float32)
-        self.scale = min(1.0, WORK_SIDE / min(gray.shape))
-        if self.scale < 1.0:
+        # Working pixels per pixel of `gray`, over `gray`'s pixels per pixel of the upload.
+        self.scale = min(1.0, WORK_SIDE / min(gray.shape)) / pixel_scale
+        if self.scale * pixel_scale < 1.0:
             size = (
-                max(1, round(gray.shape[1] * self.scale)),
-                max(1, round(gray.shape[0] * self.scale)),
+                max(1, round(gray.shape[1] * self.scale * pixel_scale)),
+                max(1, round(gray.shape[0] * self.scale * pixel_scale)),
             )
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         self.ink = _ink(gray)
         binary, faint = _binarise(self.ink)
-        angle = _skew_degrees(faint)
+        angle = _skew_degrees(faint) if deskew else 0.0
         if angle:
             self.ink = _rotate(self.ink, angle)
             binary, faint = _binarise(self.ink)
@@ -147,7 +153,7 @@ class _Page:
         xa, xb = x0 + cols[0], x0 + cols[-1] + 1
         mask = cv2.dilate(mask[y0:y1, cols[0] : cols[-1] + 1].astype(np.uint8), _KERNEL3)
         piece = self.ink[y0:y1, xa:xb] * mask
-        return fit_digit(piece), self.box(xa, y0, xb, y1)
+        return fit_crop(piece), self.box(xa, y0, xb, y1)
 
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -188,29 +194,36 @@ def _skew_degrees(binary: np.ndarray) -> float:
     """The tilt of the field's long straight lines (0 when it has none), in degrees.
 
     Short horizontal runs survive a tilt of a few degrees and stay 8-connected along a line;
-    each long chain of them is fitted with a straight line, robustly."""
+    each long chain of them gives a slope (`_line_slope`). A chain no taller than its own
+    thickness is straight and costs nothing more."""
     height, width = binary.shape
     runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-    long = np.flatnonzero(stats[:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE)
     slopes = []
-    for i in long[long > 0]:
-        ys, xs = np.nonzero(labels == i)
-        slopes.append(_robust_slope(xs.astype(np.float64), ys.astype(np.float64)))
+    for i in 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        rise = h - area / w  # bounding height minus the line's thickness
+        slopes.append(0.0 if rise < 1.5 else _line_slope(labels[y : y + h, x : x + w] == i))
     if not slopes:
         return 0.0
     angle = float(np.degrees(np.arctan(np.median(slopes))))
     return angle if 0.3 <= abs(angle) <= 6 else 0.0
 
 
-def _robust_slope(xs: np.ndarray, ys: np.ndarray) -> float:
-    """Slope of a line through the pixels, refitted without those more than 2 px off it (the
-    strokes of digits touching the line must not tilt it)."""
-    slope, intercept = np.polyfit(xs, ys, 1)
-    near = np.abs(ys - (slope * xs + intercept)) <= 2
-    if near.sum() >= 2 and np.ptp(xs[near]) > 0:
-        slope = np.polyfit(xs[near], ys[near], 1)[0]
-    return float(slope)
+def _line_slope(mask: np.ndarray) -> float:
+    """Slope of a line drawn in `mask`: the mean row of each column, summarised in eight
+    stretches by their medians (digit strokes touching the line move a few columns, not a
+    median), and the median of the slopes between stretches (Theil-Sen)."""
+    counts = mask.sum(axis=0)
+    cols = np.flatnonzero(counts)
+    rows = (np.arange(mask.shape[0], dtype=np.float32) @ mask[:, cols]) / counts[cols]
+    size = len(cols) // 8
+    if size == 0:
+        return 0.0
+    xs = np.median(cols[: 8 * size].reshape(8, size), axis=1)
+    ys = np.median(rows[: 8 * size].reshape(8, size), axis=1)
+    a, b = np.triu_indices(8, 1)
+    return float(np.median((ys[b] - ys[a]) / (xs[b] - xs[a])))
 
 
 def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
@@ -257,6 +270,21 @@ def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
     return abs(top[0] - bottom[0]) <= 0.08 * width and abs(top[-1] - bottom[-1]) <= 0.08 * width
 
 
+def _box_sides(vertical: np.ndarray, horizontal: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Only the vertical lines that reach a box's top and bottom lines, or stand at their ends
+    (a side whose corners a tilt took out of the image): a tall 1 inside the box is neither."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(vertical, connectivity=8)
+    top, bottom = rows[0], rows[-1]
+    reach = max(3, round(0.08 * (bottom - top)))
+    ends = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
+    keep = (ends[0] <= top + reach) & (ends[1] >= bottom - reach)
+    cols = np.flatnonzero(horizontal.any(axis=0))
+    left, right = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_LEFT] + stats[:, 2]
+    keep |= (left <= cols[0] + reach) | (right >= cols[-1] - reach)
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
 def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(binary without printed lines, the lines' mask). Box outlines, comb cells, underlines.
 
@@ -281,6 +309,8 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     # height is printed (a box whose top and bottom were too faint to find).
     span = rows[-1] - rows[0] if boxed else height
     vertical = _line_mask(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
+    if boxed and vertical.any():
+        vertical = _box_sides(vertical, horizontal, rows)
     if not (horizontal.any() or vertical.any()):
         return binary, horizontal
     vertical = _extend(faint, vertical, False) if vertical.any() else vertical
@@ -468,6 +498,124 @@ def _slots(collect: _Collector, digits: list[_Piece], digit_height: float, split
     return [slot for slot in slots if slot]
 
 
+# The plain one-digit path (`to_mnist`, as before fields existed) serves an image no wider or
+# taller than this many times its other side ...
+PLAIN_MAX_ASPECT = 2.2
+# ... whose marks make one column group no wider than this share of its height (a wider mark may
+# be two touching digits) ...
+PLAIN_MAX_WIDTH = 1.3
+# A wide group's segmentations are weighed against the plain digit when they are this few.
+MAX_COMBINED = 16
+# ... and that holds no printed structure: no frame around the ink (its four sides this much
+# inked) and no flat stroke across it (height under this share of its width).
+FRAME_COVER = 0.8
+FRAME_FILL = 0.5
+FLAT_SHARE = 0.25
+# A piece this close beside the rest (share of the ink's height) is part of the same digit: a
+# chip of ink at most this share of the largest piece's area, or any piece across a crack.
+CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
+# Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
+FAINT_INK = 0.15
+
+
+def _is_frame(mask: np.ndarray) -> bool:
+    """A rectangle around the rest (a printed box): each side of the component's box inked
+    along most of its length. A round 0 or a 7's bar covers one or two sides, not all four."""
+    height, width = mask.shape
+    band = max(2, round(0.08 * min(height, width)))
+    sides = (mask[:band].any(axis=0), mask[-band:].any(axis=0),
+             mask[:, :band].any(axis=1), mask[:, -band:].any(axis=1))  # fmt: skip
+    return all(np.count_nonzero(side) >= FRAME_COVER * len(side) for side in sides)
+
+
+def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
+    """(x0, x1, height) of the marks (x0, x1, y0, y1, area) when they stand in one column group,
+    else None. The pieces of a broken digit overlap in x, or a chip of it lies just beside it;
+    digits side by side leave a column of paper between them."""
+    height = max(b[3] for b in boxes) - min(b[2] for b in boxes)
+    largest = max(b[4] for b in boxes)
+    x0, x1 = boxes[0][0], boxes[0][1]
+    for bx0, bx1, _, _, area in boxes[1:]:
+        gap = bx0 - x1
+        chip = gap <= CHIP_GAP * height and area <= CHIP_AREA * largest
+        if gap > 0 and not (chip or gap <= CRACK_GAP * height):
+            return None
+        x0, x1 = min(x0, bx0), max(x1, bx1)
+    return x0, x1, height
+
+
+def _printed(labels: np.ndarray, boxes: list[list[int]], width: int, height: int) -> bool:
+    """A frame around the marks (a box, a comb cell) or a flat stroke across them (a line);
+    `boxes` are the components' (id, x, y, w, h, area)."""
+    for i, x, y, w, h, area in boxes:
+        if h < FLAT_SHARE * w and w >= 0.8 * width:
+            return True
+        # A frame is hollow (a thick 1 fills its own box, and its ends cover its sides).
+        framing = w >= 0.9 * width and h >= 0.9 * height and area <= FRAME_FILL * w * h
+        if framing and _is_frame(labels[y : y + h, x : x + w] == i):
+            return True
+    return False
+
+
+def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:
+    """A box drawn in faint ink around the marks (a thin grey box broken into pieces by noise
+    or JPEG is no frame component, but still a box): two straight lines far apart each way,
+    and the rest of the ink inside them, clear of at least three of them. A boxy 0's straight
+    stretches are its own outline: what is left of it touches them."""
+    faint = (ink > FAINT_INK).view(np.uint8)
+    height, width = faint.shape
+    found, ruled = [], np.zeros_like(faint)
+    for horizontal, along, across in ((True, width, height), (False, height, width)):
+        lines = _line_mask(faint, max(8, int(LINE_SHARE * along)), horizontal)
+        at = np.flatnonzero(lines.any(axis=1 if horizontal else 0))
+        if not len(at) or at[-1] - at[0] < 0.5 * across:
+            return False
+        found.append(at)
+        ruled |= lines
+    rest = mask & ~cv2.dilate(ruled, _KERNEL3).astype(bool)
+    rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))
+    if not len(rows):
+        return True  # straight lines both ways and nothing else: a box (around a 1)
+    (top, bottom), (left, right) = (found[0][[0, -1]], found[1][[0, -1]])
+    gap = 2
+    clear = (rows[0] > top + gap, rows[-1] < bottom - gap, cols[0] > left + gap,
+             cols[-1] < right - gap)  # fmt: skip
+    return sum(clear) >= 3
+
+
+def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
+    """ "one" (one group of marks, no wider than a digit), "printed" (a box or a line among
+    them), "apart" (marks side by side) or "wide" (one group wide enough to be two touching
+    digits)."""
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= max(3, 0.02 * float(areas.max())))
+    boxes = [[int(i), *row] for i, row in zip(keep, stats[keep].tolist(), strict=True)]
+    spans = sorted((x, x + w, y, y + h, area) for _, x, y, w, h, area in boxes)
+    group = _column_groups(spans)
+    if group is None:
+        return "apart"  # the segmenter reads them (and finds any printed lines)
+    if _printed(labels, boxes, group[1] - group[0], group[2]):
+        return "printed"
+    return "wide" if group[1] - group[0] > PLAIN_MAX_WIDTH * group[2] else "one"
+
+
+def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | None]:
+    """The image as one digit through `to_mnist`'s own normalisation: what its marks are
+    (`_marks`, or "field" for an image too long for one digit), and, unless it is a field, the
+    one-digit hypothesis and its crop. This keeps single-digit scans and drawings exactly as
+    they were read before fields existed, and as cheap."""
+    height, width = gray.shape
+    if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
+        return "field", None, None
+    ink, mask = ink_and_mask(gray)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
+    kind = _marks(labels, stats) if count > 1 else "one"
+    if kind in ("one", "wide") and _ruled(ink, mask):
+        kind = "printed"
+    crop, (x0, y0, x1, y1) = ink_digit(ink, mask)
+    return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
+
+
 @functools.cache
 def _single_threaded() -> None:
     """OpenCV's worker threads cost more than they save on images this small (and the API and
@@ -475,33 +623,95 @@ def _single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-def find_digits(gray: np.ndarray, layout: str = "auto") -> Segmentation:
-    """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
+def _scaled(box: Box, scale: float) -> Box:
+    return Box(*(round(v * scale) for v in (box.x, box.y, box.width, box.height)))
 
-    `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
-    `"auto"` find every digit. Raises EmptyImage when there is no ink, NoDigits when the ink
-    holds no digit (only lines or separators).
-    """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
-    _single_threaded()
-    page = _Page(gray)
+
+def _page_pieces(gray: np.ndarray, **options) -> tuple[_Page, list[_Piece]]:
+    page = _Page(gray, **options)
     pieces = _pieces(page)
     if not pieces and page.lines.any() and gray.shape[1] <= 1.5 * gray.shape[0]:
         # Nothing but "lines" in a squarish image: they were the ink itself (a big round 0
         # alone in its image). A wide image of lines alone is an empty field.
-        page = _Page(gray, lines=False)
+        page = _Page(gray, lines=False, **options)
         pieces = _pieces(page)
     if not pieces:
         raise NoDigits("no digits found: the image holds only printed lines or specks")
-    collect = _Collector(page)
-    if layout == "digit":
-        ids = [i for p in pieces for i in p.ids]
-        whole = collect.hypothesis([(ids, pieces[0].x0, max(p.x1 for p in pieces))], False)
-        return Segmentation(np.stack(collect.crops), ((whole,),), ())
+    return page, pieces
+
+
+def _field(page: _Page, pieces: list[_Piece]) -> Segmentation:
     digits, separators, digit_height = _classify(page, pieces)
     if not digits:
         raise NoDigits("no digits found: only separators (dots, dashes, slashes)")
+    collect = _Collector(page)
     slots = _slots(collect, digits, digit_height, split=True)
     found = tuple(Separator(char, page.box(p.x0, p.y0, p.x1, p.y1)) for char, _, p in separators)
     return Segmentation(np.stack(collect.crops), tuple(slots), found)
+
+
+def _all_ink(page: _Page, pieces: list[_Piece]) -> Segmentation:
+    """All the ink left once printed lines are out, as one digit."""
+    collect = _Collector(page)
+    ids = [i for p in pieces for i in p.ids]
+    whole = collect.hypothesis([(ids, pieces[0].x0, max(p.x1 for p in pieces))], False)
+    return Segmentation(np.stack(collect.crops), ((whole,),), ())
+
+
+def _with_plain(segmentation: Segmentation, plain: Hypothesis, crop: np.ndarray,
+                wide: bool) -> Segmentation:  # fmt: skip
+    """The field's segmentation plus the whole image as one plain digit, which the reading uses
+    whenever the segmentation comes to one digit. A `wide` group of marks (one digit, or two
+    touching) becomes one slot: the plain digit, or any of the segmenter's readings of it where
+    they read clearly better (by SPLIT_PRIOR, as a cut mark must)."""
+    plain = replace(plain, crops=(len(segmentation.crops),))
+    crops = np.concatenate([segmentation.crops, crop[None]])
+    slots = segmentation.slots
+    combined = math.prod(len(slot) for slot in slots)
+    if wide and combined <= MAX_COMBINED:
+        readings = tuple(
+            Hypothesis(
+                sum((h.crops for h in parts), ()),
+                sum((h.boxes for h in parts), ()),
+                changed=True,
+                prior=SPLIT_PRIOR * math.prod(h.prior for h in parts),
+            )  # fmt: skip
+            for parts in itertools.product(*slots)
+        )
+        slots = ((plain, *readings),)
+    return replace(segmentation, crops=crops, slots=slots, plain=plain)
+
+
+def find_digits(
+    gray: np.ndarray, layout: str = "auto", *, deskew: bool = True, pixel_scale: float = 1.0
+) -> Segmentation:
+    """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
+
+    `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
+    `"auto"` find every digit. With `"digit"` and `"auto"`, an image that plainly holds one
+    digit (`plain_digit`) is read exactly as before fields existed, at the same cost. Raises
+    EmptyImage when there is no ink, NoDigits when the ink holds no digit (only lines or
+    separators). `deskew=False` skips the search for a tilt (a crop already straightened);
+    `pixel_scale` is how many pixels of the upload one pixel of `gray` spans (boxes are
+    reported in the upload's pixels).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    _single_threaded()
+    kind, plain, crop = plain_digit(gray) if layout != "field" else ("field", None, None)
+    if plain is not None and pixel_scale != 1.0:
+        plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
+    if kind == "one":
+        return Segmentation(crop[None], ((plain,),), ())
+    try:
+        page, pieces = _page_pieces(gray, deskew=deskew, pixel_scale=pixel_scale)
+        unlined = kind == "wide" or (kind == "apart" and not page.lines.any())
+        if layout == "digit":
+            return Segmentation(crop[None], ((plain,),), ()) if unlined else _all_ink(page, pieces)
+        segmentation = _field(page, pieces)
+    except (EmptyImage, NoDigits):
+        if kind not in ("apart", "wide"):
+            raise
+        # The marks `to_mnist` reads as a digit are one, whatever the segmenter made of them.
+        return Segmentation(crop[None], ((plain,),), ())
+    return _with_plain(segmentation, plain, crop, kind == "wide") if unlined else segmentation

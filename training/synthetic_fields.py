@@ -99,6 +99,18 @@ def cheque_spec(rng: np.random.Generator) -> FieldSpec:
     )
 
 
+def scan_spec(rng: np.random.Generator, count: int | None = None) -> FieldSpec:
+    """A cheque amount as a 300 dpi scanner crops it: digits 6-9 mm tall (70-110 px), printed
+    lines 0.2-0.5 mm (2-6 px), the field a few hundred by ~1,000 pixels; PNG or JPEG."""
+    spec = cheque_spec(rng)
+    spec.count = count or spec.count
+    spec.height = int(rng.integers(70, 111))
+    spec.line_thickness = int(rng.integers(2, 7))
+    spec.blur = float(rng.uniform(0, 2.0))
+    spec.tags = ["scan300"]
+    return spec
+
+
 def mixed_spec(rng: np.random.Generator) -> FieldSpec:
     """Every variation at once, each with some probability (the tuning distribution)."""
     return FieldSpec(
@@ -280,9 +292,9 @@ def render_field(
 
 
 def fields(kind: str, count: int, images, labels, seed: int) -> list[SyntheticField]:
-    """`count` fields of one kind: a variation name, `cheque` or `mixed`."""
+    """`count` fields of one kind: a variation name, `cheque`, `scan300` or `mixed`."""
     rng = np.random.default_rng(seed)
-    make = {"cheque": cheque_spec, "mixed": mixed_spec}.get(kind)
+    make = {"cheque": cheque_spec, "mixed": mixed_spec, "scan300": scan_spec}.get(kind)
     out = []
     for _ in range(count):
         spec = make(rng) if make else variation_spec(kind, rng)

@@ -8,6 +8,7 @@ predictions (unique per document, ON CONFLICT DO NOTHING) and only they are adde
 counters. A redelivered or concurrent duplicate batch therefore changes nothing.
 """
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -25,6 +26,7 @@ from digitflow.review import flag_rows, queue_tasks
 from digitflow.storage import ObjectNotFound, Storage
 from recognition import FieldReading, ImageError, Recognizer, read_segmentations, segment_image
 from recognition.doctypes import DocumentReading, DocumentTypes, prepare_document, read_prepared
+from recognition.fields import ReviewPolicy as FieldPolicy
 from recognition.fields import digit_dict
 from recognition.review import ReviewPolicy
 
@@ -214,9 +216,23 @@ def _mark_failed(session: Session, failures: dict, now: datetime) -> int:
     return len(list(moved))
 
 
+def _policies(rt: Runtime) -> tuple[ReviewPolicy, ReviewPolicy]:
+    """The review policy for one-digit readings and for longer fields: a field's confidence is
+    a product of digits', held to the model card's field threshold unless the deployment set
+    a threshold of its own."""
+    policy = rt.review or ReviewPolicy(rt.recognizer.threshold)
+    if policy.threshold != rt.recognizer.threshold:
+        return policy, policy
+    field = FieldPolicy.of(rt.recognizer).field_threshold
+    return policy, dataclasses.replace(policy, threshold=field)
+
+
 def persist(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutcome) -> None:
     # The review policy has the last word on needs_review (the core's reasons are kept).
-    flags = flag_rows(rt.review or ReviewPolicy(rt.recognizer.threshold), rows)
+    digit_policy, field_policy = _policies(rt)
+    multi = {doc_id for doc_id, row in rows.items() if len(row["digits"]) > 1}
+    flags = flag_rows(digit_policy, {k: v for k, v in rows.items() if k not in multi})
+    flags |= flag_rows(field_policy, {k: v for k, v in rows.items() if k in multi})
     now = _now()
     with rt.sessions.begin() as session:
         won: list[uuid.UUID] = []

@@ -11,10 +11,13 @@ from recognition import (
     NoDigits,
     decode_image,
     find_digits,
+    prepare,
     read_field,
     read_segmentations,
     segment_image,
 )
+from recognition.segment import WORK_SIDE, plain_digit
+from recognition.synthetic import render_scan
 from tests.support.marks import MARKS, mark_scan
 from training.synthetic_fields import FieldSpec, fields, render_field
 
@@ -117,3 +120,47 @@ def test_marks_that_are_not_digits_are_flagged_or_refused(recognizer, mark):
     except NoDigits:
         return
     assert reading.needs_review, (reading.text, reading.confidence)
+
+
+def test_clean_single_digits_read_exactly_as_before_fields(mnist, recognizer):
+    """A scanned single digit reads as `to_mnist` always read it, at `auto` and `digit`: the very
+    same 28x28 crop, and so the same digit and confidence."""
+    rng = np.random.default_rng(2027)
+    scans = [render_scan(mnist.x_test[i], rng) for i in range(80)]
+    before = recognizer.predict(np.stack([prepare(data) for data in scans]))
+    for layout in ("auto", "digit"):
+        segmentations = [segment_image(data, layout) for data in scans]
+        plain = sum(len(s.crops) == 1 for s in segmentations)
+        assert plain >= 76, plain  # the cheap path; the rest weigh it against the segmenter
+        readings = read_segmentations(segmentations, recognizer)
+        same = [
+            r.text == str(b.digit) and r.confidence == pytest.approx(b.confidence)
+            for r, b in zip(readings, before, strict=True)
+        ]
+        assert sum(same) >= 79, (layout, sum(same))
+        assert not any("not_a_digit" in r.review_reasons for r in readings if r.text)
+
+
+def test_boxes_are_in_the_uploads_pixels(mnist, rng):
+    made = render_field(FieldSpec(count=4, height=100, structure="box"), mnist.x_test,
+                        mnist.y_test, rng)  # fmt: skip
+    width, height = Image.open(io.BytesIO(made.image)).size
+    assert min(width, height) > 2 * WORK_SIDE  # decoded at a reduced size
+    slots = segment_image(made.image, "field").slots
+    boxes = [h.boxes[0] for slot in slots for h in slot[:1]]
+    assert len(boxes) == 4
+    assert all(0 <= b.x and b.x + b.width <= width and b.height > 0.5 * 100 for b in boxes)
+    assert boxes[-1].x + boxes[-1].width > 0.6 * width
+
+
+def test_plain_digit_tells_one_digit_from_boxes_and_neighbours(mnist, rng):
+    """One digit goes the cheap way; a box (even a thin grey one), an underline or two digits
+    side by side go to the segmenter."""
+    one = render_scan(mnist.x_test[0], rng, image_format="PNG", scale=3.0)
+    assert plain_digit(gray(one))[0] == "one"
+    for thickness in (1, 2, 3):
+        boxed, _ = field_of(mnist, rng, count=1, structure="box", line_thickness=thickness)
+        assert plain_digit(gray(boxed))[0] == "printed"
+    two, _ = field_of(mnist, rng, count=2, height=40)
+    assert plain_digit(gray(two))[0] in ("apart", "field")
+    assert plain_digit(np.full((60, 300), 0.9, np.float32))[0] == "field"  # too long for one
