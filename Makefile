@@ -50,9 +50,12 @@ test-containers: $(VENV)/.installed-api+worker+training+dev ## Build the images,
 lint: $(VENV)/.installed-dev ## Static checks (ruff)
 	$(VENV)/bin/ruff check .
 
-mutation: test-env ## Mutation testing (mutmut) of recognition/, worker/, digitflow/, api/jobs/; MUTANTS="glob" narrows it; slow
-	DIGITFLOW_MNIST_DIR=$(abspath $(MNIST_DIR)) $(VENV)/bin/mutmut run $(MUTANTS)
-	$(VENV)/bin/mutmut results
+MUTATE ?= recognition api-jobs worker digitflow
+mutation: test-env ## Mutation testing (mutmut), package by package against its fast tests, in var/mutation/: make mutation [MUTATE="recognition api-jobs"]; slow
+	for package in $(MUTATE); do \
+	  DIGITFLOW_MNIST_DIR=$(abspath $(MNIST_DIR)) nice -n 10 $(PY) -m devtools.mutation run $$package || exit 1; \
+	done
+	$(PY) -m devtools.mutation report
 
 bench-latency: $(VENV)/.installed-api+worker+training+dev ## Benchmark the synchronous fast path, write docs/benchmarks.md
 	$(PY) benchmarks/latency.py

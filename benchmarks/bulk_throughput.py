@@ -35,9 +35,11 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.report import write_section  # noqa: E402
-from tests.jobs.support import celery_worker, mnist_test_set, scan_png  # noqa: E402
-from tests.support import services  # noqa: E402
+from devtools import services  # noqa: E402
+from devtools.celery_worker import celery_worker  # noqa: E402
+from devtools.mnist import mnist_test_set  # noqa: E402
+from devtools.report import write_section  # noqa: E402
+from devtools.scans import scan_png  # noqa: E402
 
 BOUNDARY = "digitflow-benchmark-boundary"
 

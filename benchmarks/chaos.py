@@ -15,8 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.mixed_load import RELIABILITY_HEADER, RELIABILITY_MD  # noqa: E402
-from benchmarks.report import write_section  # noqa: E402
-from tests.reliability import chaos  # noqa: E402
+from devtools import chaos  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 
 
 def main() -> None:

@@ -34,9 +34,9 @@ from benchmarks.bulk_throughput import (  # noqa: E402
     run_job,
     start_api,
 )
-from benchmarks.report import write_section  # noqa: E402
-from tests.jobs.support import celery_worker  # noqa: E402
-from tests.support import services  # noqa: E402
+from devtools import services  # noqa: E402
+from devtools.celery_worker import celery_worker  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 from training.cheques import cheques  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 

@@ -27,8 +27,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.latency import canvas_png, mnist_test  # noqa: E402
-from benchmarks.report import write_section  # noqa: E402
+from devtools.mnist import mnist_sample as mnist_test  # noqa: E402
+from devtools.report import write_section  # noqa: E402
+from devtools.scans import canvas_png  # noqa: E402
 
 SECTION = "fastpath-external"
 WRK_SCRIPT = """

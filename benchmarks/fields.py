@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.latency import http_request, read_response, start_server, stop  # noqa: E402
-from benchmarks.report import write_section  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 from training.synthetic_fields import FieldSpec, cheque_spec, render_field, scan_spec  # noqa: E402
 

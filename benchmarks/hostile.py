@@ -38,7 +38,7 @@ from benchmarks.latency import (  # noqa: E402
     start_server,
     stop,
 )
-from benchmarks.report import write_section  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 from digitflow.settings import PlatformSettings  # noqa: E402
 
 

@@ -21,11 +21,8 @@ latency, requests/s and accuracy per endpoint and concurrency, and writes the ta
 import argparse
 import asyncio
 import base64
-import io
 import json
-import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,13 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.report import write_section  # noqa: E402
+from devtools.api_server import start_uvicorn  # noqa: E402
+from devtools.mnist import mnist_sample as mnist_test  # noqa: E402
+from devtools.report import write_section  # noqa: E402
+from devtools.scans import canvas_png  # noqa: E402
+from digitflow.embedded import stop  # noqa: E402
 from recognition.synthetic import render_scan  # noqa: E402
-from training.data import default_data_dir, read_idx  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 PAGE_SEND_SIZE = 140  # web/static/canvas.js sends its 280x280 drawing at this size
@@ -48,27 +47,6 @@ SECTION = "Synchronous fast path"
 
 
 # ---------------------------------------------------------------------------- request payloads
-
-
-def mnist_test(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    folder = default_data_dir()
-    images = read_idx(folder / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
-    pick = np.random.default_rng(seed).choice(len(labels), count, replace=False)
-    return images[pick], labels[pick]
-
-
-def canvas_png(digit: np.ndarray, rng: np.random.Generator, side: int = 280) -> bytes:
-    """A digit as a canvas PNG: dark ink as alpha over transparency, random size and offset."""
-    size = int(side * rng.uniform(0.45, 1.0))
-    ink = Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR)
-    alpha = Image.new("L", (side, side), 0)
-    alpha.paste(ink, (int(rng.integers(0, side - size + 1)), int(rng.integers(0, side - size + 1))))
-    rgba = Image.new("RGBA", (side, side), (17, 24, 39, 0))
-    rgba.putalpha(alpha)
-    out = io.BytesIO()
-    rgba.save(out, "PNG")
-    return out.getvalue()
 
 
 def http_request(path: str, body: bytes, content_type: str) -> bytes:
@@ -154,47 +132,13 @@ async def load(port: int, requests: list[bytes], labels: np.ndarray, total: int,
 # ----------------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(app: str, model_dir: Path, app_dir: Path = REPO) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-               "--log-level", "warning"]
     # The load generator is one client address: lift its rate limit (docs/security.md).
-    env = {**os.environ, "MODEL_DIR": str(model_dir),
-           "RATE_LIMIT_OVERRIDES": json.dumps({"127.0.0.1": "100000000/minute"})}
-    server = subprocess.Popen(command, cwd=REPO, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"{app} exited with {server.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                request = (
-                    b"GET /model-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-                )
-                s.sendall(request)
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return server, port
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise RuntimeError(f"{app} did not become ready")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    env = {"MODEL_DIR": str(model_dir),
+           "RATE_LIMIT_OVERRIDES": json.dumps({"127.0.0.1": "100000000/minute"})}  # fmt: skip
+    options = ("--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+               "--log-level", "warning")  # fmt: skip
+    return start_uvicorn(app, env=env, options=options, app_dir=app_dir)
 
 
 # ------------------------------------------------------------------------------------ report

@@ -29,10 +29,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.latency import canvas_png, mnist_test  # noqa: E402
-from benchmarks.report import write_section  # noqa: E402
-from tests.jobs.support import scans  # noqa: E402
-from tests.support.services import free_port  # noqa: E402
+from devtools.mnist import mnist_sample as mnist_test  # noqa: E402
+from devtools.report import write_section  # noqa: E402
+from devtools.scans import canvas_png, scans  # noqa: E402
+from devtools.services import free_port  # noqa: E402
 
 RELIABILITY_MD = REPO / "docs" / "reliability.md"
 RELIABILITY_HEADER = "# Reliability\n\nSee the sections below; each is rewritten by its script.\n"

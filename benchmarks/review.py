@@ -32,8 +32,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.report import write_section  # noqa: E402
-from tests.support import services  # noqa: E402
+from devtools import services  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 
 REVIEWERS = 8
 HEADER = "X-Bench-Reviewer"
@@ -65,11 +65,12 @@ def percentile(values: list[float], q: int) -> float:
 def prepare_queue(url: str, database_url: str, data_dir: Path, count: int) -> str:
     from sqlalchemy import select
 
+    from devtools import MODEL_DIR
+    from devtools.scans import scans
     from digitflow.db import Document, make_sessionmaker
     from digitflow.storage import LocalStorage
     from recognition import Recognizer
     from recognition.review import ReviewPolicy
-    from tests.jobs.support import MODEL_DIR, scans
     from worker.batch import Runtime, process_batch
 
     files = [("files", (n, d, "image/png")) for n, d, _ in scans(count)]

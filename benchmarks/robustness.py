@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.report import write_section  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 from digitflow.settings import DEFAULT_MODEL_DIR  # noqa: E402
 from recognition import Recognizer, normalize_mnist, prepare  # noqa: E402
 from recognition.synthetic import render_scan  # noqa: E402

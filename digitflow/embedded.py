@@ -8,6 +8,7 @@ half-written message can ever be read (the filesystem broker's failure).
 """
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,9 +72,10 @@ def start_redis(settings: PlatformSettings, timeout: float = 10) -> subprocess.P
     return proc
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    """Send `sig` and wait; kill the process if it has not exited within `timeout` seconds."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,11 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from devtools.services import free_port  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 WIDTHS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 STROKE_SEVEN = [(0.25, 0.22), (0.75, 0.22), (0.45, 0.82)]  # a "7", in canvas fractions
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import services
+from devtools import services
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

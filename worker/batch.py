@@ -100,13 +100,18 @@ def recognise(
         message = f"unknown layout or document type {loaded.layout!r}"
         return {}, {doc_id: ("unknown_layout", message) for doc_id in loaded.blobs}, 0.0
     layout = JobLayout(loaded.layout).value if loaded.layout else "auto"
-    started = time.perf_counter()
-    segmentations, failures = _each_blob(
-        loaded, lambda blob: segment_image(blob, layout, rt.max_pixels)
+    return _read_all(
+        rt, loaded, lambda blob: segment_image(blob, layout, rt.max_pixels), read_segmentations
     )
+
+
+def _read_all(rt: Runtime, loaded: _Loaded, prepare, read):
+    """`prepare(bytes)` every stored document (timed), then `read` them all in ONE model call."""
+    started = time.perf_counter()
+    prepared, failures = _each_blob(loaded, prepare)
     segmented = time.perf_counter() - started
-    readings = read_segmentations(list(segmentations.values()), rt.recognizer)
-    return dict(zip(segmentations, readings, strict=True)), failures, segmented
+    readings = read(list(prepared.values()), rt.recognizer)
+    return dict(zip(prepared, readings, strict=True)), failures, segmented
 
 
 def _each_blob(loaded: _Loaded, work) -> tuple[dict, dict]:
@@ -125,13 +130,9 @@ def _each_blob(loaded: _Loaded, work) -> tuple[dict, dict]:
 
 def recognise_documents(rt: Runtime, loaded: _Loaded, doc_type):
     """The same for whole pages of a document type: every field of every page, ONE model call."""
-    started = time.perf_counter()
-    prepared, failures = _each_blob(
-        loaded, lambda blob: prepare_document(blob, doc_type, rt.max_pixels)
+    return _read_all(
+        rt, loaded, lambda blob: prepare_document(blob, doc_type, rt.max_pixels), read_prepared
     )
-    segmented = time.perf_counter() - started
-    readings = read_prepared(list(prepared.values()), rt.recognizer)
-    return dict(zip(prepared, readings, strict=True)), failures, segmented
 
 
 def _rounded_digits(digits: list[dict]) -> list[dict]:

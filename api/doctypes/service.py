@@ -3,6 +3,7 @@
 import json
 
 from api.errors import ApiError, InvalidRequest
+from api.predict.schemas import prediction_json
 from recognition import LAYOUTS
 from recognition.doctypes import (
     BUILTIN,
@@ -61,4 +62,4 @@ def read_page_json(data: bytes, doc_type: DocumentType, recognizer, max_pixels: 
     """A whole page read as `doc_type`: one entry per field, the primary field's text as
     `text`. Image work and a small model call: run it in the threadpool."""
     reading = read_prepared([prepare_document(data, doc_type, max_pixels)], recognizer)[0]
-    return json.dumps({**reading.as_dict(), "model_version": recognizer.version}).encode()
+    return prediction_json(reading.as_dict(), recognizer.version)

@@ -3,7 +3,10 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
+from pydantic.fields import FieldInfo
+
+from api.predict.schemas import PredictionBase
 
 
 class Rejection(BaseModel):
@@ -74,33 +77,24 @@ class JobList(BaseModel):
     items: list[JobPublic]
 
 
-class DigitResult(BaseModel):
-    digit: int
-    confidence: float
-    probabilities: list[float]
-    box: dict[str, int] | None = Field(None, description="x, y, width, height in the image")
+def nullable(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """`model`'s fields, each also null (and null by default): a document has no prediction
+    while it is queued or when it failed."""
+    fields = {
+        key: (info.annotation | None, FieldInfo.merge_field_infos(info, default=None))
+        for key, info in model.model_fields.items()
+    }
+    return create_model(name, __doc__=model.__doc__, **fields)
 
 
-class Result(BaseModel):
+class Result(nullable(PredictionBase, "ResultPrediction")):
+    """One document of a job: the prediction's public shape (as `/predict` answers it, null
+    until there is one) and the document's own columns."""
+
     document_id: uuid.UUID
     position: int = Field(description="order of the document in the upload")
     filename: str
     status: str = Field(description="queued, succeeded or failed")
-    text: str | None = Field(description="the digits read, left to right")
-    confidence: float | None = Field(
-        description="calibrated; for a field, the product of its digits' confidences"
-    )
-    needs_review: bool | None
-    review_reasons: list[str] | None = Field(
-        None, description="low_confidence, not_a_digit, ambiguous_segmentation, too_many_digits"
-    )
-    digits: list[DigitResult] | None
-    fields: dict[str, dict] | None = Field(
-        None,
-        description="layout=cheque or a document type: one entry per field (text, digits, "
-        "confidence, needs_review, review_reasons, box in the page's pixels)",
-    )
-    model_version: str | None
     error_code: str | None
     error: str | None
     timings: dict[str, float] | None
@@ -113,6 +107,14 @@ class Result(BaseModel):
     )
     reviewed_by: str | None = Field(default=None, description="the reviewer's key name")
     reviewed_at: datetime | None = None
+
+
+# The CSV: one row per Result, these of its columns (the nested digits and fields stay in JSON).
+CSV_COLUMNS = [
+    "position", "filename", "status", "text", "confidence", "needs_review",
+    "model_version", "error_code", "error", "document_id",
+    "model_text", "final_text", "review_status", "reviewed_by", "reviewed_at",
+]  # fmt: skip
 
 
 class ResultsPage(BaseModel):

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from api.jobs.errors import QueueFull, UploadGivenUp
 from api.jobs.idempotency import BodyHash, UploadInProgress, hashed
+from api.jobs.schemas import CSV_COLUMNS, Result
 from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from api.metrics import UPLOADS
 from digitflow.db import Document, Job, JobLayout, JobStatus, Prediction, ReviewStatus, ReviewTask
@@ -27,12 +28,6 @@ from digitflow.storage import Storage
 from recognition.doctypes import DocumentTypes
 
 logger = logging.getLogger("digitflow.api")
-
-CSV_COLUMNS = [
-    "position", "filename", "status", "text", "confidence", "needs_review",
-    "model_version", "error_code", "error", "document_id",
-    "model_text", "final_text", "review_status", "reviewed_by", "reviewed_at",
-]  # fmt: skip
 
 
 def check_backlog(producer: Celery, settings) -> None:
@@ -352,8 +347,9 @@ def csv_cell(value) -> str | int:
 def csv_row(
     document: Document, prediction: Prediction | None, task: ReviewTask | None = None
 ) -> dict:
-    row = result_row(document, prediction, task)
-    return {column: csv_cell(row.get(column)) for column in CSV_COLUMNS}
+    """One Result (the JSON results' shape) as CSV cells."""
+    row = Result.model_validate(result_row(document, prediction, task))
+    return {column: csv_cell(getattr(row, column)) for column in CSV_COLUMNS}
 
 
 def results_csv(sessions, job_id: uuid.UUID, needs_review: bool | None) -> Iterator[str]:

@@ -114,12 +114,17 @@ def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.post(
-    "/predict",
-    summary="Read the digit or the field of digits in an uploaded image file",
-    response_model=PredictionPublic,
-    responses=ERRORS,
-    openapi_extra={"requestBody": UPLOAD_BODY, "parameters": LAYOUT_QUERY, "security": OPEN},
+def _prediction_route(path: str, summary: str, body: dict):
+    """POST `path`, answering a PredictionPublic; documented with its body, layout and errors."""
+    extra = {"requestBody": body, "parameters": LAYOUT_QUERY, "security": OPEN}
+    return router.post(
+        path, summary=summary, response_model=PredictionPublic, responses=ERRORS,
+        openapi_extra=extra,
+    )  # fmt: skip
+
+
+@_prediction_route(
+    "/predict", "Read the digit or the field of digits in an uploaded image file", UPLOAD_BODY
 )
 async def predict(request: Request) -> Response:
     batcher = batcher_of(request)
@@ -155,12 +160,8 @@ async def predict(request: Request) -> Response:
     return _json(reading_json(reading, batcher.model_version))
 
 
-@router.post(
-    "/predict-drawing",
-    summary="Read the digit or digits drawn on the canvas (a data URL)",
-    response_model=PredictionPublic,
-    responses=ERRORS,
-    openapi_extra={"requestBody": DRAWING_BODY, "parameters": LAYOUT_QUERY, "security": OPEN},
+@_prediction_route(
+    "/predict-drawing", "Read the digit or digits drawn on the canvas (a data URL)", DRAWING_BODY
 )
 async def predict_drawing(request: Request) -> Response:
     batcher = batcher_of(request)

@@ -1,11 +1,9 @@
 """Request payloads to segmented fields, and readings to JSON — no HTTP here."""
 
-import json
-
 from pydantic import ValidationError
 
 from api.errors import InvalidRequest
-from api.predict.schemas import DrawingRequest
+from api.predict.schemas import DrawingRequest, prediction_json
 from recognition import LAYOUTS, FieldReading, decode_data_url, segment_image
 from recognition.segment import Segmentation
 
@@ -44,5 +42,4 @@ def upload_field(data: bytes, layout: str, max_pixels: int) -> Segmentation:
 
 
 def reading_json(reading: FieldReading, model_version: str) -> bytes:
-    # Plain dicts and json.dumps: this is the hot path, and the shape is fixed (PredictionPublic).
-    return json.dumps({**reading.as_dict(), "model_version": model_version}).encode()
+    return prediction_json(reading.as_dict(), model_version)

@@ -1,63 +1,22 @@
-"""Helpers shared by the bulk-path tests and benchmarks/bulk_throughput.py: MNIST test digits
-rendered as scans, a real Celery worker as a subprocess, and an API app for given settings."""
+"""Helpers of the bulk-path tests: an API app for given settings, waiting for a job, a corrupt
+zip. The scans, the MNIST digits and the Celery worker live in devtools/ (shared with the
+benchmarks) and are re-exported here for the tests that import them from this module."""
 
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from devtools import MODEL_DIR, REPO
+from devtools.celery_worker import WorkerProcess, celery_worker, worker_env
+from devtools.mnist import mnist_test_set
+from devtools.scans import scan_png, scans, zip_of
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = Path(os.environ.get("DIGITFLOW_TEST_MODEL_DIR", REPO / "models" / "default"))
-
-
-@lru_cache(maxsize=1)
-def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
-    """The official MNIST test images (uint8 [10000, 28, 28]) and labels, from the shared data."""
-    from training.data import IDX_FILES, default_data_dir, read_idx
-
-    folder = default_data_dir()
-    return read_idx(folder / IDX_FILES["test_images"]), read_idx(folder / IDX_FILES["test_labels"])
-
-
-def scan_png(digit: np.ndarray, scale: int = 2) -> bytes:
-    """An MNIST digit as a scan: dark ink on light-grey paper, enlarged, PNG-encoded."""
-    paper, ink = 235.0, 20.0
-    pixels = paper - digit.astype(np.float32) * (paper - ink) / 255.0
-    image = Image.fromarray(pixels.round().astype(np.uint8), "L")
-    image = image.resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
-def scans(count: int, start: int = 0) -> list[tuple[str, bytes, int]]:
-    """(filename, PNG bytes, label) for `count` MNIST test digits from `start`."""
-    images, labels = mnist_test_set()
-    return [
-        (f"scan_{i:05d}.png", scan_png(images[i]), int(labels[i]))
-        for i in range(start, start + count)
-    ]
-
-
-def zip_of(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return out.getvalue()
+__all__ = [
+    "MODEL_DIR", "REPO", "WorkerProcess", "api_settings", "celery_worker", "corrupt_zip_member",
+    "mnist_test_set", "scan_png", "scans", "wait_for_job", "worker_env", "zip_of",
+]  # fmt: skip
 
 
 def corrupt_zip_member(archive: bytes, member: str) -> bytes:
@@ -72,61 +31,6 @@ def corrupt_zip_member(archive: bytes, member: str) -> bytes:
     for i in range(start + 2, start + min(info.compress_size, 40)):
         data[i] ^= 0x5A
     return bytes(data)
-
-
-def worker_env(**settings: object) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update({key.upper(): str(value) for key, value in settings.items() if value is not None})
-    env.setdefault("MODEL_DIR", str(MODEL_DIR))
-    return env
-
-
-@dataclass
-class WorkerProcess:
-    proc: subprocess.Popen
-    log: Path
-
-    def kill(self) -> None:
-        """SIGKILL the worker's whole process tree: no warm shutdown, no acks, nothing."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@contextmanager
-def celery_worker(
-    log: Path, *, concurrency: int = 2, beat: bool = False, timeout: float = 60, **settings
-) -> Iterator[WorkerProcess]:
-    """A real `celery worker` subprocess (prefork) configured by `settings` (as env vars)."""
-    command = [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "-Q", "documents", "--concurrency", str(concurrency), "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}-{time.time_ns()}@%h",
-    ]  # fmt: skip
-    if beat:
-        command += ["--beat", "--schedule", str(log.with_suffix(".beat"))]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=REPO, env=worker_env(**settings), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    worker = WorkerProcess(proc, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield worker
-    finally:
-        worker.stop()
 
 
 def api_settings(**overrides):

@@ -13,9 +13,9 @@ import time
 import httpx
 import pytest
 
+from devtools.services import free_port
 from tests.jobs.support import MODEL_DIR, REPO, scans
 from tests.support.axe import audit, describe, invisible_focus, tab_walk
-from tests.support.services import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

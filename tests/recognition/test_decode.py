@@ -54,23 +54,38 @@ def test_data_url_round_trip():
 
 
 @pytest.mark.parametrize(
-    "url",
+    "url, says",
     [
-        "iVBORw0KGgo=",  # no data: prefix
-        "data:text/plain;base64,aGVsbG8=",  # not an image type
-        "data:image/png,rawbytes",  # not base64
-        "data:image/png;base64,not*base64!",
+        ("iVBORw0KGgo=", "of the form"),  # no data: prefix
+        ("data:text/plain;base64,aGVsbG8=", "of the form"),  # not an image type
+        ("data:;base64,aGVsbG8=", "image type"),  # no type at all
+        ("data:image/png,rawbytes", "base64 encoding"),  # not base64
+        ("data:image/png;charset=utf-8,aGVsbG8=", "base64 encoding"),
+        ("data:image/png;base64,not*base64!", "not valid base64"),
     ],
 )
-def test_malformed_data_urls_are_typed_errors(url):
-    with pytest.raises(InvalidDataURL):
+def test_malformed_data_urls_are_typed_errors(url, says):
+    with pytest.raises(InvalidDataURL, match=says) as error:
         decode_data_url(url)
+    assert error.value.code == "invalid_data_url"
+
+
+def test_data_urls_are_read_whatever_their_case_and_surrounding_space():
+    png = encode(dark_bar_on_white(), "PNG")
+    payload = base64.b64encode(png).decode()
+    assert decode_data_url(f"  DATA:Image/PNG;BASE64,{payload}\n") == png
+    assert decode_data_url(f"data:image/webp;charset=x;base64,{payload}") == png
 
 
 def test_data_url_over_the_byte_limit_is_refused_before_decoding():
     url = "data:image/png;base64," + "A" * 4000
-    with pytest.raises(ImageTooLarge):
+    with pytest.raises(ImageTooLarge, match="limit of 1000 bytes") as error:
         decode_data_url(url, max_bytes=1000)
+    assert error.value.code == "image_too_large"
+    # 4,000 base64 characters are 3,000 bytes: exactly the limit passes, one byte less does not.
+    assert len(decode_data_url(url, max_bytes=3000)) == 3000
+    with pytest.raises(ImageTooLarge):
+        decode_data_url(url, max_bytes=2999)
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", bytes(range(256)) * 4])

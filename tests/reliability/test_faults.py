@@ -4,8 +4,8 @@ writes docs/reliability.md). `make chaos` runs only these."""
 
 import pytest
 
+from devtools import chaos
 from tests.conftest import require
-from tests.reliability import chaos
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 

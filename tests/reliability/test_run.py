@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 
+from devtools.services import free_port
 from tests.jobs.support import REPO, worker_env
-from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
 

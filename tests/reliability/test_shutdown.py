@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.reliability.chaos import ApiServer
+from devtools.chaos import ApiServer
 
 pytestmark = pytest.mark.slow
 

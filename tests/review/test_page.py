@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from devtools import services
 from digitflow.db import Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
 from recognition.review import ReviewPolicy
 from tests.jobs.support import MODEL_DIR, api_settings, scans
 from tests.review.conftest import process
-from tests.support import services
 
 pytestmark = pytest.mark.slow
 

@@ -1,1 +1,2 @@
-"""Test-only helpers: throwaway real servers (Postgres, Redis, Azurite) and tool paths."""
+"""Test-only helpers: WCAG audits (axe.py), hand-drawn marks (marks.py). The throwaway servers
+live in devtools/services.py."""

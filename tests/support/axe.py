@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.support.services import REPO, SETUP_HINT
+from devtools.services import REPO, SETUP_HINT
 
 AXE_JS = REPO / ".cache/axe-core/node_modules/axe-core/axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]

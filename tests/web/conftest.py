@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
+from devtools.api_server import start_uvicorn
+from digitflow.embedded import stop
 from digitflow.settings import PlatformSettings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -38,48 +31,14 @@ def page(browser, server_url, request, tmp_path_factory):
     context.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory):
     """The real API (uvicorn, default model) on a free loopback port, for the browser."""
     model_dir = PlatformSettings().model_dir
     assert (model_dir / "model_card.json").exists(), f"no model at {model_dir}"
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO,
-        env={**os.environ, "MODEL_DIR": str(model_dir),
-             "DATA_DIR": str(tmp_path_factory.mktemp("var"))},
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {"MODEL_DIR": str(model_dir), "DATA_DIR": str(tmp_path_factory.mktemp("var"))}
+    server, port = start_uvicorn(env=env, timeout=60)
     try:
-        _wait_ready(server, port)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _wait_ready(server: subprocess.Popen, port: int, timeout: float = 60) -> None:
-    # /model-info answers 200 once the model is loaded (/ready also wants the bulk path's DB).
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"the API exited with {server.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                request = (
-                    b"GET /model-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-                )
-                s.sendall(request)
-                if s.recv(16).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the API did not become ready")
+        stop(server)

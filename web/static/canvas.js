@@ -5,23 +5,16 @@
 "use strict";
 
 (() => {
-  const canvas = document.getElementById("canvas");
+  const byId = (id) => document.getElementById(id);
+  // The page's elements, in the order of their ids below (web/templates/index.html).
+  const [canvas, result, prediction, confidence, review, error, bars, barsHeading, digitList,
+    reasons, model, announce, upload, preview] = [
+    "canvas", "result", "prediction", "confidence", "review", "error", "bars", "bars-heading",
+    "digits", "reasons", "model", "announce", "upload", "preview",
+  ].map(byId);
   const ctx = canvas.getContext("2d");
-  const result = document.getElementById("result");
-  const prediction = document.getElementById("prediction");
-  const confidence = document.getElementById("confidence");
-  const review = document.getElementById("review");
-  const error = document.getElementById("error");
-  const bars = document.getElementById("bars");
-  const barsHeading = document.getElementById("bars-heading");
-  const digitList = document.getElementById("digits");
-  const reasons = document.getElementById("reasons");
-  const model = document.getElementById("model");
   // Shown before any answer: a question mark, not a dash that reads like an empty bar.
   const IDLE_ANSWER = "?";
-  const announce = document.getElementById("announce");
-  const upload = document.getElementById("upload");
-  const preview = document.getElementById("preview");
 
   const INK = "#111827";
   const LINE_WIDTH = 18; // in canvas pixels (the canvas is 420x280 whatever its size on screen)
@@ -116,7 +109,7 @@
   canvas.addEventListener("pointerup", endStroke);
   canvas.addEventListener("pointercancel", endStroke);
 
-  document.getElementById("clear").addEventListener("click", () => {
+  byId("clear").addEventListener("click", () => {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     sequence++;
     reset("Draw a digit to start.");

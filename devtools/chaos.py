@@ -26,10 +26,11 @@ import httpx
 import psutil
 from sqlalchemy import func, select
 
+from devtools import REPO, services
+from devtools.celery_worker import WorkerProcess, celery_worker, worker_env
+from devtools.scans import scans
 from digitflow.db import Document, Job, Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
-from tests.jobs.support import REPO, WorkerProcess, celery_worker, scans, worker_env
-from tests.support import services
 
 CHUNK = 64 * 1024
 
