@@ -82,11 +82,17 @@ def reviewed_documents(sessions, tenant_id: str | None = None) -> list[ReviewedD
         ]
 
 
-def _digit_images(data: bytes, layout: str, text: str) -> list[np.ndarray] | None:
+def _is_digit(doc: "ReviewedDocument") -> bool:
+    """A one-digit document: a `digit` job's, or one that `auto` read and a person confirmed as
+    a single character (the bulk default is `auto` since fields)."""
+    return doc.layout == "digit" or (doc.layout == "auto" and len(doc.text) == 1)
+
+
+def _digit_images(data: bytes, digit: bool, text: str) -> list[np.ndarray] | None:
     """The document's digits in MNIST form (uint8), or None when they do not match `text`."""
     from recognition import WORK_MIN_SIDE, decode_image, prepare, segment_digits
 
-    if layout == "digit":
+    if digit:
         images = [prepare(data)] if len(text) == 1 else []
     else:
         images = segment_digits(decode_image(data, min_side=WORK_MIN_SIDE))
@@ -99,21 +105,21 @@ def _add(export: Export, doc: ReviewedDocument, data: bytes) -> None:
     from recognition.errors import ImageError
 
     try:
-        images = _digit_images(data, doc.layout, doc.text)
+        images = _digit_images(data, _is_digit(doc), doc.text)
     except ImageError:
         images = None
     if images is None:
         export.skipped["digits_do_not_match_text"] += 1
     else:
         export.digits += [(int(ch), image) for ch, image in zip(doc.text, images, strict=True)]
-    if doc.layout != "digit":
+    if not _is_digit(doc):
         suffix = next((s for magic, s in IMAGE_SUFFIX.items() if data.startswith(magic)), ".img")
         name = f"{FIELDS_DIR}/{doc.document_id}{suffix}"
         (export.out / name).write_bytes(data)
         export.fields.append({"file": name, "text": doc.text, "document_id": doc.document_id})
     export.documents.append(
         {"document_id": doc.document_id, "job_id": doc.job_id, "layout": doc.layout,
-         "status": doc.status, "text": doc.text, "digits_exported": images is not None}
+         "kind": "digit" if _is_digit(doc) else "field", "status": doc.status, "text": doc.text, "digits_exported": images is not None}
     )  # fmt: skip
 
 

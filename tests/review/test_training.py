@@ -84,7 +84,7 @@ def test_export_round_trips_into_training_data_preparation(exported, tmp_path):
     out, manifest, finals, digit_bytes, field_files = exported
     assert manifest["documents"] == len(finals) == 26  # 24 digits + 3 fields - 1 unreadable
     assert {item["document_id"]: item["text"] for item in manifest["items"]} == finals
-    assert manifest["fields"] == sum(item["layout"] == "field" for item in manifest["items"])
+    assert manifest["fields"] == sum(item["kind"] == "field" for item in manifest["items"])
     assert manifest["fields"] >= 2
     # The seed's CSV form: label, split and 784 pixels; training.data reads it as it is.
     header = (out / DIGITS_CSV).read_text().splitlines()[0].split(",")
@@ -97,7 +97,7 @@ def test_export_round_trips_into_training_data_preparation(exported, tmp_path):
     fields_csv = (out / FIELDS_CSV).read_text()
     assert all(
         text in fields_csv
-        for text in (i["text"] for i in manifest["items"] if i["layout"] == "field")
+        for text in (i["text"] for i in manifest["items"] if i["kind"] == "field")
     )
     exported_scans = {p.read_bytes() for p in (out / "fields").iterdir()}
     assert exported_scans <= {data for _, data in field_files}
@@ -107,7 +107,7 @@ def test_export_round_trips_into_training_data_preparation(exported, tmp_path):
     ]
     digit_rows = [
         row for row, item in zip(data.x_train, _rows_by_item(manifest), strict=True)
-        if item["layout"] == "digit"
+        if item["kind"] == "digit"
     ]  # fmt: skip
     assert len(digit_rows) == 23
     assert all(any(np.array_equal(row, n) for n in normalised) for row in digit_rows)
