@@ -29,23 +29,8 @@ RELIABILITY_PNG = "reliability.png"
 RISK_COVERAGE_PNG = "risk_coverage.png"
 
 
-def expected_calibration_error(
-    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
-) -> float:
-    """Weighted mean |accuracy - confidence| over equal-width confidence bins."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(ece)
-
-
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
+    """Equal-width confidence bins: edges, digits per bin, their accuracy and mean confidence."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -54,6 +39,20 @@ def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 
     accuracy = np.bincount(which, weights=correct, minlength=bins) / np.maximum(counts, 1)
     mean_conf = np.bincount(which, weights=confidence, minlength=bins) / np.maximum(counts, 1)
     return {"edges": edges, "counts": counts, "accuracy": accuracy, "confidence": mean_conf}
+
+
+def calibration_error(bins: dict) -> float:
+    """Expected calibration error from reliability bins: the digits' share in each bin times
+    that bin's |accuracy - mean confidence|, summed."""
+    share = bins["counts"] / max(int(bins["counts"].sum()), 1)
+    return float((share * np.abs(bins["accuracy"] - bins["confidence"])).sum())
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width confidence bins."""
+    return calibration_error(reliability_bins(probabilities, labels, bins))
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -219,9 +218,7 @@ def plot_reliability(
             label="accuracy",
         )
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-        ax.set_title(
-            f"{name} temperature scaling (ECE {expected_calibration_error(probs, labels):.2%})"
-        )
+        ax.set_title(f"{name} temperature scaling (ECE {calibration_error(bins):.2%})")
         ax.set_xlabel("confidence")
         ax.legend(loc="upper left")
     axes[0].set_ylabel("accuracy")
@@ -262,24 +259,76 @@ def predict_probabilities(model, inputs: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(inputs, batch_size=1024, verbose=0), dtype=np.float64)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from training import data as mnist
-    from training.nondigits import test_inputs, validation_inputs
-    from training.train import load_trained
+def scan_accuracy(model, scans: tuple[np.ndarray, np.ndarray]) -> dict:
+    x_scans, y_scans = scans
+    predicted = predict_probabilities(model, x_scans)[:, :10].argmax(axis=1)
+    return {
+        "accuracy": float((predicted == y_scans).mean()),
+        "count": int(len(y_scans)),
+        "description": "test digits rendered as scans (recognition.synthetic.render_scan,"
+        " seed 2026) and read through recognition.prepare",
+    }
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+
+def evaluate_models(trained: dict, split, target_error: float | None = None):
+    """Metrics of each trained model (name -> (model, record)) and its raw test outputs.
+
+    Validation and test both carry synthetic non-digit marks (label 10) beside the digits."""
+    from training.nondigits import test_inputs, validation_inputs
+
+    target_error = TARGET_ERROR if target_error is None else target_error
+    (x_val, y_val), (x_test, y_test) = validation_inputs(split), test_inputs(split)
+    scans = scan_inputs(split.x_test, split.y_test)
+    metrics, test_outputs = {}, {}
+    for name, (model, _) in trained.items():
+        test_outputs[name] = predict_probabilities(model, x_test)
+        val_probs = predict_probabilities(model, x_val)
+        metrics[name] = evaluate(val_probs, y_val, test_outputs[name], y_test, target_error)
+        metrics[name]["scans"] = scan_accuracy(model, scans)
+    return metrics, (test_outputs, y_test)
+
+
+def write_plots(metrics: dict, test_outputs, out: Path) -> dict[str, str]:
+    """The default model's reliability diagram and every model's risk-coverage curve on test
+    digits; returns title -> file name."""
+    outputs, labels = test_outputs
+    digits = labels < 10
+    calibrated, curves = {}, {}
+    for name, probs in outputs.items():
+        temperature = metrics[name]["calibration"]["temperature"]
+        calibrated[name] = calibrate(probs, temperature)[digits, :10]
+        correct = calibrated[name].argmax(1) == labels[digits]
+        curves[name] = risk_coverage(calibrated[name].max(1), correct)[1:]
+    title = "Reliability of the default model (MNIST test set)"
+    raw = outputs["default"][digits, :10]
+    plot_reliability(raw, calibrated["default"], labels[digits], out / RELIABILITY_PNG, title)
+    shipped = metrics["default"]["test"]
+    point = (1 - shipped["review_rate"], shipped["auto_accept_error"])
+    plot_risk_coverage(curves, point, out / RISK_COVERAGE_PNG)
+    return {"Reliability diagram": RELIABILITY_PNG, "Risk-coverage curve": RISK_COVERAGE_PNG}
+
+
+def trained_models_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line shared by evaluate and export: a trained model, a split, an output."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument(
-        "--trained", type=Path, required=True, help="folder written by training.train"
-    )
+        "--trained", "--trained-default", dest="trained", type=Path, required=True,
+        help="folder written by training.train (the default model)",
+    )  # fmt: skip
     parser.add_argument(
         "--prepared", type=Path, required=True, help="folder written by training.data"
     )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    from training import data as mnist
+    from training.nondigits import test_inputs, validation_inputs
+    from training.train import load_trained
+
+    args = trained_models_parser(__doc__).parse_args(argv)
     split = mnist.load_split(args.prepared)
     model, _ = load_trained(args.trained)
     x_val, y_val = validation_inputs(split)
@@ -289,14 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate(val_probs, y_val, test_probs, y_test, args.target_error)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2))
-    print(
-        json.dumps(
-            {
-                k: metrics["test"][k]
-                for k in ("accuracy", "ece_calibrated", "review_rate", "auto_accept_error")
-            }
-        )
-    )
+    summary = ("accuracy", "ece_calibrated", "review_rate", "auto_accept_error")
+    print(json.dumps({k: metrics["test"][k] for k in summary}))
     return 0
 
 

@@ -90,11 +90,11 @@ def _record_reviewed_data(
     card, previous_card, manifest, reviewed_dir, digits: int, out
 ) -> ModelCard:
     manifest_path = Path(reviewed_dir) / "manifest.json"
-    import hashlib
+    from training.data import sha256_file
 
     card.data["reviewed"] = {
         "path": str(reviewed_dir),
-        "manifest_sha256": hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
+        "manifest_sha256": sha256_file(manifest_path),
         "documents": manifest["documents"],
         "digits": digits,
         "document_ids": [item["document_id"] for item in manifest["items"]],

@@ -21,12 +21,14 @@ SHIFT_FRACTION = 0.05
 ZOOM_FRACTION = 0.08
 STROKE_CHANGE_PROBABILITY = 0.15  # share of images thickened or thinned by one pixel
 
-ARCHITECTURES = ("default", "seed")
+ARCHITECTURES = ("default", "wide", "seed")
+# Channels of the three convolutions and units of the dense layer.
+WIDTHS = {"default": (32, 48, 64, 128), "wide": (32, 64, 96, 128)}
 
 
 def build_model(name: str = "default", classes: int = NUM_CLASSES) -> keras.Model:
-    if name == "default":
-        return _default_cnn(classes)
+    if name in WIDTHS:
+        return _default_cnn(classes, WIDTHS[name])
     if name == "seed":
         return _seed_cnn(classes)
     raise ValueError(f"unknown architecture {name!r}; choose from {ARCHITECTURES}")
@@ -59,21 +61,23 @@ def _conv_bn(filters: int) -> list:
     ]
 
 
-def _default_cnn(classes: int = NUM_CLASSES) -> keras.Model:
+def _default_cnn(classes: int = NUM_CLASSES, widths=WIDTHS["default"]) -> keras.Model:
     """Three batch-normalised 3x3 convolutions in two blocks, then a small dense head.
 
-    Sized for the CPU budget: ~4 M multiply-adds per image, about 30 s per epoch on 2 cores.
+    Sized for the CPU budget: ~4 M multiply-adds per image (default widths), about 30 s per
+    epoch on 2 cores.
     """
+    first, second, third, dense = widths
     return keras.Sequential(
         [
             keras.Input(shape=INPUT_SHAPE),
-            *_conv_bn(32),  # 26x26
+            *_conv_bn(first),  # 26x26
             layers.MaxPooling2D(2),  # 13x13
-            *_conv_bn(48),  # 11x11
-            *_conv_bn(64),  # 9x9
+            *_conv_bn(second),  # 11x11
+            *_conv_bn(third),  # 9x9
             layers.MaxPooling2D(2),  # 4x4
             layers.Flatten(),
-            layers.Dense(128, use_bias=False),
+            layers.Dense(dense, use_bias=False),
             layers.BatchNormalization(),
             layers.ReLU(),
             layers.Dropout(0.4),

@@ -1,6 +1,6 @@
 """The whole training pipeline in one command: prepare, train default + seed, evaluate, export.
 
-    python -m training.pipeline --out models/default              # the shipped model (~10 min)
+    python -m training.pipeline --out models/default              # the shipped model
     python -m training.pipeline --out /tmp/m --subset 2000 --epochs 1   # a smoke run in seconds
 
 Both architectures see the same split. Trained models are kept in --work, so evaluation and
@@ -17,34 +17,10 @@ from training import data as mnist
 from training.evaluate import TARGET_ERROR
 from training.export import evaluate_and_export
 from training.nondigits import training_inputs
-from training.train import (
-    HISTORY_FILENAME,
-    SEED,
-    TRAINED_FILENAME,
-    load_trained,
-    save_trained,
-    train,
-)
+from training.train import HISTORY_FILENAME, SEED, load_trained, save_trained, train
 
 
-def digits_first(x_train, y_train, x_val, y_val, epochs, args, work: Path) -> Path:
-    """Stage 1 of the default model: the 10 digits alone, from scratch. Stage 2 fine-tunes it
-    with the "not a digit" marks (trained together from scratch, the marks' validation loss
-    stops early stopping after an epoch or two, before the digits are learnt well)."""
-    folder = work / "digits"
-    if args.reuse and (folder / HISTORY_FILENAME).exists():
-        print(f"[digits] reusing {folder}", flush=True)
-    else:
-        digits, val_digits = y_train < 10, y_val < 10
-        model, record = train(
-            "default", x_train[digits], y_train[digits], x_val[val_digits], y_val[val_digits],
-            epochs=epochs, seed=args.seed, classes=10,
-        )  # fmt: skip
-        save_trained(model, record, folder)
-    return folder / TRAINED_FILENAME
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -75,38 +51,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--target-error", type=float, default=TARGET_ERROR)
     parser.add_argument("--seed", type=int, default=SEED)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def train_all(inputs, args, work: Path) -> dict:
+    """Train (or, with --reuse, load) the default model and the seed baseline on one split."""
+    plan = {"default": args.epochs}
+    if not args.no_seed:
+        plan["seed"] = args.seed_epochs or args.epochs
+    trained = {}
+    for arch, epochs in plan.items():
+        folder = work / arch
+        if args.reuse and (folder / HISTORY_FILENAME).exists():
+            print(f"[{arch}] reusing {folder}", flush=True)
+            trained[arch] = load_trained(folder)
+            continue
+        init_from = args.init_from if arch == "default" else None
+        trained[arch] = train(arch, *inputs, seed=args.seed, epochs=epochs, init_from=init_from)
+        save_trained(*trained[arch], folder)
+    return trained
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     started = time.perf_counter()
     split = mnist.split(mnist.load_mnist(args.data), seed=args.seed, subset=args.subset)
     print(f"data: {split.sizes()} from {split.source['path']}", flush=True)
     # Digits plus synthetic non-digit marks (the 11th class), shuffled together.
-    x_train, y_train, x_val, y_val = training_inputs(split, args.seed)
-
+    inputs = training_inputs(split, args.seed)
     with tempfile.TemporaryDirectory() as scratch:
-        work = args.work or Path(scratch)
-        trained = {}
-        plan = {
-            "default": args.epochs,
-            "seed": args.seed_epochs if args.seed_epochs else args.epochs,
-        }
-        for arch, epochs in plan.items():
-            if arch == "seed" and args.no_seed:
-                continue
-            folder = work / arch
-            if args.reuse and (folder / HISTORY_FILENAME).exists():
-                print(f"[{arch}] reusing {folder}", flush=True)
-                trained[arch] = load_trained(folder)
-                continue
-            init_from = args.init_from
-            if arch == "default" and init_from is None:
-                init_from = digits_first(x_train, y_train, x_val, y_val, epochs, args, work)
-            trained[arch] = train(
-                arch, x_train, y_train, x_val, y_val, seed=args.seed,
-                epochs=epochs,
-                init_from=init_from if arch == "default" else None,
-            )  # fmt: skip
-            save_trained(*trained[arch], folder)
+        trained = train_all(inputs, args, args.work or Path(scratch))
         card = evaluate_and_export(trained, split, args.out, args.target_error)
 
     print(f"pipeline finished in {time.perf_counter() - started:.0f}s", flush=True)

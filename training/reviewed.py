@@ -24,7 +24,6 @@ side with the previous model on the official MNIST test set.
 """
 
 import csv
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -33,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from training.data import sha256_file
 
 DIGITS_CSV = "reviewed_digits.csv"
 FIELDS_CSV = "fields.csv"
@@ -141,7 +142,7 @@ def write_export(export: Export, tenant_id: str | None) -> dict:
         "fields": len(export.fields),
         "skipped": dict(export.skipped),
         "by_status": dict(Counter(d["status"] for d in export.documents)),
-        "sha256": {name: _sha256(export.out / name) for name in (DIGITS_CSV, FIELDS_CSV)},
+        "sha256": {name: sha256_file(export.out / name) for name in (DIGITS_CSV, FIELDS_CSV)},
         "items": export.documents,
     }
     (export.out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -161,10 +162,6 @@ def export_reviewed(sessions, storage, out: Path, tenant_id: str | None = None) 
             continue
         _add(export, doc, data)
     return write_export(export, tenant_id)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_reviewed(folder: Path) -> tuple[np.ndarray, np.ndarray, dict]:
