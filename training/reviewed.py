@@ -119,9 +119,16 @@ def _add(export: Export, doc: ReviewedDocument, data: bytes) -> None:
         (export.out / name).write_bytes(data)
         export.fields.append({"file": name, "text": doc.text, "document_id": doc.document_id})
     export.documents.append(
-        {"document_id": doc.document_id, "job_id": doc.job_id, "layout": doc.layout,
-         "kind": "digit" if _is_digit(doc) else "field", "status": doc.status, "text": doc.text, "digits_exported": images is not None}
-    )  # fmt: skip
+        {
+            "document_id": doc.document_id,
+            "job_id": doc.job_id,
+            "layout": doc.layout,
+            "kind": "digit" if _is_digit(doc) else "field",
+            "status": doc.status,
+            "text": doc.text,
+            "digits_exported": images is not None,
+        }
+    )
 
 
 def write_export(export: Export, tenant_id: str | None) -> dict:
