@@ -22,6 +22,7 @@ from api.deps import batcher_of, recognizer_of
 from api.doctypes.service import document_type_for, read_page_json
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.limits import check_content_type, limited, read_body
+from api.predict.batcher import MicroBatcher
 from api.predict.schemas import LAYOUT_DESCRIPTION, DrawingRequest, ErrorPublic, PredictionPublic
 from api.predict.service import check_layout, drawing_field, reading_json, upload_field
 
@@ -123,14 +124,20 @@ def _prediction_route(path: str, summary: str, body: dict):
     )  # fmt: skip
 
 
+async def _admit(request: Request, content_type: str) -> tuple[MicroBatcher, Settings]:
+    """The process's batcher and settings, once a sent key is valid and the body's type is right
+    (no dependency injection here: this is the hot path)."""
+    batcher = batcher_of(request)
+    await sent_key_principal(request)
+    check_content_type(request, content_type)
+    return batcher, request.app.state.settings
+
+
 @_prediction_route(
     "/predict", "Read the digit or the field of digits in an uploaded image file", UPLOAD_BODY
 )
 async def predict(request: Request) -> Response:
-    batcher = batcher_of(request)
-    await sent_key_principal(request)
-    settings: Settings = request.app.state.settings
-    check_content_type(request, "multipart/form-data")
+    batcher, settings = await _admit(request, "multipart/form-data")
     body_limit = settings.max_image_bytes + MULTIPART_OVERHEAD
     form = await limited(request, body_limit).form(
         max_files=1, max_fields=16, max_part_size=MULTIPART_OVERHEAD
@@ -164,10 +171,7 @@ async def predict(request: Request) -> Response:
     "/predict-drawing", "Read the digit or digits drawn on the canvas (a data URL)", DRAWING_BODY
 )
 async def predict_drawing(request: Request) -> Response:
-    batcher = batcher_of(request)
-    await sent_key_principal(request)
-    settings: Settings = request.app.state.settings
-    check_content_type(request, "application/json")
+    batcher, settings = await _admit(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
     layout = request.query_params.get("layout")
