@@ -12,7 +12,6 @@ Use training digits to tune the reader and test digits to evaluate it. Everythin
 a `numpy.random.Generator`, so a seed gives the same cheques every time.
 """
 
-import io
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from training.synthetic_fields import encode_scan
 
 CURRENCIES = ("$", "€", "£", "¥", "₹", "Fr", "R$", "₩", "₽", "kr")
 # Amount styles: thousands separator, decimal separator, whether cents are written, a trailing
@@ -440,18 +441,13 @@ def _scan(page: _Page, spec: ChequeSpec, box) -> tuple[bytes, tuple[int, int, in
     if spec.speckles:
         spots = rng.random((h, w)) < spec.speckles
         page_light[spots] = rng.integers(0, 2, int(spots.sum())).astype(np.float32)
-    pixels = (np.clip(page_light, 0, 1) * 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    if spec.jpeg_quality:
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=spec.jpeg_quality)
-    else:
-        Image.fromarray(pixels).save(buffer, format="PNG")
+    scan = encode_scan(page_light, spec.jpeg_quality)
     left, top, width, height = box
     corners = np.array([[left, top, 1], [left + width, top, 1], [left, top + height, 1],
                         [left + width, top + height, 1]], np.float32) @ matrix.T  # fmt: skip
     x0, y0 = corners.min(axis=0)
     x1, y1 = corners.max(axis=0)
-    return buffer.getvalue(), (round(x0), round(y0), round(x1 - x0), round(y1 - y0))
+    return scan, (round(x0), round(y0), round(x1 - x0), round(y1 - y0))
 
 
 def render_cheque(spec: ChequeSpec, images: np.ndarray, labels: np.ndarray,

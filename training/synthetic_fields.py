@@ -267,10 +267,15 @@ def _scan(coverage: np.ndarray, spec: FieldSpec, rng: np.random.Generator) -> by
     ink_level = rng.uniform(0.02, 0.3)
     page = paper * (1 - coverage) + ink_level * coverage
     page += rng.normal(0.0, spec.noise, page.shape).astype(np.float32)
+    return encode_scan(page, spec.jpeg_quality)
+
+
+def encode_scan(page: np.ndarray, jpeg_quality: int | None) -> bytes:
+    """A float page in [0, 1] as the scanner's file: JPEG at that quality, else PNG."""
     pixels = (np.clip(page, 0, 1) * 255).round().astype(np.uint8)
     buffer = io.BytesIO()
-    if spec.jpeg_quality:
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=spec.jpeg_quality)
+    if jpeg_quality:
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=jpeg_quality)
     else:
         Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()

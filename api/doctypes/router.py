@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth.dependencies import AdminDep, PrincipalDep
 from api.doctypes.dependencies import DocumentTypesDep
 from api.doctypes.schemas import DocumentTypeList, DocumentTypePublic
-from api.doctypes.service import UnknownDocumentType, register
+from api.doctypes.service import register, unknown_document_type
 from api.limits import check_content_type, read_body
 from api.predict.schemas import ErrorPublic
 
@@ -35,7 +35,7 @@ def list_types(types: DocumentTypesDep, principal: PrincipalDep) -> dict:
 def get_type(name: str, types: DocumentTypesDep, principal: PrincipalDep) -> dict:
     found = types.get(name)
     if found is None:
-        raise UnknownDocumentType(name)
+        raise unknown_document_type(name)
     return found.as_dict()
 
 

@@ -16,20 +16,14 @@ from recognition.doctypes import (
 )
 
 
-class UnknownDocumentType(ApiError):
-    def __init__(self, name: str):
-        super().__init__(404, "unknown_document_type", f"no document type named {name!r}")
-
-
-class BuiltinDocumentType(ApiError):
-    def __init__(self, name: str):
-        super().__init__(409, "builtin_document_type", f"{name} is built in and cannot be replaced")
+def unknown_document_type(name: str) -> ApiError:
+    return ApiError(404, "unknown_document_type", f"no document type named {name!r}")
 
 
 def register(types: DocumentTypes, name: str, body: bytes) -> tuple[DocumentType, bool]:
     """Validate a JSON definition and write it; (the type, whether it replaced one)."""
     if name in BUILTIN:
-        raise BuiltinDocumentType(name)
+        raise ApiError(409, "builtin_document_type", f"{name} is built in and cannot be replaced")
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
