@@ -55,8 +55,7 @@ PAD = 2
 # Binarisation: ink is this much darker (of 255) than the local mean; a printed line is followed
 # past its ends, and a box's sides checked, on ink at least FAINT_OFFSET darker (thin lines
 # printed light lose half their contrast on the working page).
-INK_OFFSET = 18
-FAINT_OFFSET = 10
+INK_OFFSET, FAINT_OFFSET = 18, 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +225,7 @@ class _Word:
     y0: int
     x1: int
     y1: int
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
+    height = property(lambda self: self.y1 - self.y0)
 
 
 def _marks(binary: np.ndarray, line_mask: np.ndarray, x0: int, y0: int, x1: int, y1: int):

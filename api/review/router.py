@@ -88,12 +88,14 @@ def page(request: Request) -> HTMLResponse:
     return render(request, "review.html", "review")
 
 
-@router.post(
-    "/{document_id}",
-    response_model=DecisionResult,
-    summary="Decide on a claimed item",
-    responses={**CONFLICT, **NOT_FOUND},
-)
+def _decision_route(path: str, summary: str):
+    """POST on one document, answering a DecisionResult (409 and 404 documented)."""
+    return router.post(
+        path, response_model=DecisionResult, summary=summary, responses={**CONFLICT, **NOT_FOUND}
+    )
+
+
+@_decision_route("/{document_id}", "Decide on a claimed item")
 def decide(
     document_id: uuid.UUID,
     body: DecisionRequest,
@@ -114,11 +116,8 @@ def release(document_id: uuid.UUID, session: SessionDep, principal: ReviewerDep,
     service.release(session, principal, document_id, now)
 
 
-@router.post(
-    "/{document_id}/undo",
-    response_model=DecisionResult,
-    summary="Undo your last decision on a document (it is claimed by you again)",
-    responses={**CONFLICT, **NOT_FOUND},
+@_decision_route(
+    "/{document_id}/undo", "Undo your last decision on a document (it is claimed by you again)"
 )
 def undo(
     document_id: uuid.UUID, session: SessionDep, principal: ReviewerDep, lease: LeaseDep,
