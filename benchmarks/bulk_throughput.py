@@ -1,6 +1,6 @@
 """Throughput of the bulk path: 10,000 single-digit documents end to end.
 
-Starts throwaway Postgres 15 and Redis (tests/support/services.py), applies the migrations,
+Starts throwaway Postgres 15 and Redis (devtools/services.py), applies the migrations,
 starts the API (one uvicorn process) and ONE Celery worker (`--concurrency 2` prefork: one
 process tree), then for each upload mode:
 

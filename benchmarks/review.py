@@ -1,6 +1,6 @@
 """The review queue under load: 8 reviewers working one queue at once, and the page's pace.
 
-Starts a throwaway Postgres 15 (tests/support/services.py), applies the migrations, starts the
+Starts a throwaway Postgres 15 (devtools/services.py), applies the migrations, starts the
 API (one uvicorn process; reviewers are told apart by a benchmark-only header, as API keys
 would), uploads MNIST test digits rendered as scans and reads them in-process with
 worker.batch under a policy that sends every one to review. Then:

@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 
 from api.main import create_app
+from devtools import services
 from recognition.review import ReviewPolicy
 from tests.review.conftest import as_, process, submit
-from tests.support import services
 from training.cheque_eval import box_matches
 
 pytestmark = pytest.mark.slow
