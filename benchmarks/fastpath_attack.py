@@ -28,7 +28,7 @@ from benchmarks.fastpath_external import (  # noqa: E402
     wait_ready,
     wrk,
 )
-from benchmarks.report import write_section  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 
 SECTION = "fastpath-attack"
 BOUNDARY = "fastpathattackboundary"

@@ -32,7 +32,7 @@ from benchmarks.fastpath_external import (  # noqa: E402
     wait_ready,
     wrk,
 )
-from benchmarks.report import write_section  # noqa: E402
+from devtools.report import write_section  # noqa: E402
 
 SECTION = "fastpath-cpu"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
