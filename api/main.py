@@ -33,6 +33,7 @@ from api.metrics import RequestMetrics
 from api.metrics import router as metrics_router
 from api.pages.router import router as pages_router
 from api.predict.batcher import MicroBatcher
+from api.predict.fastpath import FastDrawing
 from api.predict.router import router as predict_router
 from api.review.router import router as review_router
 from api.security import Hardening, RateLimiter
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness_checks = list(READINESS_CHECKS)
     app.state.document_types = DocumentTypes(app.state.settings.resolved_document_types_dir)
     register_exception_handlers(app)
+    app.add_middleware(FastDrawing)  # inside the metrics, CORS and hardening below
     app.add_middleware(RequestMetrics)
     for router in ROUTERS:
         app.include_router(router)
