@@ -157,6 +157,7 @@ def main() -> None:
         help="run the servers in turn this many times (the load of a shared machine drifts); "
         "each row is then the round with the most requests/s",
     )  # fmt: skip
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     png = canvas_body()[0]
     _, script = client_setup(Path(tempfile.mkdtemp(prefix="digitflow-wrk-")))
@@ -193,7 +194,9 @@ def report(rows: list[dict], png_bytes: int, args, load_before: float, load_afte
         f"run: {load_before:.1f}/{load_after:.1f} — the machine is shared, so these are lower "
         "bounds.\n\n" + "\n".join(lines)
     )
-    write_section(SECTION, "Fast path on every core (external load generator)", body)
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, "Fast path on every core (external load generator)", body)
 
 
 if __name__ == "__main__":

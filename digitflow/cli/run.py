@@ -8,7 +8,6 @@ finishes its batches), then the broker.
 
 import argparse
 import errno
-import importlib.util
 import os
 import signal
 import socket
@@ -19,13 +18,14 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+from digitflow.cli.serve import GRACE_SECONDS, add_server_options, api_command
 from digitflow.db.migrations import upgrade
 from digitflow.embedded import answers, redis_command
 from digitflow.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 from digitflow.settings import PlatformSettings
 
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
-STOP_TIMEOUT = 25.0
+STOP_TIMEOUT = GRACE_SECONDS + 5.0
 STOP_ORDER = ["api", "worker", "broker"]
 # LiteRT's C++ runtime says this once per process that loads the model (it has no switch).
 QUIET_LINES = {b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}
@@ -33,17 +33,8 @@ QUIET_LINES = {b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}
 
 def register(commands) -> None:
     srv = commands.add_parser("run", help="migrate, then run the API and a worker until Ctrl-C")
-    srv.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1")
-    srv.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
-    srv.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1,
-        help="API processes, each with its own model and micro-batcher (default: one per core)",
-    )  # fmt: skip
+    add_server_options(srv)
     srv.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    srv.add_argument(
-        "--server", choices=["granian", "uvicorn"],
-        help="the API's HTTP server (default: granian when installed, else uvicorn)",
-    )  # fmt: skip
     srv.set_defaults(handler=run)
 
 
@@ -130,27 +121,12 @@ def children(args: argparse.Namespace, settings: PlatformSettings) -> list[Child
     found: list[Child] = []
     if not settings.redis_url and settings.embedded_broker == "redis":
         found.append(Child("broker", redis_command(settings), env))
-    api = api_command(args, python)
+    api = api_command(args, python)  # what `digitflow serve` runs
     worker = [python, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--beat",
               "-Q", "documents", "--concurrency", str(args.concurrency),
               "--loglevel", env["LOG_LEVEL"], "--without-gossip", "--without-mingle",
               "--schedule", str(settings.data_dir / "celerybeat-schedule")]  # fmt: skip
     return [*found, Child("api", api, env), Child("worker", worker, env)]
-
-
-def api_command(args: argparse.Namespace, python: str) -> list[str]:
-    """Granian (a Rust HTTP server: more requests/s than uvicorn on the fast path, see
-    docs/benchmarks.md) when installed, else uvicorn; one process per worker, each with its
-    own model and micro-batcher."""
-    server = args.server or ("granian" if importlib.util.find_spec("granian") else "uvicorn")
-    bind = ["--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
-    grace = str(int(STOP_TIMEOUT - 5))
-    if server == "granian":
-        return [python, "-m", "granian", "--interface", "asgi", "api.main:app", *bind, "--no-ws",
-                "--log-level", "warning", "--respawn-failed-workers",
-                "--workers-kill-timeout", grace]  # fmt: skip
-    return [python, "-m", "uvicorn", "api.main:app", *bind, "--no-access-log",
-            "--log-level", "warning", "--timeout-graceful-shutdown", grace]  # fmt: skip
 
 
 def wait_until(check, timeout: float) -> bool:
@@ -173,7 +149,7 @@ def api_answers(host: str, port: int) -> bool:
 
 def run(args: argparse.Namespace, settings: PlatformSettings) -> int:
     """Migrations, then the broker (embedded Redis unless REDIS_URL), the API (uvicorn, one
-    process per core) and a Celery worker with the sweeper's beat, supervised until Ctrl-C."""
+    process per usable core, as `digitflow serve`) and a Celery worker with the sweeper's beat, supervised until Ctrl-C."""
     if port_taken(args.host, args.port):
         other = args.port + 1
         say(
