@@ -148,8 +148,9 @@ def api_answers(host: str, port: int) -> bool:
 
 
 def run(args: argparse.Namespace, settings: PlatformSettings) -> int:
-    """Migrations, then the broker (embedded Redis unless REDIS_URL), the API (uvicorn, one
-    process per usable core, as `digitflow serve`) and a Celery worker with the sweeper's beat, supervised until Ctrl-C."""
+    """Migrations, then the broker (embedded Redis unless REDIS_URL), the API (as `digitflow
+    serve`: one process per usable core) and a Celery worker with the sweeper's beat,
+    supervised until Ctrl-C."""
     if port_taken(args.host, args.port):
         other = args.port + 1
         say(

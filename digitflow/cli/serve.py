@@ -70,8 +70,9 @@ def api_command(args: argparse.Namespace, python: str = sys.executable) -> list[
         return [python, "-m", "granian", "--interface", "asgi", "api.main:app", *bind, "--no-ws",
                 "--log-level", "warning", "--respawn-failed-workers",
                 "--workers-kill-timeout", str(GRACE_SECONDS)]  # fmt: skip
+    grace = str(GRACE_SECONDS)
     return [python, "-m", "uvicorn", "api.main:app", *bind, "--no-access-log",
-            "--log-level", "warning", "--timeout-graceful-shutdown", str(GRACE_SECONDS)]  # fmt: skip
+            "--log-level", "warning", "--timeout-graceful-shutdown", grace]  # fmt: skip
 
 
 def serve(args: argparse.Namespace, settings) -> int:

@@ -12,7 +12,8 @@ from tests.api.conftest import canvas_drawing, data_url, make_client
 
 def _count(metrics: str, status: str) -> float:
     pattern = (r'digitflow_http_request_duration_seconds_count\{[^}]*method="POST"[^}]*'
-               rf'route="/predict-drawing"[^}}]*status="{status}"[^}}]*\}} ([0-9.e+]+)')  # fmt: skip
+               r'route="/predict-drawing"[^}]*'
+               rf'status="{status}"[^}}]*\}} ([0-9.e+]+)')  # fmt: skip
     match = re.search(pattern, metrics)
     return float(match.group(1)) if match else 0.0
 
