@@ -36,6 +36,7 @@ from devtools.report import write_section  # noqa: E402
 
 SECTION = "fastpath-cpu"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+THREAD_GROUPS = ("event loop", "other threads", "supervisor")
 
 
 def cpu_ms(step, repeat: int) -> float:
@@ -122,9 +123,10 @@ async def _framework(app, body: bytes, key: str, repeat: int) -> float:
     return (time.process_time() - started) / repeat * 1000
 
 
-def framework_ms(key: str, repeat: int) -> float:
+def framework_ms(key: str, repeat: int) -> tuple[float, float]:
     """CPU ms of the HTTP framework, middleware, auth and rate limit for one canvas request (in
-    process, no server, the recognition core stubbed)."""
+    process, no server, the recognition core stubbed), and of the whole request with the real
+    core (every thread of this process: the batch thread's hand-offs included)."""
     from api.config import Settings
     from api.main import create_app
     from recognition import WORK_MIN_SIDE, Recognizer, decode_image, find_digits, read_segmentations
@@ -141,24 +143,36 @@ def framework_ms(key: str, repeat: int) -> float:
             kept = state.budget, state.batcher
             state.budget = state.batcher = stub
             try:
-                return await _framework(app, body, key, repeat * 5)
+                framework = await _framework(app, body, key, repeat * 5)
             finally:
                 state.budget, state.batcher = kept
+            return framework, await _framework(app, body, key, repeat)
 
     return asyncio.run(main())
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of every live process in the process group (the server and its workers)."""
-    total = 0
+def group_cpu_seconds(pgid: int) -> dict[str, float]:
+    """utime + stime of every live process in the process group (the server and its workers),
+    split by thread: each worker's main thread (its event loop), the workers' other threads
+    (the batch and decode threads, the HTTP server's own threads) and the supervisor process."""
+    split = dict.fromkeys(THREAD_GROUPS, 0)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+        if int(fields[2]) != pgid:  # fields after the name: state, ppid, pgrp, ...
+            continue
+        pid = int(stat.parent.name)
+        for task in stat.parent.glob("task/[0-9]*/stat"):
+            try:
+                ticks = sum(int(v) for v in task.read_text().rsplit(")", 1)[1].split()[11:13])
+            except OSError:
+                continue
+            group = "supervisor" if pid == pgid else (
+                "event loop" if int(task.parent.name) == pid else "other threads")  # fmt: skip
+            split[group] += ticks
+    return {group: ticks / CLOCK_TICKS for group, ticks in split.items()}
 
 
 def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
@@ -173,10 +187,11 @@ def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
             result = wrk(port, script, connections, args.seconds)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             requests = result["rps"] * args.seconds
-            server_ms = (group_cpu_seconds(proc.pid) - before) / requests * 1000
+            spent = group_cpu_seconds(proc.pid)
+            split = {group: (spent[group] - before[group]) / requests * 1000 for group in spent}
             wrk_ms = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-            rows.append({**result, "c": connections, "server_ms": server_ms,
-                         "wrk_ms": wrk_ms / requests * 1000})  # fmt: skip
+            rows.append({**result, "c": connections, "server_ms": sum(split.values()),
+                         "split": split, "wrk_ms": wrk_ms / requests * 1000})  # fmt: skip
             print(rows[-1], flush=True)
     finally:
         os.killpg(proc.pid, 15)
@@ -190,8 +205,11 @@ def run(args) -> tuple[list, list, str]:
     name = next(name for name in found if args.server in name)
     command = found[name]
     stage_rows = stages(args.repeat)
+    framework, whole = framework_ms(key, args.repeat)
     stage_rows.append(("framework: HTTP app, middleware, auth, rate limit (core stubbed)",
-                       framework_ms(key, args.repeat)))  # fmt: skip
+                       framework))  # fmt: skip
+    stage_rows.append(("whole request in process, one at a time (app + core, all threads)",
+                       whole))  # fmt: skip
     return stage_rows, server_cpu(command, args.port, script, args), name
 
 
@@ -200,16 +218,22 @@ def report(stage_rows, rows, name: str, load: tuple[float, float]) -> str:
     lines += [f"| {step} | {ms:.3f} |" for step, ms in stage_rows]
     lines += ["", f"Server: {name}, API keys required, the request carries a Bearer key.", "",
               "| concurrency | requests/s (wall) | p50 ms | p99 ms | server CPU ms a request | "
+              "of which event loops / other threads / supervisor | "
               "wrk CPU ms a request | implied requests/s on 2 cores |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in rows:
         implied = 2000 / (row["server_ms"] + row["wrk_ms"])
+        split = " / ".join(f"{row['split'][group]:.2f}" for group in THREAD_GROUPS)
         lines.append(f"| {row['c']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | "
-                     f"{row['server_ms']:.2f} | {row['wrk_ms']:.2f} | {implied:.0f} |")  # fmt: skip
+                     f"{row['server_ms']:.2f} | {split} | {row['wrk_ms']:.2f} | "
+                     f"{implied:.0f} |")  # fmt: skip
     return (
         "`benchmarks/fastpath_cpu.py`: CPU time, not wall-clock, so a shared machine's load "
         "changes it little. Stages are timed in one process (`time.process_time`, best of 3); "
-        "the server's CPU is utime + stime of all its processes over the wrk run. Load average "
+        "the server's CPU is utime + stime of all its processes over the wrk run, split by "
+        "thread: each worker process's main thread (its event loop: HTTP, middleware, auth, "
+        "JSON), its other threads (the micro-batch and decode threads: decode, segmentation, "
+        "model; and the HTTP server's own threads) and the supervisor process. Load average "
         f"(1 min) before/after: {load[0]:.1f}/{load[1]:.1f}.\n\n" + "\n".join(lines)
     )
 
