@@ -154,25 +154,30 @@ def framework_ms(key: str, repeat: int) -> tuple[float, float]:
 def group_cpu_seconds(pgid: int) -> dict[str, float]:
     """utime + stime of every live process in the process group (the server and its workers),
     split by thread: each worker's main thread (its event loop), the workers' other threads
-    (the batch and decode threads, the HTTP server's own threads) and the supervisor process."""
-    split = dict.fromkeys(THREAD_GROUPS, 0)
+    (the batch and decode threads, the HTTP server's own threads) and the supervisor process
+    (the group's leader, when it has workers)."""
+    tasks: dict[int, list[tuple[int, int]]] = {}  # pid -> [(tid, ticks)]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) != pgid:  # fields after the name: state, ppid, pgrp, ...
-            continue
-        pid = int(stat.parent.name)
-        for task in stat.parent.glob("task/[0-9]*/stat"):
-            try:
-                ticks = sum(int(v) for v in task.read_text().rsplit(")", 1)[1].split()[11:13])
-            except OSError:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:  # state, ppid, pgrp
                 continue
-            group = "supervisor" if pid == pgid else (
-                "event loop" if int(task.parent.name) == pid else "other threads")  # fmt: skip
-            split[group] += ticks
+            pid = int(stat.parent.name)
+            tasks[pid] = [(int(task.parent.name), _ticks(task))
+                          for task in stat.parent.glob("task/[0-9]*/stat")]  # fmt: skip
+        except OSError:  # the process or thread ended meanwhile
+            continue
+    split = dict.fromkeys(THREAD_GROUPS, 0)
+    for pid, threads in tasks.items():
+        for tid, ticks in threads:
+            if pid == pgid and len(tasks) > 1:
+                split["supervisor"] += ticks
+            else:
+                split["event loop" if tid == pid else "other threads"] += ticks
     return {group: ticks / CLOCK_TICKS for group, ticks in split.items()}
+
+
+def _ticks(stat: Path) -> int:
+    return sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
 
 
 def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
