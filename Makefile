@@ -66,8 +66,9 @@ chaos: test-env ## Fault tests only: six faults during a real job on Postgres + 
 bench-chaos: test-env ## The six faults on a 10,000-document job, write docs/reliability.md
 	$(PY) benchmarks/chaos.py
 
-bench-fastpath: $(VENV)/.installed-api+worker+training+dev ## wrk against /predict-drawing per server (uvicorn, gunicorn, granian), write docs/benchmarks.md
+bench-fastpath: $(VENV)/.installed-api+worker+training+dev ## wrk against /predict-drawing per server (uvicorn, gunicorn, granian), then CPU a request by stage and thread; write docs/benchmarks.md
 	$(PY) benchmarks/fastpath_external.py
+	$(PY) benchmarks/fastpath_cpu.py
 
 bench-mixed: $(VENV)/.installed-api+worker+training+dev ## Ten minutes of canvas requests and bulk jobs on `digitflow run`, write docs/reliability.md
 	$(PY) benchmarks/mixed_load.py --minutes 10
