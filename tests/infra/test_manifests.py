@@ -248,7 +248,8 @@ def test_api_has_liveness_and_readiness_probes(built):
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8000}
-    assert container["command"][:2] == ["uvicorn", "api.main:app"]
+    # `digitflow serve`: one API process per core of limits.cpu, as in the image (tests/test_serve)
+    assert container["command"][:4] == ["python", "-m", "digitflow.cli", "serve"]
     service = named(resources, "Service", "digitflow-api")
     selector = service["spec"]["selector"]
     assert selector.items() <= api["spec"]["template"]["metadata"]["labels"].items()
