@@ -25,8 +25,9 @@ class Settings(PlatformSettings):
     # Payloads up to this size are decoded inside the batch's worker thread (one thread hop per
     # batch); larger ones are decoded in the threadpool first so they cannot stall a batch.
     inline_decode_max_bytes: int = 256 * 1024
-    # Threads that decode a batch's images side by side.
-    decode_threads: int = 2
+    # Threads that decode a batch's images side by side; 1 = in the batch's own thread, which is
+    # cheaper when there is one API process per core (digitflow serve; docs/benchmarks.md).
+    decode_threads: int = Field(default=1, ge=1)
     # Decode budget (api.budget): images above this many pixels are never decoded inside the
     # canvas micro-batch, and at most `heavy_decode_concurrency` of them decode at once.
     inline_decode_max_pixels: int = 1_000_000

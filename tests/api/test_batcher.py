@@ -55,6 +55,27 @@ def test_concurrent_requests_are_batched_and_answered_in_order(model_dir, mnist_
     assert len(recognizer.calls) >= len(prepared) / 16
 
 
+@pytest.mark.parametrize("decode_threads", [1, 3])
+def test_queued_decodes_are_read_alike_in_the_batch_thread_or_a_pool(
+    model_dir, mnist_test_digits, decode_threads
+):
+    images, labels = mnist_test_digits
+    prepared = fields_of(images[:12])
+    expected = [r.text for r in read_segmentations(prepared, Recognizer(model_dir))]
+
+    async def main():
+        batcher = MicroBatcher(Recognizer(model_dir), max_batch=8, decode_threads=decode_threads)
+        try:  # functions, as the API queues them: decoded by the batch (its thread or its pool)
+            jobs = [lambda field=field: field for field in prepared]
+            return await asyncio.gather(*(batcher.read(job) for job in jobs)), batcher
+        finally:
+            batcher.close()
+
+    answers, batcher = asyncio.run(main())
+    assert [a.text for a in answers] == expected
+    assert (batcher._decoders is None) == (decode_threads == 1)
+
+
 def test_a_bad_input_fails_only_its_own_request(model_dir, mnist_test_digits):
     good = fields_of(mnist_test_digits[0][:3])
 
