@@ -50,9 +50,10 @@ MAX_FIELDS = 32
 # 20 px (a JPEG decodes straight at 1/2, 1/4 or 1/8 scale when it is much wider).
 PAGE_MIN_WIDTH = 800
 # A located amount is read from a cut this many pixels tall (shrunk when taller): its digits are
-# 35-55% of it, ~22-35 px, and the field reader normalises digits to 20 px. The segmenter's cost
-# grows with the pixels it is given.
-READ_HEIGHT = 64
+# 35-55% of it, ~25-40 px, and the field reader normalises digits to 20 px. The segmenter's cost
+# grows with the pixels it is given (72 reads as well as the full cut on tuning cheques; 48-64
+# flag more for review).
+READ_HEIGHT = 72
 DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
 
 
