@@ -162,10 +162,22 @@ def _grown(line: _Line, binary: np.ndarray) -> _Line:
     height, width = binary.shape
     reach = int(GROW_REACH * width)
     start, stop = max(0, line.x0 - reach), min(width, line.x1 + reach)
-    before, after = _course(binary, line, start, line.x0), _course(binary, line, line.x1, stop)
-    x0 = line.x0 - _run(before[::-1])
-    x1 = line.x1 + _run(after)
+    x0 = line.x0 - _carried(binary, line, start, line.x0, backwards=True)
+    x1 = line.x1 + _carried(binary, line, line.x1, stop, backwards=False)
     return _Line(x0, x1, line.intercept, line.slope, line.thickness)
+
+
+def _carried(binary: np.ndarray, line: _Line, x0: int, x1: int, backwards: bool) -> int:
+    """`_run` along the line's course over columns x0..x1, from x1 leftwards when `backwards`.
+    Most printed lines simply end: the first window alone says so, and the rest of the reach is
+    not looked at."""
+    if x1 - x0 < GROW_WINDOW:
+        return 0
+    first = (x1 - GROW_WINDOW, x1) if backwards else (x0, x0 + GROW_WINDOW)
+    if 2 * int(np.count_nonzero(_course(binary, line, *first))) < GROW_WINDOW:
+        return 0
+    course = _course(binary, line, x0, x1)
+    return _run(course[::-1] if backwards else course)
 
 
 def _course(binary: np.ndarray, line: _Line, x0: int, x1: int) -> np.ndarray:
