@@ -23,6 +23,7 @@ import asyncio
 import io
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -128,6 +129,71 @@ def measure(
     return sync, bulk
 
 
+STAGES = ("decode", "locate", "cut", "segment", "read")
+
+
+def stage_cpu(items: list, model_dir: Path) -> dict:
+    """CPU ms a cheque for each step the worker takes with a cheque, in this process (OpenCV on
+    one thread, as in the worker): decode, locate the box, cut the amount, segment it, and the
+    model reading every amount in one call. Decoding is also split by file format."""
+    import cv2
+
+    from recognition import ImageError, Recognizer
+    from recognition.cheque import amount_crop, decode_cheque_page, locate_amount
+    from recognition.decode import DEFAULT_MAX_PIXELS
+    from recognition.doctypes import PAGE_MIN_WIDTH, READ_HEIGHT
+    from recognition.fields import find_digits, read_segmentations
+
+    cv2.setNumThreads(1)
+    spent, by_format, segmentations = dict.fromkeys(STAGES, 0.0), {}, []
+
+    def timed(stage: str, work, *args, **options):
+        start = time.process_time()
+        out = work(*args, **options)
+        spent[stage] += time.process_time() - start
+        return out
+
+    for item in items:
+        before = spent["decode"]
+        page, _ = timed(
+            "decode", decode_cheque_page, item.image, DEFAULT_MAX_PIXELS, PAGE_MIN_WIDTH
+        )
+        kind = "PNG" if item.image[:4] == b"\x89PNG" else "JPEG"
+        by_format.setdefault(kind, []).append(spent["decode"] - before)
+        found = timed("locate", locate_amount, page)
+        if found is not None:
+            crop = timed("cut", amount_crop, page, found, READ_HEIGHT)
+            scale = found.box.width / crop.shape[1]
+            try:
+                segmentations.append(timed("segment", find_digits, crop, "field", deskew=False,
+                                           pixel_scale=scale))  # fmt: skip
+            except ImageError:
+                pass
+    recognizer = Recognizer(model_dir)
+    read_segmentations(segmentations[:8], recognizer)  # the interpreter warmed up
+    timed("read", read_segmentations, segmentations, recognizer)
+    out = {stage: spent[stage] * 1000 / len(items) for stage in STAGES}
+    out["formats"] = {k: (len(v), sum(v) * 1000 / len(v)) for k, v in sorted(by_format.items())}
+    return out
+
+
+def stage_table(stages: dict) -> str:
+    formats = ", ".join(f"{kind} {n:,}: {ms:.1f} ms" for kind, (n, ms) in stages["formats"].items())
+    rows = "\n".join(f"| {stage} | {stages[stage]:.2f} |" for stage in STAGES)
+    total = sum(stages[stage] for stage in STAGES)
+    return f"""
+CPU a cheque, step by step, in one process (`stage_cpu`: what the worker does with each cheque,
+before the servers start; 1-minute load average {stages["load"]:.2f}):
+
+| step | CPU ms a cheque |
+| --- | ---: |
+{rows}
+| **all** | **{total:.2f}** |
+
+Decoding by format: {formats}.
+"""
+
+
 def report(sync: dict, bulk: dict, count: int, image_bytes: int, load: float, seed: int) -> str:
     return f"""
 `benchmarks/cheques.py`: {count:,} whole cheque fronts generated afresh by `training.cheques`
@@ -173,12 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = load_mnist()
     items = cheques(args.count, data.x_test, data.y_test, args.seed)
+    stages = stage_cpu(items, args.model_dir) | {"load": os.getloadavg()[0]}
+    print(stage_table(stages), flush=True)
     load = os.getloadavg()[0]
     sync, bulk = measure(items, args.model_dir, not args.bulk_only, args.upload)
     if args.bulk_only:
         return 0
     image_bytes = sum(len(c.image) for c in items) // len(items)
-    body = report(sync, bulk, len(items), image_bytes, load, args.seed)
+    body = report(sync, bulk, len(items), image_bytes, load, args.seed) + stage_table(stages)
     title = "Cheques: whole fronts, amounts out"
     return publish("cheques", title, body, write=not args.no_write)
 
