@@ -78,3 +78,13 @@ def test_amount_is_cut_at_the_readers_height_and_boxes_stay_on_the_page(cheques,
             assert box["x"] - 3 <= d["x"] and d["x"] + d["width"] <= box["x"] + box["width"] + 3
             assert box["y"] - 3 <= d["y"] and d["y"] + d["height"] <= box["y"] + box["height"] + 3
     assert tall >= 3  # the shrinking was exercised
+
+
+def test_exif_orientation_is_ignored_as_pillow_ignores_it():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees": OpenCV would apply it unless told not to
+    data = _encode(_page(1700, 780), "JPEG", quality=85, exif=exif.tobytes())
+    page, scale = decode_cheque_page(data, 8_000_000, PAGE_MIN_WIDTH)
+    expected, expected_scale = decode_page(data, 8_000_000, PAGE_MIN_WIDTH)
+    assert page.shape == expected.shape == (390, 850) and np.array_equal(page, expected)
+    assert scale == expected_scale == 2.0  # still landscape: not turned
