@@ -8,12 +8,14 @@ uvicorn process) and ONE Celery worker (prefork, 2 processes), then measures:
 - accuracy: every cheque sent to `POST /predict?layout=cheque` (4 clients at a time): the share
   of amounts read exactly, the share flagged for review, the error among amounts not flagged,
   the box-found rate;
-- bulk: the same cheques as one ZIP to `POST /jobs?layout=cheque`: cheques/s from upload start
-  to the job's `finished_at`, and the stored amounts' accuracy.
+- bulk: the same cheques as one ZIP (or, with `--upload files`, as 1,000 files of one
+  multipart upload) to `POST /jobs?layout=cheque`: cheques/s from upload start to the job's
+  `finished_at`, the CPU the API and the worker spent a cheque, and the stored amounts'
+  accuracy.
 
 Writes the "Cheques" section of docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/cheques.py [--count 1000] [--no-write]
+    .venv/bin/python benchmarks/cheques.py [--count 1000] [--upload zip|files] [--no-write]
 """
 
 import argparse
@@ -21,6 +23,7 @@ import asyncio
 import io
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,11 +39,12 @@ from benchmarks.bulk_throughput import (  # noqa: E402
 )
 from devtools import services  # noqa: E402
 from devtools.celery_worker import celery_worker  # noqa: E402
-from devtools.report import write_section  # noqa: E402
+from devtools.report import publish  # noqa: E402
 from training.cheques import cheques  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 
 SEED = 4242  # used by nothing else: these cheques are new to the reader
+UPLOADS = {"zip": "one ZIP", "files": "one upload of single files"}
 
 
 async def predict_all(port: int, items: list, concurrency: int = 4) -> list[dict]:
@@ -90,7 +94,18 @@ def zip_body(items: list) -> bytes:
     return multipart([("cheques.zip", archive.getvalue(), "application/zip")])
 
 
-def measure(items: list, model_dir: Path, sync_pass: bool = True) -> tuple[dict, dict]:
+def files_body(items: list) -> bytes:
+    """Every cheque a file of its own in one multipart upload: stored and queued batch by batch
+    while the upload streams in (a ZIP is opened only once it has all arrived)."""
+    return multipart(
+        [(f"cheque_{i:05d}.jpg", item.image, "application/octet-stream")
+         for i, item in enumerate(items)]
+    )  # fmt: skip
+
+
+def measure(
+    items: list, model_dir: Path, sync_pass: bool = True, upload: str = "zip"
+) -> tuple[dict, dict]:
     with services.start_postgres() as postgres, services.start_redis() as redis:
         shared, env, work = platform_env(
             postgres, redis, "cheques", model_dir=model_dir, job_batch_size=128
@@ -103,15 +118,80 @@ def measure(items: list, model_dir: Path, sync_pass: bool = True) -> tuple[dict,
                 sync = accuracy(items, asyncio.run(predict_all(port, items)))
                 print(f"POST /predict?layout=cheque: {sync}", flush=True)
             names = [f"cheque_{i:05d}.jpg" for i in range(len(items))]
-            body = zip_body(items)
+            body = zip_body(items) if upload == "zip" else files_body(items)
             with celery_worker(work / "worker.log", concurrency=2, **shared) as worker:
                 bulk = run_job(f"http://127.0.0.1:{port}", body, worker.proc.pid, api.pid,
                                [c.amount for c in items], names, layout="cheque")  # fmt: skip
-            bulk["load_after"] = os.getloadavg()[0]
+            bulk["load_after"], bulk["upload"] = os.getloadavg()[0], upload
             print(f"bulk: {bulk}", flush=True)
         finally:
             services.stop(api)
     return sync, bulk
+
+
+STAGES = ("decode", "locate", "cut", "segment", "read")
+
+
+def stage_cpu(items: list, model_dir: Path) -> dict:
+    """CPU ms a cheque for each step the worker takes with a cheque, in this process (OpenCV on
+    one thread, as in the worker): decode, locate the box, cut the amount, segment it, and the
+    model reading every amount in one call. Decoding is also split by file format."""
+    import cv2
+
+    from recognition import ImageError, Recognizer
+    from recognition.cheque import amount_crop, decode_cheque_page, locate_amount
+    from recognition.decode import DEFAULT_MAX_PIXELS
+    from recognition.doctypes import PAGE_MIN_WIDTH, READ_HEIGHT
+    from recognition.fields import find_digits, read_segmentations
+
+    cv2.setNumThreads(1)
+    spent, by_format, segmentations = dict.fromkeys(STAGES, 0.0), {}, []
+
+    def timed(stage: str, work, *args, **options):
+        start = time.process_time()
+        out = work(*args, **options)
+        spent[stage] += time.process_time() - start
+        return out
+
+    for item in items:
+        before = spent["decode"]
+        page, _ = timed(
+            "decode", decode_cheque_page, item.image, DEFAULT_MAX_PIXELS, PAGE_MIN_WIDTH
+        )
+        kind = "PNG" if item.image[:4] == b"\x89PNG" else "JPEG"
+        by_format.setdefault(kind, []).append(spent["decode"] - before)
+        found = timed("locate", locate_amount, page)
+        if found is not None:
+            crop = timed("cut", amount_crop, page, found, READ_HEIGHT)
+            scale = found.box.width / crop.shape[1]
+            try:
+                segmentations.append(timed("segment", find_digits, crop, "field", deskew=False,
+                                           pixel_scale=scale))  # fmt: skip
+            except ImageError:
+                pass
+    recognizer = Recognizer(model_dir)
+    read_segmentations(segmentations[:8], recognizer)  # the interpreter warmed up
+    timed("read", read_segmentations, segmentations, recognizer)
+    out = {stage: spent[stage] * 1000 / len(items) for stage in STAGES}
+    out["formats"] = {k: (len(v), sum(v) * 1000 / len(v)) for k, v in sorted(by_format.items())}
+    return out
+
+
+def stage_table(stages: dict) -> str:
+    formats = ", ".join(f"{kind} {n:,}: {ms:.1f} ms" for kind, (n, ms) in stages["formats"].items())
+    rows = "\n".join(f"| {stage} | {stages[stage]:.2f} |" for stage in STAGES)
+    total = sum(stages[stage] for stage in STAGES)
+    return f"""
+CPU a cheque, step by step, in one process (`stage_cpu`: what the worker does with each cheque,
+before the servers start; 1-minute load average {stages["load"]:.2f}):
+
+| step | CPU ms a cheque |
+| --- | ---: |
+{rows}
+| **all** | **{total:.2f}** |
+
+Decoding by format: {formats}.
+"""
 
 
 def report(sync: dict, bulk: dict, count: int, image_bytes: int, load: float, seed: int) -> str:
@@ -131,7 +211,8 @@ cores as the client (1-minute load average before the run: {load:.2f}; after the
 ({sync["wrong_unflagged"]}) | <= 1% |
 | the same: flagged for review | {sync["flagged"]:.2%} | |
 | the same: amount box found | {sync["box_found"]:.2%} | |
-| bulk job `layout=cheque` ({bulk["documents"]:,} cheques, one ZIP): cheques/s end to end \
+| bulk job `layout=cheque` ({bulk["documents"]:,} cheques, {UPLOADS[bulk["upload"]]}): \
+cheques/s end to end \
 | **{bulk["docs_per_s"]:,.0f}** | >= 100 |
 | the same: end to end (s) / upload (s) | {bulk["end_to_end_s"]:.2f} / \
 {bulk["upload_s"]:.2f} | |
@@ -154,19 +235,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--bulk-only", action="store_true", help="skip POST /predict (no write)")
+    parser.add_argument("--upload", choices=sorted(UPLOADS), default="zip")
     args = parser.parse_args(argv)
     data = load_mnist()
     items = cheques(args.count, data.x_test, data.y_test, args.seed)
+    stages = stage_cpu(items, args.model_dir) | {"load": os.getloadavg()[0]}
+    print(stage_table(stages), flush=True)
     load = os.getloadavg()[0]
-    sync, bulk = measure(items, args.model_dir, sync_pass=not args.bulk_only)
+    sync, bulk = measure(items, args.model_dir, not args.bulk_only, args.upload)
     if args.bulk_only:
         return 0
     image_bytes = sum(len(c.image) for c in items) // len(items)
-    body = report(sync, bulk, len(items), image_bytes, load, args.seed)
-    print(body)
-    if not args.no_write:
-        write_section("cheques", "Cheques: whole fronts, amounts out", body)
-    return 0
+    body = report(sync, bulk, len(items), image_bytes, load, args.seed) + stage_table(stages)
+    title = "Cheques: whole fronts, amounts out"
+    return publish("cheques", title, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,12 @@ def write_section(
     )
     document.parent.mkdir(exist_ok=True)
     document.write_text(text)
+
+
+def publish(name: str, title: str, body: str, write: bool = True) -> int:
+    """A benchmark's last step: print its section and (unless `write` is off) put it in
+    docs/benchmarks.md; the exit status."""
+    print(body)
+    if write:
+        write_section(name, title, body)
+    return 0

@@ -12,6 +12,7 @@ Use training digits to tune the reader and test digits to evaluate it. Everythin
 a `numpy.random.Generator`, so a seed gives the same cheques every time.
 """
 
+import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -68,23 +69,19 @@ class Template:
     micr_y: float = 0.91
 
 
-TEMPLATES = (
-    Template("personal", (6.0, 2.75), (0.77, 0.33, 0.96, 0.46), "box", (0.67, 0.90, 0.25),
-             (0.22, 0.72, 0.44), (0.04, 0.80, 0.60), (0.10, 0.45, 0.80), (0.58, 0.95, 0.80),
-             (0.86, 0.07)),
-    Template("business", (8.0, 3.0), (0.72, 0.46, 0.95, 0.59), "box", (0.70, 0.92, 0.20),
-             (0.16, 0.66, 0.56), (0.04, 0.92, 0.38), (0.08, 0.42, 0.80), (0.60, 0.95, 0.80),
-             (0.88, 0.06)),
-    Template("euro", (7.0, 3.2), (0.70, 0.10, 0.94, 0.24), "box", (0.72, 0.94, 0.62),
-             (0.10, 0.60, 0.48), (0.04, 0.66, 0.33), (0.06, 0.40, 0.72), (0.60, 0.95, 0.78),
-             (0.40, 0.07)),
-    Template("underline", (6.5, 2.9), (0.76, 0.30, 0.95, 0.43), "underline", (0.66, 0.92, 0.17),
-             (0.20, 0.68, 0.43), (0.04, 0.78, 0.58), (0.09, 0.44, 0.79), (0.58, 0.95, 0.79),
-             (0.86, 0.06)),
-    Template("open_box", (6.2, 2.8), (0.74, 0.36, 0.95, 0.51), "box", (0.64, 0.90, 0.20),
-             (0.20, 0.68, 0.50), (0.04, 0.80, 0.64), (0.10, 0.45, 0.82), (0.60, 0.95, 0.82),
-             (0.88, 0.07)),
-)  # fmt: skip
+# The bank layouts: one JSON object a template, the fields of Template (lists for tuples).
+TEMPLATE_FILE = Path(__file__).with_name("cheque_templates.json")
+
+
+def _templates() -> tuple[Template, ...]:
+    rows = json.loads(TEMPLATE_FILE.read_text(encoding="utf-8"))
+    return tuple(
+        Template(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+        for row in rows
+    )
+
+
+TEMPLATES = _templates()
 
 
 @dataclass

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from recognition.cheque import locate_amount
+from recognition.cheque import _grown, _Line, locate_amount
 from recognition.decode import decode_page
 from recognition.doctypes import CHEQUE, PAGE_MIN_WIDTH, read_document
 from training.cheques import TEMPLATES, ChequeSpec, render_cheque
@@ -79,3 +79,13 @@ def test_rotation_resolution_and_jpeg(mnist, recognizer):
         assert reading.main.box is not None
         assert _overlap(reading.main.box, cheque.box, 1.0) > 0.6
         assert reading.width == round(TEMPLATES[0].size[0] * dpi)
+
+
+def test_a_dotted_continuation_is_followed_and_a_clean_end_is_not():
+    page = np.zeros((60, 600), np.uint8)
+    page[30, 100:300] = 255  # the stretch the opening kept
+    page[31, 300:400:2] = 255  # a dotted continuation, a pixel lower: half the columns inked
+    page[30, 40:94] = 255  # ink left of the line, but past a gap of six clean columns
+    grown = _grown(_Line(100, 300, 30.0, 0.0, 1.0), page)
+    assert (grown.x0, grown.x1) == (100, 395)  # up to the first window less than half inked
+    assert _grown(_Line(100, 300, 30.0, 0.0, 1.0), page[:, :299]).x1 == 300  # nothing beyond

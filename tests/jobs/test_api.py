@@ -16,7 +16,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from api.main import create_app
-from digitflow.db import Document, make_sessionmaker
+from digitflow.db import Document, Job, make_sessionmaker
 from digitflow.db.migrations import upgrade
 from digitflow.queue import make_celery, queue_depth
 from digitflow.storage import make_storage
@@ -157,6 +157,17 @@ def test_idempotency_key_returns_the_same_job(client, settings):
     assert other.json()["id"] != first.json()["id"]
     assert len(client.get("/jobs").json()["items"]) == 2
     assert queued_messages(settings) == 2  # the retry enqueued nothing
+
+
+def test_the_body_is_hashed_only_for_an_idempotency_key(client, settings):
+    files = files_field((n, d) for n, d, _ in scans(2))
+    keyed = client.post("/jobs", files=files, headers={"Idempotency-Key": "hash-me"}).json()
+    plain = client.post("/jobs", files=files).json()
+    with make_sessionmaker(settings.resolved_database_url)() as session:
+        rows = session.execute(select(Job.id, Job.request_hash)).all()
+    hashes = {job_id: request_hash for job_id, request_hash in rows}
+    assert len(hashes[uuid.UUID(keyed["id"])]) == 64  # what a retry is compared with
+    assert hashes[uuid.UUID(plain["id"])] is None  # no key, no retry: the CPU is not spent
 
 
 def test_unknown_job_is_404_and_bad_id_is_422(client):
