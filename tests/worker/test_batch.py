@@ -216,3 +216,41 @@ def test_failures_are_written_in_one_statement(runtime):
         codes = dict(session.execute(select(Document.filename, Document.error_code)).all())
     expected = {f"blank{i}.png": "empty_image" for i in range(4)}
     assert codes == {**expected, "junk.png": "undecodable_image"}
+
+
+def test_stored_digits_are_the_readings_rounded_to_six_places(runtime):
+    from recognition import read_segmentations, segment_image
+
+    files = scans(3, start=70)
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in files])
+    process_batch(runtime, job_id, ids)
+    readings = read_segmentations([segment_image(d, "digit") for _, d, _ in files],
+                                  runtime.recognizer)  # fmt: skip
+    with runtime.sessions() as session:
+        stored = {p.document_id: p.digits for p in session.scalars(select(Prediction))}
+    for doc_id, reading in zip(ids, readings, strict=True):
+        (digit,) = stored[doc_id]
+        assert digit["confidence"] == round(reading.digits[0].confidence, 6)
+        assert digit["probabilities"] == [round(p, 6) for p in reading.digits[0].probabilities]
+        assert 0 < sum(p not in (0.0, 1.0) for p in digit["probabilities"])
+
+
+def test_the_sweeper_takes_the_oldest_first_and_stamps_them_sent_now(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(3)])
+    now = datetime.now(UTC)
+    with runtime.sessions.begin() as session:
+        for minutes, doc_id in zip((30, 10, 20), ids, strict=True):
+            session.execute(update(Document).where(Document.id == doc_id)
+                            .values(enqueued_at=now - timedelta(minutes=minutes)))  # fmt: skip
+    assert stale_documents(runtime.sessions, timedelta(minutes=5), limit=2) == {
+        job_id: [ids[0], ids[2]]
+    }
+    after = datetime.now(UTC)
+    with runtime.sessions() as session:
+        sent = dict(session.execute(select(Document.id, Document.enqueued_at)).all())
+    for doc_id in (ids[0], ids[2]):
+        stamped = sent[doc_id].replace(tzinfo=sent[doc_id].tzinfo or UTC)
+        assert now - timedelta(seconds=1) <= stamped <= after
+    # The one left over is the next sweep's; then nothing is stale until `older_than` passes.
+    assert stale_documents(runtime.sessions, timedelta(minutes=5)) == {job_id: [ids[1]]}
+    assert stale_documents(runtime.sessions, timedelta(minutes=1)) == {}
