@@ -254,3 +254,37 @@ def test_the_sweeper_takes_the_oldest_first_and_stamps_them_sent_now(runtime):
     # The one left over is the next sweep's; then nothing is stale until `older_than` passes.
     assert stale_documents(runtime.sessions, timedelta(minutes=5)) == {job_id: [ids[1]]}
     assert stale_documents(runtime.sessions, timedelta(minutes=1)) == {}
+
+
+def _field_png(count: int) -> bytes:
+    images, _ = mnist_test_set()
+    gap = np.zeros((28, 6), dtype=np.uint8)
+    field = np.hstack([part for i in range(count) for part in (images[i], gap)][:-1])
+    pixels = (235 - field.astype(np.float32) * 215 / 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).resize((field.shape[1] * 2, 56)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("layout, digits", [("digit", 1), ("field", 3), ("auto", 3)])
+def test_the_worker_reads_with_the_jobs_layout(runtime, layout, digits):
+    job_id, ids = add_job(runtime, [("amount.png", _field_png(3))], layout=layout)
+    process_batch(runtime, job_id, ids)
+    (text,) = texts(runtime, job_id)
+    assert len(text) == digits
+
+
+def test_the_readers_own_reasons_survive_the_review_policy(runtime):
+    from tests.support.marks import mark_scan
+
+    marks = ["tap", "A", "X", "scribble"]
+    files = [(f"{m}.png", mark_scan(m)) for m in marks] + [(n, d) for n, d, _ in scans(2)]
+    job_id, ids = add_job(runtime, files, layout="auto")
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        rows = {p.document_id: p for p in session.scalars(select(Prediction))}
+    for doc_id in ids[: len(marks)]:  # no digit: flagged, and the reader's reason kept
+        assert rows[doc_id].needs_review
+        assert {"low_confidence", "not_a_digit"} <= set(rows[doc_id].review_reasons)
+    for doc_id in ids[len(marks) :]:  # clean digits: accepted, no reasons
+        assert not rows[doc_id].needs_review and rows[doc_id].review_reasons == []
