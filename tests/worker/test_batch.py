@@ -288,3 +288,30 @@ def test_the_readers_own_reasons_survive_the_review_policy(runtime):
         assert {"low_confidence", "not_a_digit"} <= set(rows[doc_id].review_reasons)
     for doc_id in ids[len(marks) :]:  # clean digits: accepted, no reasons
         assert not rows[doc_id].needs_review and rows[doc_id].review_reasons == []
+
+
+def test_a_missing_file_fails_alone_and_the_timings_add_up(runtime):
+    blank = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(blank, "PNG")
+    files = [("gone.png", b"x"), ("blank.png", blank.getvalue())]
+    files += [(n, d) for n, d, _ in scans(8)]
+    job_id, ids = add_job(runtime, files)
+    runtime.storage.delete(f"jobs/{job_id}/000000")  # the first stored object vanished
+    started = datetime.now(UTC)
+    outcome = process_batch(runtime, job_id, ids)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    assert (outcome.succeeded, outcome.failed, outcome.skipped) == (8, 2, 0)
+    with runtime.sessions() as session:
+        failed = dict(session.execute(select(Document.filename, Document.error)
+                                      .where(Document.status == "failed")).all())  # fmt: skip
+    assert failed["gone.png"] == "the stored file is missing"
+    assert failed["blank.png"] and "ink" in failed["blank.png"]  # the reader's own message
+    # Per-document milliseconds of each stage: the batch's stage time over its 10 documents.
+    timings = outcome.timings
+    stages = [timings[k] for k in ("read_ms", "preprocess_ms", "inference_ms")]
+    assert all(0 <= ms == round(ms, 4) for ms in stages)
+    assert 0.01 < timings["preprocess_ms"] and 0.001 < timings["inference_ms"]
+    assert sum(stages) * 10 / 1000 <= timings["total_s"] <= elapsed
+    with runtime.sessions() as session:
+        stored = session.scalars(select(Prediction.timings)).first()
+    assert stored == {k: timings[k] for k in ("read_ms", "preprocess_ms", "inference_ms")}
