@@ -14,6 +14,7 @@ from digitflow.db import Document, Job, Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
 from digitflow.storage import LocalStorage
 from recognition import Recognizer
+from recognition.fields import ReviewPolicy as FieldPolicy
 from tests.jobs.support import MODEL_DIR, mnist_test_set, scans
 from worker.batch import Runtime, process_batch, stale_documents
 
@@ -256,10 +257,11 @@ def test_the_sweeper_takes_the_oldest_first_and_stamps_them_sent_now(runtime):
     assert stale_documents(runtime.sessions, timedelta(minutes=1)) == {}
 
 
-def _field_png(count: int) -> bytes:
+def _field_png(count: int, first: int = 0) -> bytes:
+    """MNIST test digits first, first + 1, ... side by side: a field of `count` digits."""
     images, _ = mnist_test_set()
     gap = np.zeros((28, 6), dtype=np.uint8)
-    field = np.hstack([part for i in range(count) for part in (images[i], gap)][:-1])
+    field = np.hstack([part for i in range(count) for part in (images[first + i], gap)][:-1])
     pixels = (235 - field.astype(np.float32) * 215 / 255).astype(np.uint8)
     out = io.BytesIO()
     Image.fromarray(pixels).resize((field.shape[1] * 2, 56)).save(out, "PNG")
@@ -315,3 +317,64 @@ def test_a_missing_file_fails_alone_and_the_timings_add_up(runtime):
     with runtime.sessions() as session:
         stored = session.scalars(select(Prediction.timings)).first()
     assert stored == {k: timings[k] for k in ("read_ms", "preprocess_ms", "inference_ms")}
+
+
+def test_a_failure_fails_its_own_document_once_and_no_other(runtime):
+    broken = ("broken.png", b"\x89PNG\r\n\x1a\n not really")
+    job_id, ids = add_job(runtime, [broken] + [(n, d) for n, d, _ in scans(3)])
+    other_job, other_ids = add_job(runtime, [(n, d) for n, d, _ in scans(2)])
+    process_batch(runtime, job_id, ids[:2])  # the broken one and a good one of four
+    with runtime.sessions() as session:
+        status = dict(session.execute(select(Document.id, Document.status)).all())
+    assert [status[i] for i in ids] == ["failed", "succeeded", "queued", "queued"]
+    assert [status[i] for i in other_ids] == ["queued", "queued"]
+    # Redelivered: nothing moves twice, the job's counts stay as they were.
+    assert process_batch(runtime, job_id, ids[:2]).skipped == 2
+    counted = job(runtime, job_id)
+    assert (counted.succeeded, counted.failed) == (1, 1)
+
+
+def test_the_worker_decodes_within_its_own_pixel_budget(runtime):
+    runtime.max_pixels = 1_000  # a 56x56 scan has 3,136
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(1)])
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        code, error = session.execute(select(Document.error_code, Document.error)).one()
+    assert code == "image_too_large" and "limit of 1000 pixels" in error
+
+
+def test_an_unknown_layout_fails_every_document_with_its_name(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(2)], layout="gone_form")
+    assert process_batch(runtime, job_id, ids).failed == 2
+    with runtime.sessions() as session:
+        rows = session.execute(select(Document.error_code, Document.error)).all()
+    assert rows == [("unknown_layout", "unknown layout or document type 'gone_form'")] * 2
+
+
+def test_fields_are_held_to_the_cards_field_threshold_unless_the_deployment_sets_one(runtime):
+    from recognition.review import ReviewPolicy
+    from worker.batch import _policies
+
+    card = FieldPolicy.of(runtime.recognizer)
+    digit, field = _policies(runtime)
+    assert (digit.threshold, field.threshold) == (card.digit_threshold, card.field_threshold)
+    assert card.field_threshold != card.digit_threshold
+    runtime.review = ReviewPolicy(0.5, audit_rate=0.25)
+    assert _policies(runtime) == (runtime.review, runtime.review)
+
+
+def test_one_digit_is_held_to_the_digit_threshold_and_a_field_to_the_field_threshold(runtime):
+    """Test digit scans 87 and 290 and the field of digits 92-93 read between the card's field
+    threshold (0.949) and its digit threshold (0.978): the digits go to review, the field not."""
+    policy = FieldPolicy.of(runtime.recognizer)
+    digits = [(n, d) for i in (87, 290) for n, d, _ in scans(1, start=i)]
+    job_id, ids = add_job(runtime, digits + [("field.png", _field_png(2, first=92))], "auto")
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        rows = {p.document_id: p for p in session.scalars(select(Prediction))}
+    *singles, field = (rows[i] for i in ids)
+    assert [len(row.text) for row in (*singles, field)] == [1, 1, 2]
+    for row in (*singles, field):
+        assert policy.field_threshold <= row.confidence < policy.digit_threshold
+    assert all(row.needs_review and row.review_reasons == ["low_confidence"] for row in singles)
+    assert not field.needs_review and field.review_reasons == []
