@@ -378,3 +378,23 @@ def test_one_digit_is_held_to_the_digit_threshold_and_a_field_to_the_field_thres
         assert policy.field_threshold <= row.confidence < policy.digit_threshold
     assert all(row.needs_review and row.review_reasons == ["low_confidence"] for row in singles)
     assert not field.needs_review and field.review_reasons == []
+
+
+def test_each_flagged_document_gets_one_pending_review_task(runtime):
+    from digitflow.db import ReviewTask
+    from tests.support.marks import mark_scan
+
+    files = [("A.png", mark_scan("A")), *((n, d) for n, d, _ in scans(2))]
+    job_id, ids = add_job(runtime, files, layout="auto")
+    process_batch(runtime, job_id, ids)
+    process_batch(runtime, job_id, ids)  # redelivered: no second task
+    with runtime.sessions() as session:
+        (task,) = session.scalars(select(ReviewTask)).all()
+        prediction = session.scalars(
+            select(Prediction).where(Prediction.document_id == ids[0])
+        ).one()  # fmt: skip
+    assert (task.document_id, task.job_id, task.status) == (ids[0], job_id, "pending")
+    assert task.reasons == prediction.review_reasons and "not_a_digit" in task.reasons
+    assert (task.model_text, task.confidence) == (prediction.text, prediction.confidence)
+    assert (task.audit, task.keyings_required) == (False, 1)
+    assert task.created_at is not None and task.updated_at is not None
