@@ -122,3 +122,12 @@ def test_what_the_upload_completing_makes_of_the_workers_progress(sessions, succ
     assert job(sessions, job_id).status == "uploading"
     run(sessions, complete_upload(job_id, [], None, NOW))
     assert job(sessions, job_id).status == status
+
+
+def test_a_job_keeps_the_time_its_first_batch_started(sessions):
+    job_id = new_job(sessions, 4)
+    run(sessions, complete_upload(job_id, [], None, NOW))
+    run(sessions, record_progress(job_id, 1, 0, 0, NOW))
+    later = NOW.replace(hour=5)
+    run(sessions, record_progress(job_id, 1, 0, 0, later))
+    assert (job(sessions, job_id).started_at, job(sessions, job_id).updated_at) == (NOW, later)

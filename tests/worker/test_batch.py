@@ -398,3 +398,24 @@ def test_each_flagged_document_gets_one_pending_review_task(runtime):
     assert (task.model_text, task.confidence) == (prediction.text, prediction.confidence)
     assert (task.audit, task.keyings_required) == (False, 1)
     assert task.created_at is not None and task.updated_at is not None
+
+
+def test_a_deployment_threshold_overrides_the_readers_low_confidence(runtime):
+    from recognition.review import ReviewPolicy
+
+    runtime.review = ReviewPolicy(threshold=0.5)  # below these digits' 0.95-0.97
+    files = [(n, d) for i in (87, 290) for n, d, _ in scans(1, start=i)]
+    job_id, ids = add_job(runtime, files)
+    assert process_batch(runtime, job_id, ids).needs_review == 0
+    with runtime.sessions() as session:
+        rows = session.execute(select(Prediction.needs_review, Prediction.review_reasons)).all()
+    assert rows == [(False, [])] * 2
+    runtime.review = ReviewPolicy(threshold=0.99)  # above them: low_confidence, once
+    job_id, ids = add_job(runtime, files)
+    assert process_batch(runtime, job_id, ids).needs_review == 2
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(Prediction.needs_review, Prediction.review_reasons)
+            .join(Document, Document.id == Prediction.document_id).where(Document.job_id == job_id)
+        ).all()  # fmt: skip
+    assert rows == [(True, ["low_confidence"])] * 2
