@@ -62,7 +62,8 @@ PLANS = {
     "api-jobs": Plan(
         mutate=["api/jobs/*"],
         tests=["tests/jobs/test_upload.py", "tests/jobs/test_upload_state.py",
-               "tests/jobs/test_api.py", "tests/jobs/test_result_shape.py"],
+               "tests/jobs/test_api.py", "tests/jobs/test_result_shape.py",
+               "tests/jobs/test_upload_zip.py"],
         # The jobs API on SQLite + the filesystem broker; the same tests on Postgres + Redis and
         # Azurite would triple the time per mutant for little more reach into api/jobs/.
         keyword="not servers and not azure",
