@@ -71,6 +71,12 @@ def test_one_digit_is_judged_by_the_digit_threshold_and_a_field_by_its_own():
 
 def test_a_confidence_at_the_threshold_is_accepted():
     assert _read((3, 0.9)).review_reasons == ()
+    reading = _read((3, 0.9))
+    assert (
+        reading.probabilities
+        == reading.digits[0].probabilities
+        == _prediction(3, 0.9).probabilities
+    )
     assert _read((3, 0.5), (4, 1.0)).review_reasons == ()
     assert _read((3, 0.8999)).review_reasons == (LOW_CONFIDENCE,)
     assert _read((3, 0.4999), (4, 1.0)).review_reasons == (LOW_CONFIDENCE,)
@@ -118,6 +124,9 @@ def test_a_slash_sends_the_field_to_review_once():
     assert both.review_reasons == (LOW_CONFIDENCE, AMBIGUOUS_SEGMENTATION)
     dot = Separator(".", Box(30, 0, 4, 10))
     assert _read((1, 0.99), (7, 0.99), separators=(dot,)).review_reasons == ()
+    # Added to what the reading already says, not in its place.
+    doubtful = _read((1, 0.5), (7, 0.99), separators=(slash,))
+    assert doubtful.review_reasons == (LOW_CONFIDENCE, AMBIGUOUS_SEGMENTATION)
 
 
 def test_a_separator_counts_the_digit_centres_left_of_its_own_centre():
@@ -129,11 +138,13 @@ def test_a_separator_counts_the_digit_centres_left_of_its_own_centre():
             (Hypothesis((i,), (box,), changed=False),)
             for i, box in enumerate([Box(0, 0, 10, 10), Box(20, 0, 30, 10), Box(60, 0, 10, 10)])
         ),
-        (Separator(".", Box(31, 0, 2, 2)), Separator(",", Box(4, 0, 2, 2))),
-    )
+        (Separator(".", Box(31, 0, 2, 2)), Separator(",", Box(4, 0, 2, 2)),
+         Separator("-", Box(30, 0, 12, 2))),
+    )  # fmt: skip
     reading = _reading(segmentation, [_prediction(d, 0.99) for d in (1, 2, 3)], POLICY)
-    # The comma's centre (5) is the first digit's own centre: not to its left.
-    assert [(s.char, s.position) for s in reading.separators] == [(".", 1), (",", 0)]
+    # The comma's centre (5) is the first digit's own centre: not to its left. The dash's (36)
+    # is right of the wide digit's (35); its left edge (30) or a third of it (34) is not.
+    assert [(s.char, s.position) for s in reading.separators] == [(".", 1), (",", 0), ("-", 2)]
 
 
 def test_one_digit_is_read_from_the_whole_image_and_drops_separators():
