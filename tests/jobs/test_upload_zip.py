@@ -96,11 +96,21 @@ def test_a_corrupt_member_is_refused_alone(tmp_path):
     ids=["encrypted", "unknown-method"],
 )
 def test_a_member_that_cannot_be_extracted_says_why(tmp_path, field, value, says):
-    archive = _patched(zip_of({"a.png": PNG}), *field, value)
-    receiver, _ = _receive(tmp_path, archive)
+    archive = _patched(zip_of({"a.png": PNG, "b.png": OTHER}), *field, value)  # the first one
+    receiver, storage = _receive(tmp_path, archive)
     ((name, code, reason),) = _refusals(receiver)
     assert (name, code) == ("pack.zip/a.png", "unsupported_zip_member")
     assert reason.startswith("cannot extract: ") and says in reason
+    assert _stored(receiver, storage) == {"pack.zip/b.png": OTHER}  # the next one is read
+
+
+def test_a_member_over_the_limit_does_not_stop_the_next(tmp_path):
+    archive = zip_of({"big.png": bytes(len(PNG) + 1), "a.png": PNG})
+    receiver, storage = _receive(tmp_path, archive, max_image_bytes=len(PNG))
+    assert [(r.filename, r.code) for r in receiver.rejected] == [
+        ("pack.zip/big.png", "image_too_large")
+    ]
+    assert _stored(receiver, storage) == {"pack.zip/a.png": PNG}
 
 
 @pytest.mark.parametrize("inner", [zip_of({"a.png": PNG}), zip_of({})], ids=["zip", "empty-zip"])
