@@ -53,7 +53,7 @@ lint: $(VENV)/.installed-dev ## Static checks (ruff)
 MUTATE ?= recognition api-jobs worker digitflow
 mutation: test-env ## Mutation testing (mutmut), package by package against its fast tests, in var/mutation/: make mutation [MUTATE="recognition api-jobs"]; slow
 	for package in $(MUTATE); do \
-	  DIGITFLOW_MNIST_DIR=$(abspath $(MNIST_DIR)) nice -n 10 $(PY) -m devtools.mutation run $$package || exit 1; \
+	  DIGITFLOW_MNIST_DIR=$(abspath $(MNIST_DIR)) nice -n 19 $(PY) -m devtools.mutation run $$package || exit 1; \
 	done
 	$(PY) -m devtools.mutation report
 

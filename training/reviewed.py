@@ -8,9 +8,12 @@ unreadable ones have no label) from the database and storage named by the platfo
 (DATABASE_URL, STORAGE_*), and writes:
 
 - `reviewed_digits.csv` — the seed's form: `label`, `split` (always `train`) and 784 pixel
-  columns, one row per digit, each image normalised exactly as serving does
-  (`recognition.prepare`, white ink on black, 0-255). Fields contribute their digits when the
-  core segments them into as many digits as the reviewed text has;
+  columns, one row per digit (white ink on black, 0-255). Every document is cut by the
+  segmenter that served it (`recognition.segment_image` with its job's layout, as the workers
+  and the API call it), so a training digit is the very crop the model read. Where the segmenter
+  offers several readings of some ink (a broken digit, two touching digits), the reviewed text
+  chooses: the readings that give as many digits as it has, the marks as they are before cut
+  or joined ones (`served_crops`). A document with no such reading is skipped and counted;
 - `fields/` + `fields.csv` — every field's original scan with its reviewed string;
 - `manifest.json` — which documents went in (ids, jobs, statuses), counts and sha256s.
 
@@ -24,7 +27,9 @@ side with the previous model on the official MNIST test set.
 """
 
 import csv
+import itertools
 import json
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,6 +65,7 @@ class Export:
     fields: list[dict] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    max_pixels: int | None = None  # the decode budget serving used (None: the core's default)
 
 
 def reviewed_documents(sessions, tenant_id: str | None = None) -> list[ReviewedDocument]:
@@ -89,24 +95,46 @@ def _is_digit(doc: "ReviewedDocument") -> bool:
     return doc.layout == "digit" or (doc.layout == "auto" and len(doc.text) == 1)
 
 
-def _digit_images(data: bytes, digit: bool, text: str) -> list[np.ndarray] | None:
-    """The document's digits in MNIST form (uint8), or None when they do not match `text`."""
-    from recognition import WORK_MIN_SIDE, decode_image, prepare, segment_digits
+# Readings of one segmentation tried at the most (slots with several hypotheses multiply).
+MAX_READINGS = 4096
 
-    if digit:
-        images = [prepare(data)] if len(text) == 1 else []
-    else:
-        images = segment_digits(decode_image(data, min_side=WORK_MIN_SIDE))
-    if len(images) != len(text):
+
+def served_crops(segmentation, count: int) -> np.ndarray | None:
+    """The crops, left to right, of the segmentation's reading that has `count` digits, as the
+    served reading (`recognition.fields`) cuts them; None when no reading has that many.
+
+    A one-digit answer is the whole image read as one digit (`Segmentation.plain`) where the
+    segmenter made one, as serving does. Otherwise one hypothesis per slot: of the readings
+    with `count` digits, the likeliest before the model has a say (the highest product of
+    priors: the marks as they are before cut or joined ones), the first of equals."""
+    if count == 1 and segmentation.plain is not None:
+        return segmentation.crops[list(segmentation.plain.crops)]
+    readings = itertools.islice(itertools.product(*segmentation.slots), MAX_READINGS)
+    fitting = [r for r in readings if sum(len(h.crops) for h in r) == count]
+    if not fitting:
         return None
-    return [np.clip(np.rint(image * 255), 0, 255).astype(np.uint8) for image in images]
+    best = max(fitting, key=lambda reading: math.prod(h.prior for h in reading))
+    return segmentation.crops[[i for hypothesis in best for i in hypothesis.crops]]
+
+
+def _digit_images(data: bytes, layout: str, text: str, max_pixels: int | None):
+    """The document's digits in MNIST form (uint8), cut as served, or None when no reading of
+    its ink has as many digits as `text`."""
+    from recognition import LAYOUTS, segment_image
+
+    if layout not in LAYOUTS or not text.isdigit():
+        return None  # a document type (its fields are cut by the type) or a non-digit text
+    crops = served_crops(segment_image(data, layout, max_pixels), len(text))
+    if crops is None:
+        return None
+    return list(np.clip(np.rint(crops * 255), 0, 255).astype(np.uint8))
 
 
 def _add(export: Export, doc: ReviewedDocument, data: bytes) -> None:
     from recognition.errors import ImageError
 
     try:
-        images = _digit_images(data, _is_digit(doc), doc.text)
+        images = _digit_images(data, doc.layout, doc.text, export.max_pixels)
     except ImageError:
         images = None
     if images is None:
@@ -156,11 +184,14 @@ def write_export(export: Export, tenant_id: str | None) -> dict:
     return manifest
 
 
-def export_reviewed(sessions, storage, out: Path, tenant_id: str | None = None) -> dict:
-    """Write the reviewed data set into `out`; its manifest."""
+def export_reviewed(
+    sessions, storage, out: Path, tenant_id: str | None = None, max_pixels: int | None = None
+) -> dict:
+    """Write the reviewed data set into `out`; its manifest. `max_pixels`: the platform's
+    decode budget (`MAX_IMAGE_PIXELS`), so that scans are decoded as the workers decoded them."""
     out = Path(out)
     (out / FIELDS_DIR).mkdir(parents=True, exist_ok=True)
-    export = Export(out)
+    export = Export(out, max_pixels=max_pixels)
     for doc in reviewed_documents(sessions, tenant_id):
         try:
             data = storage.get(doc.storage_key)
@@ -209,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = PlatformSettings()
         sessions = make_sessionmaker(settings.resolved_database_url)
-        manifest = export_reviewed(sessions, make_storage(settings), args.out, args.tenant)
+        manifest = export_reviewed(
+            sessions, make_storage(settings), args.out, args.tenant, settings.max_image_pixels
+        )
         print(
             f"exported {manifest['documents']} documents ({manifest['digits']} digits,"
             f" {manifest['fields']} fields) into {args.out}",

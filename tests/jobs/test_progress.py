@@ -97,3 +97,37 @@ def test_a_job_is_uploading_until_its_upload_completes_and_only_once(sessions):
         assert session.execute(add_documents(job_id, 1, NOW)).rowcount == 0  # no longer open
     state = job(sessions, job_id)
     assert (state.status, state.total, state.request_hash) == ("running", 4, "h" * 64)
+
+
+def test_each_statement_moves_its_own_job_only(sessions):
+    mine, other = new_job(sessions, 2), new_job(sessions, 5)
+    run(sessions, add_documents(mine, 3, NOW))
+    run(sessions, complete_upload(mine, [], None, NOW))
+    run(sessions, record_progress(mine, 5, 0, 0, NOW))
+    assert (job(sessions, mine).total, job(sessions, mine).status) == (5, "succeeded")
+    untouched = job(sessions, other)
+    assert (untouched.total, untouched.status, untouched.succeeded) == (5, "uploading", 0)
+    assert untouched.uploaded_at is None and untouched.finished_at is None
+
+
+@pytest.mark.parametrize(
+    "succeeded, failed, status",
+    [(0, 0, "queued"), (0, 1, "running"), (1, 0, "running"), (2, 1, "partially_succeeded"),
+     (0, 3, "failed"), (3, 0, "succeeded")],
+)  # fmt: skip
+def test_what_the_upload_completing_makes_of_the_workers_progress(sessions, succeeded, failed,
+                                                                  status):  # fmt: skip
+    job_id = new_job(sessions, 3)
+    run(sessions, record_progress(job_id, succeeded, failed, 0, NOW))  # while it uploads
+    assert job(sessions, job_id).status == "uploading"
+    run(sessions, complete_upload(job_id, [], None, NOW))
+    assert job(sessions, job_id).status == status
+
+
+def test_a_job_keeps_the_time_its_first_batch_started(sessions):
+    job_id = new_job(sessions, 4)
+    run(sessions, complete_upload(job_id, [], None, NOW))
+    run(sessions, record_progress(job_id, 1, 0, 0, NOW))
+    later = NOW.replace(hour=5)
+    run(sessions, record_progress(job_id, 1, 0, 0, later))
+    assert (job(sessions, job_id).started_at, job(sessions, job_id).updated_at) == (NOW, later)

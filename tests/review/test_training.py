@@ -3,6 +3,7 @@ preparation, and fine-tuning the current model on it runs and records what went 
 
 import io
 import json
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 
 from digitflow.db import make_sessionmaker
 from digitflow.storage import LocalStorage
-from recognition import Recognizer, prepare
+from recognition import Recognizer, prepare, segment_image
 from recognition.review import ReviewPolicy
 from tests.jobs.support import MODEL_DIR, scans
 from tests.review.conftest import as_, process
@@ -128,6 +129,44 @@ def test_export_round_trips_into_training_data_preparation(exported, tmp_path):
 def _rows_by_item(manifest) -> list[dict]:
     """The manifest item each CSV row came from (a field gives one row per digit)."""
     return [item for item in manifest["items"] if item["digits_exported"] for _ in item["text"]]
+
+
+def _served_boxes(client, job_id: str, document_id: str) -> list[tuple[int, ...]]:
+    """The digit boxes of the reading the worker served and stored for one document."""
+    response = client.get(f"/jobs/{job_id}/results", headers=as_("submitter"))
+    assert response.status_code == 200, response.text
+    (result,) = [r for r in response.json()["items"] if r["document_id"] == document_id]
+    return [tuple(d["box"][k] for k in ("x", "y", "width", "height")) for d in result["digits"]]
+
+
+def test_fields_are_cut_into_the_digits_the_platform_served(exported, client):
+    """Train/serve skew guard: each exported digit of a field is, pixel for pixel, the crop the
+    worker fed the model for that digit (found by the box the worker stored), so a fine-tune
+    learns from what serving reads. Another segmenter (the old `segment_digits`) cuts
+    differently and fails here."""
+    out, manifest, _, _, _ = exported
+    rows = mnist.load_csv(out / DIGITS_CSV).x_train
+    rows_of = defaultdict(list)
+    for row, item in zip(rows, _rows_by_item(manifest), strict=True):
+        rows_of[item["document_id"]].append(row)
+    compared = 0
+    for item in (i for i in manifest["items"] if i["kind"] == "field"):
+        assert item["digits_exported"], item
+        served = _served_boxes(client, item["job_id"], item["document_id"])
+        if len(served) != len(item["text"]):
+            continue  # the reviewer changed the digit count: no served crop per digit
+        (scan,) = (out / "fields").glob(f"{item['document_id']}.*")
+        segmentation = segment_image(scan.read_bytes(), item["layout"])
+        crop_at = {
+            (b.x, b.y, b.width, b.height): index
+            for slot in segmentation.slots for h in slot
+            for index, b in zip(h.crops, h.boxes, strict=True)
+        }  # fmt: skip
+        expected = segmentation.crops[[crop_at[box] for box in served]]
+        expected = np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8)
+        assert np.array_equal(np.stack(rows_of[item["document_id"]]), expected)
+        compared += 1
+    assert compared >= 2
 
 
 @pytest.mark.slow

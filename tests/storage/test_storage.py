@@ -122,3 +122,18 @@ def test_delete_prefix_removes_a_jobs_folder_only(storage):
     assert storage.get("jobs/ab/000000") == b"x" and storage.get("jobs/b/000000") == b"x"
     with pytest.raises(ObjectNotFound):
         storage.get("jobs/a/000001")
+
+
+def test_delete_prefix_counts_nested_objects_and_the_folder_can_be_written_again(storage):
+    for key in ("jobs/a/000000", "jobs/a/pages/000001", "jobs/a/pages/000002"):
+        storage.put(key, b"x")
+    assert storage.delete_prefix("jobs/a/") == 3
+    storage.put("jobs/a/000000", b"again")  # a retry of the same job id writes afresh
+    assert storage.get("jobs/a/000000") == b"again"
+
+
+def test_a_local_delete_that_fails_says_which_key(tmp_path):
+    storage = LocalStorage(tmp_path / "objects")
+    storage.put("jobs/a/000000", b"x")
+    with pytest.raises(StorageUnavailable, match=r"^cannot delete jobs/a: "):
+        storage.delete("jobs/a")  # a folder, not an object

@@ -14,6 +14,7 @@ from digitflow.db import Document, Job, Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
 from digitflow.storage import LocalStorage
 from recognition import Recognizer
+from recognition.fields import ReviewPolicy as FieldPolicy
 from tests.jobs.support import MODEL_DIR, mnist_test_set, scans
 from worker.batch import Runtime, process_batch, stale_documents
 
@@ -216,3 +217,205 @@ def test_failures_are_written_in_one_statement(runtime):
         codes = dict(session.execute(select(Document.filename, Document.error_code)).all())
     expected = {f"blank{i}.png": "empty_image" for i in range(4)}
     assert codes == {**expected, "junk.png": "undecodable_image"}
+
+
+def test_stored_digits_are_the_readings_rounded_to_six_places(runtime):
+    from recognition import read_segmentations, segment_image
+
+    files = scans(3, start=70)
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in files])
+    process_batch(runtime, job_id, ids)
+    readings = read_segmentations([segment_image(d, "digit") for _, d, _ in files],
+                                  runtime.recognizer)  # fmt: skip
+    with runtime.sessions() as session:
+        stored = {p.document_id: p.digits for p in session.scalars(select(Prediction))}
+    for doc_id, reading in zip(ids, readings, strict=True):
+        (digit,) = stored[doc_id]
+        assert digit["confidence"] == round(reading.digits[0].confidence, 6)
+        assert digit["probabilities"] == [round(p, 6) for p in reading.digits[0].probabilities]
+        assert 0 < sum(p not in (0.0, 1.0) for p in digit["probabilities"])
+
+
+def test_the_sweeper_takes_the_oldest_first_and_stamps_them_sent_now(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(3)])
+    now = datetime.now(UTC)
+    with runtime.sessions.begin() as session:
+        for minutes, doc_id in zip((30, 10, 20), ids, strict=True):
+            session.execute(update(Document).where(Document.id == doc_id)
+                            .values(enqueued_at=now - timedelta(minutes=minutes)))  # fmt: skip
+    assert stale_documents(runtime.sessions, timedelta(minutes=5), limit=2) == {
+        job_id: [ids[0], ids[2]]
+    }
+    after = datetime.now(UTC)
+    with runtime.sessions() as session:
+        sent = dict(session.execute(select(Document.id, Document.enqueued_at)).all())
+    for doc_id in (ids[0], ids[2]):
+        stamped = sent[doc_id].replace(tzinfo=sent[doc_id].tzinfo or UTC)
+        assert now - timedelta(seconds=1) <= stamped <= after
+    # The one left over is the next sweep's; then nothing is stale until `older_than` passes.
+    assert stale_documents(runtime.sessions, timedelta(minutes=5)) == {job_id: [ids[1]]}
+    assert stale_documents(runtime.sessions, timedelta(minutes=1)) == {}
+
+
+def _field_png(count: int, first: int = 0) -> bytes:
+    """MNIST test digits first, first + 1, ... side by side: a field of `count` digits."""
+    images, _ = mnist_test_set()
+    gap = np.zeros((28, 6), dtype=np.uint8)
+    field = np.hstack([part for i in range(count) for part in (images[first + i], gap)][:-1])
+    pixels = (235 - field.astype(np.float32) * 215 / 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).resize((field.shape[1] * 2, 56)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("layout, digits", [("digit", 1), ("field", 3), ("auto", 3)])
+def test_the_worker_reads_with_the_jobs_layout(runtime, layout, digits):
+    job_id, ids = add_job(runtime, [("amount.png", _field_png(3))], layout=layout)
+    process_batch(runtime, job_id, ids)
+    (text,) = texts(runtime, job_id)
+    assert len(text) == digits
+
+
+def test_the_readers_own_reasons_survive_the_review_policy(runtime):
+    from tests.support.marks import mark_scan
+
+    marks = ["tap", "A", "X", "scribble"]
+    files = [(f"{m}.png", mark_scan(m)) for m in marks] + [(n, d) for n, d, _ in scans(2)]
+    job_id, ids = add_job(runtime, files, layout="auto")
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        rows = {p.document_id: p for p in session.scalars(select(Prediction))}
+    for doc_id in ids[: len(marks)]:  # no digit: flagged, and the reader's reason kept
+        assert rows[doc_id].needs_review
+        assert {"low_confidence", "not_a_digit"} <= set(rows[doc_id].review_reasons)
+    for doc_id in ids[len(marks) :]:  # clean digits: accepted, no reasons
+        assert not rows[doc_id].needs_review and rows[doc_id].review_reasons == []
+
+
+def test_a_missing_file_fails_alone_and_the_timings_add_up(runtime):
+    blank = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(blank, "PNG")
+    files = [("gone.png", b"x"), ("blank.png", blank.getvalue())]
+    files += [(n, d) for n, d, _ in scans(8)]
+    job_id, ids = add_job(runtime, files)
+    runtime.storage.delete(f"jobs/{job_id}/000000")  # the first stored object vanished
+    started = datetime.now(UTC)
+    outcome = process_batch(runtime, job_id, ids)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    assert (outcome.succeeded, outcome.failed, outcome.skipped) == (8, 2, 0)
+    with runtime.sessions() as session:
+        failed = dict(session.execute(select(Document.filename, Document.error)
+                                      .where(Document.status == "failed")).all())  # fmt: skip
+    assert failed["gone.png"] == "the stored file is missing"
+    assert failed["blank.png"] and "ink" in failed["blank.png"]  # the reader's own message
+    # Per-document milliseconds of each stage: the batch's stage time over its 10 documents.
+    timings = outcome.timings
+    stages = [timings[k] for k in ("read_ms", "preprocess_ms", "inference_ms")]
+    assert all(0 <= ms == round(ms, 4) for ms in stages)
+    assert 0.01 < timings["preprocess_ms"] and 0.001 < timings["inference_ms"]
+    assert sum(stages) * 10 / 1000 <= timings["total_s"] <= elapsed
+    with runtime.sessions() as session:
+        stored = session.scalars(select(Prediction.timings)).first()
+    assert stored == {k: timings[k] for k in ("read_ms", "preprocess_ms", "inference_ms")}
+
+
+def test_a_failure_fails_its_own_document_once_and_no_other(runtime):
+    broken = ("broken.png", b"\x89PNG\r\n\x1a\n not really")
+    job_id, ids = add_job(runtime, [broken] + [(n, d) for n, d, _ in scans(3)])
+    other_job, other_ids = add_job(runtime, [(n, d) for n, d, _ in scans(2)])
+    process_batch(runtime, job_id, ids[:2])  # the broken one and a good one of four
+    with runtime.sessions() as session:
+        status = dict(session.execute(select(Document.id, Document.status)).all())
+    assert [status[i] for i in ids] == ["failed", "succeeded", "queued", "queued"]
+    assert [status[i] for i in other_ids] == ["queued", "queued"]
+    # Redelivered: nothing moves twice, the job's counts stay as they were.
+    assert process_batch(runtime, job_id, ids[:2]).skipped == 2
+    counted = job(runtime, job_id)
+    assert (counted.succeeded, counted.failed) == (1, 1)
+
+
+def test_the_worker_decodes_within_its_own_pixel_budget(runtime):
+    runtime.max_pixels = 1_000  # a 56x56 scan has 3,136
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(1)])
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        code, error = session.execute(select(Document.error_code, Document.error)).one()
+    assert code == "image_too_large" and "limit of 1000 pixels" in error
+
+
+def test_an_unknown_layout_fails_every_document_with_its_name(runtime):
+    job_id, ids = add_job(runtime, [(n, d) for n, d, _ in scans(2)], layout="gone_form")
+    assert process_batch(runtime, job_id, ids).failed == 2
+    with runtime.sessions() as session:
+        rows = session.execute(select(Document.error_code, Document.error)).all()
+    assert rows == [("unknown_layout", "unknown layout or document type 'gone_form'")] * 2
+
+
+def test_fields_are_held_to_the_cards_field_threshold_unless_the_deployment_sets_one(runtime):
+    from recognition.review import ReviewPolicy
+    from worker.batch import _policies
+
+    card = FieldPolicy.of(runtime.recognizer)
+    digit, field = _policies(runtime)
+    assert (digit.threshold, field.threshold) == (card.digit_threshold, card.field_threshold)
+    assert card.field_threshold != card.digit_threshold
+    runtime.review = ReviewPolicy(0.5, audit_rate=0.25)
+    assert _policies(runtime) == (runtime.review, runtime.review)
+
+
+def test_one_digit_is_held_to_the_digit_threshold_and_a_field_to_the_field_threshold(runtime):
+    """Test digit scans 87 and 290 and the field of digits 92-93 read between the card's field
+    threshold (0.949) and its digit threshold (0.978): the digits go to review, the field not."""
+    policy = FieldPolicy.of(runtime.recognizer)
+    digits = [(n, d) for i in (87, 290) for n, d, _ in scans(1, start=i)]
+    job_id, ids = add_job(runtime, digits + [("field.png", _field_png(2, first=92))], "auto")
+    process_batch(runtime, job_id, ids)
+    with runtime.sessions() as session:
+        rows = {p.document_id: p for p in session.scalars(select(Prediction))}
+    *singles, field = (rows[i] for i in ids)
+    assert [len(row.text) for row in (*singles, field)] == [1, 1, 2]
+    for row in (*singles, field):
+        assert policy.field_threshold <= row.confidence < policy.digit_threshold
+    assert all(row.needs_review and row.review_reasons == ["low_confidence"] for row in singles)
+    assert not field.needs_review and field.review_reasons == []
+
+
+def test_each_flagged_document_gets_one_pending_review_task(runtime):
+    from digitflow.db import ReviewTask
+    from tests.support.marks import mark_scan
+
+    files = [("A.png", mark_scan("A")), *((n, d) for n, d, _ in scans(2))]
+    job_id, ids = add_job(runtime, files, layout="auto")
+    process_batch(runtime, job_id, ids)
+    process_batch(runtime, job_id, ids)  # redelivered: no second task
+    with runtime.sessions() as session:
+        (task,) = session.scalars(select(ReviewTask)).all()
+        prediction = session.scalars(
+            select(Prediction).where(Prediction.document_id == ids[0])
+        ).one()  # fmt: skip
+    assert (task.document_id, task.job_id, task.status) == (ids[0], job_id, "pending")
+    assert task.reasons == prediction.review_reasons and "not_a_digit" in task.reasons
+    assert (task.model_text, task.confidence) == (prediction.text, prediction.confidence)
+    assert (task.audit, task.keyings_required) == (False, 1)
+    assert task.created_at is not None and task.updated_at is not None
+
+
+def test_a_deployment_threshold_overrides_the_readers_low_confidence(runtime):
+    from recognition.review import ReviewPolicy
+
+    runtime.review = ReviewPolicy(threshold=0.5)  # below these digits' 0.95-0.97
+    files = [(n, d) for i in (87, 290) for n, d, _ in scans(1, start=i)]
+    job_id, ids = add_job(runtime, files)
+    assert process_batch(runtime, job_id, ids).needs_review == 0
+    with runtime.sessions() as session:
+        rows = session.execute(select(Prediction.needs_review, Prediction.review_reasons)).all()
+    assert rows == [(False, [])] * 2
+    runtime.review = ReviewPolicy(threshold=0.99)  # above them: low_confidence, once
+    job_id, ids = add_job(runtime, files)
+    assert process_batch(runtime, job_id, ids).needs_review == 2
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(Prediction.needs_review, Prediction.review_reasons)
+            .join(Document, Document.id == Prediction.document_id).where(Document.job_id == job_id)
+        ).all()  # fmt: skip
+    assert rows == [(True, ["low_confidence"])] * 2

@@ -1,0 +1,87 @@
+"""The decode budget's arithmetic (`recognition.decode._fit_budget`), at each boundary: a JPEG
+over the budget is decoded by libjpeg at the largest of 1/2, 1/4, 1/8 scale that fits, and
+refused only when even 1/8 does not; any other image over the budget is refused from its header
+with its size and the limit; 16-bit images get a quarter of the budget. Written against the
+mutants that passed every other test (docs/mutation.md)."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recognition.decode import WIDE_COST, check_image, decode_image
+from recognition.errors import ImageTooLarge, TruncatedImage
+from tests.recognition.images import dark_bar_on_white, encode
+
+WIDTH, HEIGHT = 240, 96  # divisible by 8: every reduced scale is exact
+
+
+def _noise(dtype=np.uint8, scale: int = 1) -> Image.Image:
+    pixels = np.random.default_rng(7).integers(0, 256, (HEIGHT, WIDTH))
+    return Image.fromarray((pixels * scale).astype(dtype))
+
+
+@pytest.fixture(scope="module")
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    _noise().save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "max_pixels, shape",
+    [
+        (WIDTH * HEIGHT, (HEIGHT, WIDTH)),  # at the budget: every pixel
+        (WIDTH * HEIGHT - 1, (HEIGHT // 2, WIDTH // 2)),
+        (WIDTH * HEIGHT // 4, (HEIGHT // 2, WIDTH // 2)),  # 1/2 scale exactly at the budget
+        (WIDTH * HEIGHT // 4 - 1, (HEIGHT // 4, WIDTH // 4)),
+        (WIDTH * HEIGHT // 16, (HEIGHT // 4, WIDTH // 4)),
+        (WIDTH * HEIGHT // 16 - 1, (HEIGHT // 8, WIDTH // 8)),
+        (WIDTH * HEIGHT // 64, (HEIGHT // 8, WIDTH // 8)),
+    ],
+)
+def test_a_jpeg_over_the_budget_is_decoded_at_the_largest_scale_that_fits(jpeg, max_pixels, shape):
+    assert decode_image(jpeg, max_pixels).shape == shape
+    # The header check takes it too, and says the image's own size.
+    assert check_image(jpeg, max_pixels) == (WIDTH, HEIGHT)
+
+
+def test_a_jpeg_over_the_budget_even_at_an_eighth_is_refused(jpeg):
+    limit = WIDTH * HEIGHT // 64 - 1
+    message = f"the image is {WIDTH}x{HEIGHT} pixels, above the limit of {limit} pixels"
+    for read in (decode_image, check_image):
+        with pytest.raises(ImageTooLarge) as error:
+            read(jpeg, limit)
+        assert str(error.value) == message and error.value.code == "image_too_large"
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "WEBP", "TIFF"])
+def test_other_formats_get_no_reduced_decode(fmt):
+    data = encode(_noise(), fmt)
+    assert decode_image(data, WIDTH * HEIGHT).shape == (HEIGHT, WIDTH)
+    limit = WIDTH * HEIGHT - 1
+    for read in (decode_image, check_image):
+        with pytest.raises(ImageTooLarge, match=f"above the limit of {limit} pixels$"):
+            read(data, limit)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_images_get_a_quarter_of_the_budget(fmt):
+    data = encode(_noise(np.uint16, 257), fmt)
+    budget = WIDE_COST * WIDTH * HEIGHT
+    assert decode_image(data, budget).shape == (HEIGHT, WIDTH)
+    assert check_image(data, budget) == (WIDTH, HEIGHT)
+    quarter = (budget - 1) // WIDE_COST
+    for read in (decode_image, check_image):
+        with pytest.raises(ImageTooLarge, match=f"above the limit of {quarter} pixels$"):
+            read(data, budget - 1)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "BMP", "GIF"])
+def test_a_truncated_file_says_so(fmt):
+    data = encode(dark_bar_on_white((400, 300)), fmt)
+    with pytest.raises(TruncatedImage) as error:
+        decode_image(data[: len(data) * 3 // 4])
+    assert str(error.value) == "the image file is truncated: its pixel data ends early"
+    assert error.value.code == "truncated_image"
