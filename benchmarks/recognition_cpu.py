@@ -14,6 +14,7 @@ changes it little. Single-threaded OpenCV, as the workers and the API run it.
 """
 
 import argparse
+import os
 import cProfile
 import pstats
 import sys
@@ -67,7 +68,7 @@ def profile(documents: list[bytes], top: int = 25) -> None:
     for data in documents:
         segment_image(data)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+    pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(top)
 
 
 def main(argv: list[str] | None = None) -> int:
