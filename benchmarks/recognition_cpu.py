@@ -14,8 +14,8 @@ changes it little. Single-threaded OpenCV, as the workers and the API run it.
 """
 
 import argparse
-import os
 import cProfile
+import os
 import pstats
 import sys
 import time

@@ -161,13 +161,16 @@ def fit_crop(crop: np.ndarray) -> np.ndarray:
     if size != (width, height):
         method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         crop = cv2.resize(np.ascontiguousarray(crop), size, interpolation=method)
-    crop = np.clip(crop * (1.0 / max(float(crop.max()), 1e-6)), 0.0, 1.0)
+        crop *= 1.0 / max(float(crop.max()), 1e-6)  # a new array: scaled in place
+    else:
+        crop = crop * (1.0 / max(float(crop.max()), 1e-6))
+    np.minimum(np.maximum(crop, 0.0, out=crop), 1.0, out=crop)  # np.clip, in place
     moments = cv2.moments(crop)
     if moments["m00"] <= 0:
         return np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     cy, cx = moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
-    top = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cy), 0, MNIST_SIZE - crop.shape[0]))
-    left = int(np.clip(round(MNIST_SIZE / 2 - 0.5 - cx), 0, MNIST_SIZE - crop.shape[1]))
+    top = min(max(round(MNIST_SIZE / 2 - 0.5 - cy), 0), MNIST_SIZE - crop.shape[0])
+    left = min(max(round(MNIST_SIZE / 2 - 0.5 - cx), 0), MNIST_SIZE - crop.shape[1])
     out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     out[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     return out

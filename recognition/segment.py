@@ -223,6 +223,10 @@ def _skew_degrees(binary: np.ndarray) -> float:
     thickness is straight and costs nothing more."""
     height, width = binary.shape
     runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
+    # An 8-connected chain has a pixel in every column it spans: with fewer inked columns than
+    # a long line needs, there is none (most fields without printed lines stop here).
+    if np.count_nonzero(runs.any(axis=0)) < width * LINE_SHARE:
+        return 0.0
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     slopes = []
     for i in 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE):
@@ -277,6 +281,8 @@ def _extend(binary: np.ndarray, long: np.ndarray, horizontal: bool) -> np.ndarra
 def _longest(lines: np.ndarray) -> np.ndarray:
     """Only the runs nearly as long as the longest: a box's lines, not a digit's straight bar
     inside it (a 7's bar or a 2's foot is shorter than the box around it)."""
+    if not lines.any():
+        return lines
     count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     if count <= 2:
         return lines
