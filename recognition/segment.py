@@ -23,6 +23,7 @@ Steps, each a small function:
 import functools
 import itertools
 import math
+import statistics
 from dataclasses import dataclass, replace
 
 import cv2
@@ -235,7 +236,7 @@ def _skew_degrees(binary: np.ndarray) -> float:
         slopes.append(0.0 if rise < 1.5 else _line_slope(labels[y : y + h, x : x + w] == i))
     if not slopes:
         return 0.0
-    angle = float(np.degrees(np.arctan(np.median(slopes))))
+    angle = float(np.degrees(np.arctan(statistics.median(slopes))))
     return angle if 0.3 <= abs(angle) <= 6 else 0.0
 
 
@@ -249,10 +250,22 @@ def _line_slope(mask: np.ndarray) -> float:
     size = len(cols) // 8
     if size == 0:
         return 0.0
-    xs = np.median(cols[: 8 * size].reshape(8, size), axis=1)
-    ys = np.median(rows[: 8 * size].reshape(8, size), axis=1)
+    xs = _row_medians(cols[: 8 * size].reshape(8, size), ordered=True)
+    ys = _row_medians(rows[: 8 * size].reshape(8, size))
     a, b = np.triu_indices(8, 1)
-    return float(np.median((ys[b] - ys[a]) / (xs[b] - xs[a])))
+    return float(statistics.median(((ys[b] - ys[a]) / (xs[b] - xs[a])).tolist()))
+
+
+def _row_medians(values: np.ndarray, ordered: bool = False) -> np.ndarray:
+    """`np.median(values, axis=1)` to the same bits (the mean of the two middle values, in the
+    values' own precision), without its generic overhead; `ordered` rows are sorted already."""
+    size = values.shape[1]
+    middle = (size - 1) // 2, size // 2
+    if not ordered:
+        values = np.partition(values, sorted(set(middle)), axis=1)
+    if middle[0] == middle[1]:
+        return values[:, middle[1]]
+    return (values[:, middle[0]] + values[:, middle[1]]) / 2
 
 
 def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
@@ -445,10 +458,10 @@ def _join_fragments(pieces: list[_Piece], digit_height: float) -> list[_Piece]:
 def _classify(page: _Page, pieces: list[_Piece]):
     """(digit pieces, separators as (char, index among the digits, piece), digit height)."""
     tall = max(p.height for p in pieces)
-    digit_height = float(np.median([p.height for p in pieces if p.height >= 0.5 * tall]))
+    digit_height = float(statistics.median([p.height for p in pieces if p.height >= 0.5 * tall]))
     if len(pieces) == 1:
         return pieces, [], digit_height
-    baseline = float(np.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
+    baseline = float(statistics.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
     digits, separators = [], []
     for piece in _join_fragments(pieces, digit_height):
         char = _separator_char(page, piece, digit_height, baseline)

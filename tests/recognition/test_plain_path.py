@@ -120,3 +120,26 @@ def test_line_bound_never_misses_a_line(mnist):
                 found = set(np.flatnonzero(lines.any(axis=1 if horizontal else 0)).tolist())
                 bound = set(_line_rows(faint, length, horizontal).tolist())
                 assert found <= bound, (horizontal, length, sorted(found - bound))
+
+
+def test_fast_statistics_are_numpys_to_the_bit():
+    """The segmenter's medians and percentile, done without numpy's generic overhead, give
+    numpy's very values: ties, even and odd counts, integer-valued ink and float32 rows."""
+    from recognition.preprocess import _median
+    from recognition.segment import _mostly_light, _row_medians, _top_decile
+
+    rng = np.random.default_rng(9)
+    for size in (1, 2, 3, 8, 9, 40, 41, 500, 2001):
+        ints = rng.integers(0, 256, size).astype(np.float32)  # integer-valued, many ties
+        floats = rng.random(size, dtype=np.float32)
+        for values in (ints, floats, np.full(size, 0.5, np.float32)):
+            assert _top_decile(values.copy()) == float(np.percentile(values, 90))
+            assert _median(values) == float(np.median(values))
+            assert _mostly_light(values) == (float(np.median(values)) > 0.5)
+        halves = np.concatenate([np.full(size, 0.25), np.full(size, 0.75)]).astype(np.float32)
+        assert _mostly_light(halves) == (float(np.median(halves)) > 0.5)
+        for stretch in (1, 2, 5, 6):
+            rows = rng.random((8, stretch), dtype=np.float32)
+            assert np.array_equal(_row_medians(rows), np.median(rows, axis=1))
+            cols = np.sort(rng.integers(0, 300, (8, stretch)), axis=1)
+            assert np.array_equal(_row_medians(cols, ordered=True), np.median(cols, axis=1))
