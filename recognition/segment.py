@@ -164,6 +164,8 @@ class _Page:
 
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
+# Widening across a line: a pixel of wobble each way, for horizontal and vertical lines.
+_ACROSS = {True: np.ones((3, 1), np.uint8), False: np.ones((1, 3), np.uint8)}
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
@@ -276,10 +278,44 @@ def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
 
 def _line_mask(binary: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     """Straight runs at least `length` long (tolerating a pixel of wobble across them)."""
-    across = (3, 1) if horizontal else (1, 3)
+    thick = cv2.dilate(binary, _ACROSS[horizontal])
+    if length >= LONG_KERNEL[horizontal]:
+        return _open_along(thick, length, horizontal) & binary
     along = (1, length) if horizontal else (length, 1)
-    thick = cv2.dilate(binary, np.ones(across, np.uint8))
     return cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & binary
+
+
+# OpenCV's morphology costs in proportion to a kernel's length; from these lengths on
+# (horizontal, vertical: measured), the opening by a line is done in log2(length) steps instead.
+LONG_KERNEL = {True: 64, False: 24}
+
+
+def _open_along(binary: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """`cv2.morphologyEx(binary, MORPH_OPEN, a 1 x length line)` of a 0/1 image, to the same
+    pixels: an erosion then a dilation over the window [x - length // 2, x - length // 2 +
+    length - 1] along the line (OpenCV's anchor, for both), pixels beyond the image ignored."""
+    eroded = _window(binary, length, horizontal, np.bitwise_and, 1)
+    return _window(eroded, length, horizontal, np.bitwise_or, 0)
+
+
+def _window(image: np.ndarray, length: int, horizontal: bool, combine, neutral: int):
+    """`combine` (AND or OR) of the pixels in each one's window above, by doubling spans:
+    after k steps each value covers 2**k pixels; two overlapping spans cover the window."""
+    axis = 1 if horizontal else 0
+    size, start = image.shape[axis], length // 2
+
+    def cut(lo: int, hi: int) -> tuple:  # columns (or rows) lo..hi
+        return (slice(None), slice(lo, hi)) if horizontal else (slice(lo, hi),)
+
+    shape = list(image.shape)
+    shape[axis] = size + length - 1
+    padded = np.full(shape, neutral, np.uint8)
+    padded[cut(start, start + size)] = image
+    span = 1
+    while 2 * span <= length:
+        padded = combine(padded[cut(0, padded.shape[axis] - span)], padded[cut(span, None)])
+        span *= 2
+    return combine(padded[cut(0, size)], padded[cut(length - span, length - span + size)])
 
 
 def _extend(binary: np.ndarray, long: np.ndarray, horizontal: bool) -> np.ndarray:
@@ -617,9 +653,6 @@ def _line_rows(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     if sides[0].any() or sides[1].any():
         length = min(length // 2, thick.shape[1 if horizontal else 0])
     return np.flatnonzero(counts >= length)
-
-
-_ACROSS = {True: np.ones((3, 1), np.uint8), False: np.ones((1, 3), np.uint8)}
 
 
 def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:

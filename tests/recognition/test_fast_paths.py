@@ -1,9 +1,11 @@
-"""The single-digit fast path gives the very same answers as the plain expressions it replaced.
+"""The fast paths give the very same answers as the plain code they replaced.
 
 `plain_digit` and `to_mnist` were made cheap (in-place float steps, the ink box from the
 components' boxes, a bound that skips the search for a faint printed box): these tests hold
 them to the straightforward code, bit for bit, on a few hundred rendered MNIST scans, canvas
-drawings and boxed digits, and hold the bound to the morphology it stands in for.
+drawings and boxed digits, and hold the bound to the morphology it stands in for. The field
+segmenter's shortcuts (medians, percentile, long-line openings) are held to numpy's and OpenCV's
+own results.
 """
 
 import numpy as np
@@ -143,3 +145,19 @@ def test_fast_statistics_are_numpys_to_the_bit():
             assert np.array_equal(_row_medians(rows), np.median(rows, axis=1))
             cols = np.sort(rng.integers(0, 300, (8, stretch)), axis=1)
             assert np.array_equal(_row_medians(cols, ordered=True), np.median(cols, axis=1))
+
+
+def test_line_opening_is_opencvs_to_the_pixel():
+    """The long-line opening done in log2 steps is OpenCV's (anchor, image edges and all)."""
+    import cv2
+
+    from recognition.segment import _open_along
+
+    rng = np.random.default_rng(3)
+    for _ in range(600):
+        height, width = (int(v) for v in rng.integers(1, 120, 2))
+        image = (rng.random((height, width)) < rng.uniform(0.3, 0.99)).astype(np.uint8)
+        length, horizontal = int(rng.integers(1, 160)), bool(rng.integers(0, 2))
+        kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
+        expected = cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+        assert np.array_equal(_open_along(image, length, horizontal), expected)
