@@ -132,6 +132,7 @@ class _Page:
             binary, faint = _binarise(self.ink)
         self.binary, self.lines = remove_lines(binary, faint) if lines else (binary, binary * 0)
         self.labels, self.stats = _components(self.binary, self.lines)
+        self.rows = self.stats.tolist()  # plain lists: looked up once per crop
 
     def box(self, x0: int, y0: int, x1: int, y1: int) -> Box:
         s = 1.0 / self.scale
@@ -140,8 +141,8 @@ class _Page:
     def mask(self, ids: list[int], x0: int, x1: int) -> tuple[int, np.ndarray]:
         """(top row, mask): which pixels of columns x0..x1 belong to components `ids`, over
         the rows their boxes span (no other row holds any of them)."""
-        tops = self.stats[ids, cv2.CC_STAT_TOP]
-        top, bottom = int(tops.min()), int((tops + self.stats[ids, cv2.CC_STAT_HEIGHT]).max())
+        top = min(self.rows[i][cv2.CC_STAT_TOP] for i in ids)
+        bottom = max(self.rows[i][cv2.CC_STAT_TOP] + self.rows[i][cv2.CC_STAT_HEIGHT] for i in ids)
         labels = self.labels[top:bottom, x0:x1]
         if len(ids) == 1:
             return top, labels == ids[0]
@@ -426,7 +427,7 @@ def _pieces(page: _Page) -> list[_Piece]:
     for i in np.flatnonzero(page.stats[:, cv2.CC_STAT_AREA] > 0):
         if i == 0:
             continue
-        x, y, w, h = (int(v) for v in page.stats[i, :4])
+        x, y, w, h = page.rows[i][:4]
         pieces.append(_Piece([int(i)], x, y, x + w, y + h))
     pieces.sort(key=lambda p: p.x0)
     joined: list[_Piece] = []
