@@ -141,6 +141,8 @@ class _Page:
     def mask(self, ids: list[int], x0: int, x1: int) -> tuple[int, np.ndarray]:
         """(top row, mask): which pixels of columns x0..x1 belong to components `ids`, over
         the rows their boxes span (no other row holds any of them)."""
+        if not ids:
+            return 0, np.zeros((0, max(0, x1 - x0)), dtype=bool)
         top = min(self.rows[i][cv2.CC_STAT_TOP] for i in ids)
         bottom = max(self.rows[i][cv2.CC_STAT_TOP] + self.rows[i][cv2.CC_STAT_HEIGHT] for i in ids)
         labels = self.labels[top:bottom, x0:x1]
