@@ -23,13 +23,14 @@ Steps, each a small function:
 import functools
 import itertools
 import math
+import statistics
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
-from recognition.preprocess import MIN_CONTRAST, fit_crop, ink_and_mask, ink_digit
+from recognition.preprocess import MIN_CONTRAST, fit_crop, fit_digit, ink_and_mask
 
 LAYOUTS = ("auto", "digit", "field")
 # Fields are worked on with their shorter side at most this many pixels: a digit needs ~20.
@@ -131,39 +132,51 @@ class _Page:
             binary, faint = _binarise(self.ink)
         self.binary, self.lines = remove_lines(binary, faint) if lines else (binary, binary * 0)
         self.labels, self.stats = _components(self.binary, self.lines)
+        self.rows = self.stats.tolist()  # plain lists: looked up once per crop
 
     def box(self, x0: int, y0: int, x1: int, y1: int) -> Box:
         s = 1.0 / self.scale
         return Box(round(x0 * s), round(y0 * s), round((x1 - x0) * s), round((y1 - y0) * s))
 
-    def mask(self, ids: list[int], x0: int, x1: int) -> np.ndarray:
-        """Which pixels of columns x0..x1 belong to components `ids` (a lookup, not a search)."""
+    def mask(self, ids: list[int], x0: int, x1: int) -> tuple[int, np.ndarray]:
+        """(top row, mask): which pixels of columns x0..x1 belong to components `ids`, over
+        the rows their boxes span (no other row holds any of them)."""
+        if not ids:
+            return 0, np.zeros((0, max(0, x1 - x0)), dtype=bool)
+        top = min(self.rows[i][cv2.CC_STAT_TOP] for i in ids)
+        bottom = max(self.rows[i][cv2.CC_STAT_TOP] + self.rows[i][cv2.CC_STAT_HEIGHT] for i in ids)
+        labels = self.labels[top:bottom, x0:x1]
+        if len(ids) == 1:
+            return top, labels == ids[0]
         wanted = np.zeros(len(self.stats), dtype=bool)
         wanted[ids] = True
-        return wanted[self.labels[:, x0:x1]]
+        return top, wanted[labels]
 
     def crop(self, ids: list[int], x0: int, x1: int) -> tuple[np.ndarray, Box] | None:
         """One digit's MNIST-form crop: the ink of components `ids` between columns x0 and x1."""
-        mask = self.mask(ids, x0, x1)
+        top, mask = self.mask(ids, x0, x1)
         rows = np.flatnonzero(mask.any(axis=1))
         cols = np.flatnonzero(mask.any(axis=0))
         if len(rows) == 0:
             return None
-        y0, y1 = rows[0], rows[-1] + 1
-        xa, xb = x0 + cols[0], x0 + cols[-1] + 1
-        mask = cv2.dilate(mask[y0:y1, cols[0] : cols[-1] + 1].astype(np.uint8), _KERNEL3)
-        piece = self.ink[y0:y1, xa:xb] * mask
-        return fit_crop(piece), self.box(xa, y0, xb, y1)
+        ya, yb = int(rows[0]), int(rows[-1]) + 1
+        xa, xb = x0 + int(cols[0]), x0 + int(cols[-1]) + 1
+        mask = cv2.dilate(mask[ya:yb, cols[0] : cols[-1] + 1].view(np.uint8), _KERNEL3)
+        piece = self.ink[top + ya : top + yb, xa:xb] * mask
+        return fit_crop(piece), self.box(xa, top + ya, xb, top + yb)
 
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
+# Widening across a line: a pixel of wobble each way, for horizontal and vertical lines.
+_ACROSS = {True: np.ones((3, 1), np.uint8), False: np.ones((1, 3), np.uint8)}
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
     """Ink intensity in [0, 1] (1 = full ink) with the paper's light levelled out."""
     # Paper covers most of a field (its border may be a printed box): the median is paper.
-    ink = (1.0 - gray) if float(np.median(gray)) > 0.5 else gray
-    ink8 = np.clip(ink * 255.0, 0, 255).astype(np.uint8)
+    ink = np.subtract(1.0, gray, dtype=np.float32) if _mostly_light(gray) else gray.copy()
+    ink *= 255.0
+    ink8 = np.minimum(np.maximum(ink, 0, out=ink), 255, out=ink).astype(np.uint8)  # np.clip
     # An opening wider than any stroke or blot keeps only the paper (uneven light, grey
     # backgrounds); done at a quarter of the size, where it costs a sixteenth.
     small = cv2.resize(ink8, (max(1, ink8.shape[1] // 4), max(1, ink8.shape[0] // 4)),
@@ -175,8 +188,26 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     peak = float(flat.max())
     if peak < MIN_CONTRAST * 255:
         raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
-    strong = flat[flat > 0.5 * peak]
-    return np.clip(flat / max(float(np.percentile(strong, 90)), 1.0), 0.0, 1.0)
+    flat /= max(_top_decile(flat[flat > 0.5 * peak]), 1.0)
+    return np.minimum(np.maximum(flat, 0.0, out=flat), 1.0, out=flat)  # np.clip, in place
+
+
+def _mostly_light(gray: np.ndarray) -> bool:
+    """`np.median(gray) > 0.5`, from a count: only a tie at exactly half needs the median."""
+    light = 2 * np.count_nonzero(gray > 0.5)
+    return light > gray.size if light != gray.size else float(np.median(gray)) > 0.5
+
+
+def _top_decile(values: np.ndarray) -> float:
+    """`np.percentile(values, 90)` for integer-valued ink: the sorted values around the 90th
+    percentile's place are usually all equal, and then they are the answer (no interpolation,
+    no sort); otherwise numpy's own."""
+    place = int(0.9 * (len(values) - 1))
+    low, high = max(place - 1, 0), min(place + 2, len(values) - 1)
+    window = np.partition(values, list(range(low, high + 1)))[low : high + 1]
+    if window[0] == window[-1]:
+        return float(window[0])
+    return float(np.percentile(values, 90))
 
 
 def _binarise(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +229,10 @@ def _skew_degrees(binary: np.ndarray) -> float:
     thickness is straight and costs nothing more."""
     height, width = binary.shape
     runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(9, width // 30)), np.uint8))
+    # An 8-connected chain has a pixel in every column it spans: with fewer inked columns than
+    # a long line needs, there is none (most fields without printed lines stop here).
+    if np.count_nonzero(runs.any(axis=0)) < width * LINE_SHARE:
+        return 0.0
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     slopes = []
     for i in 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE):
@@ -206,7 +241,7 @@ def _skew_degrees(binary: np.ndarray) -> float:
         slopes.append(0.0 if rise < 1.5 else _line_slope(labels[y : y + h, x : x + w] == i))
     if not slopes:
         return 0.0
-    angle = float(np.degrees(np.arctan(np.median(slopes))))
+    angle = float(np.degrees(np.arctan(statistics.median(slopes))))
     return angle if 0.3 <= abs(angle) <= 6 else 0.0
 
 
@@ -220,10 +255,22 @@ def _line_slope(mask: np.ndarray) -> float:
     size = len(cols) // 8
     if size == 0:
         return 0.0
-    xs = np.median(cols[: 8 * size].reshape(8, size), axis=1)
-    ys = np.median(rows[: 8 * size].reshape(8, size), axis=1)
+    xs = _row_medians(cols[: 8 * size].reshape(8, size), ordered=True)
+    ys = _row_medians(rows[: 8 * size].reshape(8, size))
     a, b = np.triu_indices(8, 1)
-    return float(np.median((ys[b] - ys[a]) / (xs[b] - xs[a])))
+    return float(statistics.median(((ys[b] - ys[a]) / (xs[b] - xs[a])).tolist()))
+
+
+def _row_medians(values: np.ndarray, ordered: bool = False) -> np.ndarray:
+    """`np.median(values, axis=1)` to the same bits (the mean of the two middle values, in the
+    values' own precision), without its generic overhead; `ordered` rows are sorted already."""
+    size = values.shape[1]
+    middle = (size - 1) // 2, size // 2
+    if not ordered:
+        values = np.partition(values, sorted(set(middle)), axis=1)
+    if middle[0] == middle[1]:
+        return values[:, middle[1]]
+    return (values[:, middle[0]] + values[:, middle[1]]) / 2
 
 
 def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
@@ -234,10 +281,44 @@ def _rotate(ink: np.ndarray, angle: float) -> np.ndarray:
 
 def _line_mask(binary: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     """Straight runs at least `length` long (tolerating a pixel of wobble across them)."""
-    across = (3, 1) if horizontal else (1, 3)
+    thick = cv2.dilate(binary, _ACROSS[horizontal])
+    if length >= LONG_KERNEL[horizontal]:
+        return _open_along(thick, length, horizontal) & binary
     along = (1, length) if horizontal else (length, 1)
-    thick = cv2.dilate(binary, np.ones(across, np.uint8))
     return cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & binary
+
+
+# OpenCV's morphology costs in proportion to a kernel's length; from these lengths on
+# (horizontal, vertical: measured), the opening by a line is done in log2(length) steps instead.
+LONG_KERNEL = {True: 64, False: 24}
+
+
+def _open_along(binary: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """`cv2.morphologyEx(binary, MORPH_OPEN, a 1 x length line)` of a 0/1 image, to the same
+    pixels: an erosion then a dilation over the window [x - length // 2, x - length // 2 +
+    length - 1] along the line (OpenCV's anchor, for both), pixels beyond the image ignored."""
+    eroded = _window(binary, length, horizontal, np.bitwise_and, 1)
+    return _window(eroded, length, horizontal, np.bitwise_or, 0)
+
+
+def _window(image: np.ndarray, length: int, horizontal: bool, combine, neutral: int):
+    """`combine` (AND or OR) of the pixels in each one's window above, by doubling spans:
+    after k steps each value covers 2**k pixels; two overlapping spans cover the window."""
+    axis = 1 if horizontal else 0
+    size, start = image.shape[axis], length // 2
+
+    def cut(lo: int, hi: int) -> tuple:  # columns (or rows) lo..hi
+        return (slice(None), slice(lo, hi)) if horizontal else (slice(lo, hi),)
+
+    shape = list(image.shape)
+    shape[axis] = size + length - 1
+    padded = np.full(shape, neutral, np.uint8)
+    padded[cut(start, start + size)] = image
+    span = 1
+    while 2 * span <= length:
+        padded = combine(padded[cut(0, padded.shape[axis] - span)], padded[cut(span, None)])
+        span *= 2
+    return combine(padded[cut(0, size)], padded[cut(length - span, length - span + size)])
 
 
 def _extend(binary: np.ndarray, long: np.ndarray, horizontal: bool) -> np.ndarray:
@@ -252,6 +333,8 @@ def _extend(binary: np.ndarray, long: np.ndarray, horizontal: bool) -> np.ndarra
 def _longest(lines: np.ndarray) -> np.ndarray:
     """Only the runs nearly as long as the longest: a box's lines, not a digit's straight bar
     inside it (a 7's bar or a 2's foot is shorter than the box around it)."""
+    if not lines.any():
+        return lines
     count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     if count <= 2:
         return lines
@@ -346,7 +429,7 @@ def _pieces(page: _Page) -> list[_Piece]:
     for i in np.flatnonzero(page.stats[:, cv2.CC_STAT_AREA] > 0):
         if i == 0:
             continue
-        x, y, w, h = (int(v) for v in page.stats[i, :4])
+        x, y, w, h = page.rows[i][:4]
         pieces.append(_Piece([int(i)], x, y, x + w, y + h))
     pieces.sort(key=lambda p: p.x0)
     joined: list[_Piece] = []
@@ -365,7 +448,7 @@ def _pieces(page: _Page) -> list[_Piece]:
 
 def _lean_degrees(page: _Page, piece: _Piece) -> float:
     """How far a mark's main axis leans from vertical, and 0 for marks that are not thin."""
-    mask = page.mask(piece.ids, piece.x0, piece.x1)[piece.y0 : piece.y1]
+    _, mask = page.mask(piece.ids, piece.x0, piece.x1)  # the rows piece.y0 .. piece.y1
     m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
     if m["m00"] == 0:
         return 0.0
@@ -414,10 +497,10 @@ def _join_fragments(pieces: list[_Piece], digit_height: float) -> list[_Piece]:
 def _classify(page: _Page, pieces: list[_Piece]):
     """(digit pieces, separators as (char, index among the digits, piece), digit height)."""
     tall = max(p.height for p in pieces)
-    digit_height = float(np.median([p.height for p in pieces if p.height >= 0.5 * tall]))
+    digit_height = float(statistics.median([p.height for p in pieces if p.height >= 0.5 * tall]))
     if len(pieces) == 1:
         return pieces, [], digit_height
-    baseline = float(np.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
+    baseline = float(statistics.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
     digits, separators = [], []
     for piece in _join_fragments(pieces, digit_height):
         char = _separator_char(page, piece, digit_height, baseline)
@@ -433,7 +516,7 @@ def _classify(page: _Page, pieces: list[_Piece]):
 
 def _cuts(page: _Page, piece: _Piece, parts: int) -> list[int]:
     """Columns that cut a wide mark into `parts`: the least inked column near each even cut."""
-    mask = page.mask(piece.ids, piece.x0, piece.x1)
+    _, mask = page.mask(piece.ids, piece.x0, piece.x1)
     profile = mask.sum(axis=0).astype(np.float64)
     window = max(1, piece.width // (3 * parts))
     cuts = []
@@ -523,9 +606,13 @@ def _is_frame(mask: np.ndarray) -> bool:
     along most of its length. A round 0 or a 7's bar covers one or two sides, not all four."""
     height, width = mask.shape
     band = max(2, round(0.08 * min(height, width)))
-    sides = (mask[:band].any(axis=0), mask[-band:].any(axis=0),
-             mask[:, :band].any(axis=1), mask[:, -band:].any(axis=1))  # fmt: skip
-    return all(np.count_nonzero(side) >= FRAME_COVER * len(side) for side in sides)
+    for side in (mask[:band], mask[-band:]):  # top and bottom first: most digits leave one bare
+        if np.count_nonzero(side.any(axis=0)) < FRAME_COVER * width:
+            return False
+    for side in (mask[:, :band], mask[:, -band:]):
+        if np.count_nonzero(side.any(axis=1)) < FRAME_COVER * height:
+            return False
+    return True
 
 
 def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
@@ -557,6 +644,20 @@ def _printed(labels: np.ndarray, boxes: list[list[int]], width: int, height: int
     return False
 
 
+def _line_rows(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """The rows (columns, for vertical lines) that may hold a run `length` long in
+    `_line_mask`: at least `length` pixels of the same widened ink in them, or half that when
+    the ink reaches the image's side (the opening counts pixels beyond it as ink). A bound, not
+    the search: a superset of `_line_mask`'s rows, so where it finds none neither would the
+    morphology, which is then not done."""
+    thick = cv2.dilate(faint, _ACROSS[horizontal])
+    counts = thick.sum(axis=1 if horizontal else 0, dtype=np.int32)
+    sides = (faint[:, 0], faint[:, -1]) if horizontal else (faint[0], faint[-1])
+    if sides[0].any() or sides[1].any():
+        length = min(length // 2, thick.shape[1 if horizontal else 0])
+    return np.flatnonzero(counts >= length)
+
+
 def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:
     """A box drawn in faint ink around the marks (a thin grey box broken into pieces by noise
     or JPEG is no frame component, but still a box): two straight lines far apart each way,
@@ -564,8 +665,13 @@ def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:
     stretches are its own outline: what is left of it touches them."""
     faint = (ink > FAINT_INK).view(np.uint8)
     height, width = faint.shape
+    ways = ((True, width, height), (False, height, width))
+    for horizontal, along, across in ways:  # cheap bound first: most single digits stop here
+        at = _line_rows(faint, max(8, int(LINE_SHARE * along)), horizontal)
+        if not len(at) or at[-1] - at[0] < 0.5 * across:
+            return False
     found, ruled = [], np.zeros_like(faint)
-    for horizontal, along, across in ((True, width, height), (False, height, width)):
+    for horizontal, along, across in ways:
         lines = _line_mask(faint, max(8, int(LINE_SHARE * along)), horizontal)
         at = np.flatnonzero(lines.any(axis=1 if horizontal else 0))
         if not len(at) or at[-1] - at[0] < 0.5 * across:
@@ -583,13 +689,13 @@ def _ruled(ink: np.ndarray, mask: np.ndarray) -> bool:
     return sum(clear) >= 3
 
 
-def _marks(labels: np.ndarray, stats: np.ndarray) -> str:
+def _marks(labels: np.ndarray, stats: list[list[int]]) -> str:
     """ "one" (one group of marks, no wider than a digit), "printed" (a box or a line among
     them), "apart" (marks side by side) or "wide" (one group wide enough to be two touching
-    digits)."""
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = 1 + np.flatnonzero(areas >= max(3, 0.02 * float(areas.max())))
-    boxes = [[int(i), *row] for i, row in zip(keep, stats[keep].tolist(), strict=True)]
+    digits). `stats` are the components' rows of `connectedComponentsWithStats`, as lists (a
+    handful of marks: plain Python beats numpy's per-call cost here)."""
+    floor = max(3, 0.02 * float(max(row[4] for row in stats[1:])))
+    boxes = [[i, *row] for i, row in enumerate(stats) if i and row[4] >= floor]
     spans = sorted((x, x + w, y, y + h, area) for _, x, y, w, h, area in boxes)
     group = _column_groups(spans)
     if group is None:
@@ -603,16 +709,22 @@ def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | 
     """The image as one digit through `to_mnist`'s own normalisation: what its marks are
     (`_marks`, or "field" for an image too long for one digit), and, unless it is a field, the
     one-digit hypothesis and its crop. This keeps single-digit scans and drawings exactly as
-    they were read before fields existed, and as cheap."""
+    they were read before fields existed, and nearly as cheap: the ink and its mask are
+    computed once, the components' boxes give the ink box, and the search for a faint printed
+    box runs only when the ink could hold one."""
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
         return "field", None, None
     ink, mask = ink_and_mask(gray)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
-    kind = _marks(labels, stats) if count > 1 else "one"
+    rows = stats.tolist()
+    kind = _marks(labels, rows) if count > 1 else "one"
     if kind in ("one", "wide") and _ruled(ink, mask):
         kind = "printed"
-    crop, (x0, y0, x1, y1) = ink_digit(ink, mask)
+    # The ink box is the union of the components' boxes (every inked pixel is in one).
+    x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
+    x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
+    crop = fit_digit(ink[y0:y1, x0:x1])
     return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
 
 

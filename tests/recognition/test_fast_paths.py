@@ -1,0 +1,163 @@
+"""The fast paths give the very same answers as the plain code they replaced.
+
+`plain_digit` and `to_mnist` were made cheap (in-place float steps, the ink box from the
+components' boxes, a bound that skips the search for a faint printed box): these tests hold
+them to the straightforward code, bit for bit, on a few hundred rendered MNIST scans, canvas
+drawings and boxed digits, and hold the bound to the morphology it stands in for. The field
+segmenter's shortcuts (medians, percentile, long-line openings) are held to numpy's and OpenCV's
+own results.
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from devtools.scans import canvas_png, scan_png
+from recognition import decode_image, read_segmentations, segment_image, to_mnist
+from recognition.preprocess import DESPECKLE_MIN_SIDE, INK_LEVEL, NOISE_FLOOR, _despeckle
+from recognition.segment import _line_mask, _line_rows, plain_digit
+from recognition.synthetic import render_scan
+from training.synthetic_fields import FieldSpec, render_field
+
+
+def reference_to_mnist(gray: np.ndarray) -> np.ndarray:
+    """`to_mnist` as it was written before it was made fast: plain numpy and Pillow."""
+    gray = np.asarray(gray, dtype=np.float32)
+    paper = float(np.median(np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))))
+    ink = (1.0 - gray) if paper > 0.5 else gray
+    ink = ink - (1.0 - paper if paper > 0.5 else paper)
+    ink = ink / float(ink.max())
+    ink[ink < NOISE_FLOOR] = 0.0
+    mask = ink > INK_LEVEL
+    if min(mask.shape) >= DESPECKLE_MIN_SIDE and _despeckle(mask).any():
+        mask = _despeckle(mask)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    height, width = crop.shape
+    scale = 20 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size != (width, height):
+        image = Image.fromarray(np.ascontiguousarray(crop), mode="F")
+        crop = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    crop = np.clip(crop / max(float(crop.max()), 1e-6), 0.0, 1.0)
+    total = float(crop.sum())
+    cy = float((crop.sum(axis=1) * np.arange(crop.shape[0])).sum()) / total
+    cx = float((crop.sum(axis=0) * np.arange(crop.shape[1])).sum()) / total
+    top = int(np.clip(round(13.5 - cy), 0, 28 - crop.shape[0]))
+    left = int(np.clip(round(13.5 - cx), 0, 28 - crop.shape[1]))
+    out = np.zeros((28, 28), dtype=np.float32)
+    out[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    return out
+
+
+@pytest.fixture(scope="module")
+def uploads(mnist) -> list[bytes]:
+    """Bulk-benchmark scans (56x56 PNG), scans at any size (PNG and JPEG), canvas drawings."""
+    rng = np.random.default_rng(4040)
+    digits = mnist.x_test
+    return (
+        [scan_png(digits[i]) for i in range(150)]
+        + [render_scan(digits[i], rng) for i in range(150, 300)]
+        + [canvas_png(digits[i], rng) for i in range(300, 360)]
+    )
+
+
+def test_to_mnist_is_the_plain_expressions_bit_for_bit(uploads):
+    for data in uploads:
+        gray = decode_image(data, min_side=128)
+        assert np.array_equal(to_mnist(gray), reference_to_mnist(gray))
+
+
+def test_single_digits_take_the_fast_path_with_the_same_answers(uploads, recognizer):
+    """The fast path's crop is `to_mnist`'s, so the digit and confidence are main's old ones."""
+    before = recognizer.predict(np.stack([reference_to_mnist(decode_image(d, min_side=128))
+                                          for d in uploads]))  # fmt: skip
+    segmentations = [segment_image(data) for data in uploads]
+    one = [s for s in segmentations if len(s.crops) == 1]
+    assert len(one) >= 0.95 * len(uploads), len(one)
+    readings = read_segmentations(segmentations, recognizer)
+    for seg, reading, old in zip(segmentations, readings, before, strict=True):
+        if len(seg.crops) == 1:
+            assert (reading.digit, reading.confidence) == (old.digit, old.confidence)
+            assert reading.probabilities == old.probabilities
+    same = sum(r.text == str(b.digit) for r, b in zip(readings, before, strict=True))
+    assert same >= len(uploads) - 2, same
+
+
+def test_plain_digit_crop_and_box_are_to_mnists(uploads):
+    for data in uploads[::3]:
+        gray = decode_image(data, min_side=128)
+        kind, hypothesis, crop = plain_digit(gray)
+        assert np.array_equal(crop, reference_to_mnist(gray)), kind
+        box = hypothesis.boxes[0]
+        assert box.width > 0 and box.height > 0
+        assert box.x + box.width <= gray.shape[1] and box.y + box.height <= gray.shape[0]
+
+
+def _images_with_lines(mnist) -> list[np.ndarray]:
+    """Faint masks with printed boxes, underlines and lines running off the image's sides."""
+    rng = np.random.default_rng(77)
+    images = []
+    for i in range(60):
+        structure = ("box", "underline", "comb", "none")[i % 4]
+        made = render_field(FieldSpec(count=1 + i % 2, structure=structure, rotation=i % 5 - 2),
+                            mnist.x_test, mnist.y_test, rng)  # fmt: skip
+        gray = decode_image(made.image, min_side=128)
+        images.append((gray < 0.6).astype(np.uint8))
+    cut = np.zeros((40, 60), np.uint8)
+    cut[10, 45:] = 1  # a line running off the right side, shorter than half the width
+    cut[30, :14] = 1  # and one off the left side
+    images += [cut, cut.T.copy(), np.ones((3, 5), np.uint8)]
+    return images
+
+
+def test_line_bound_never_misses_a_line(mnist):
+    """The cheap bound that lets `_ruled` skip its morphology finds every row and column where
+    the morphology finds a line (a superset), lines cut off at the image's sides included."""
+    for faint in _images_with_lines(mnist):
+        height, width = faint.shape
+        for horizontal, along in ((True, width), (False, height)):
+            for length in (max(8, along // 2), max(8, int(0.9 * along)), 12):
+                lines = _line_mask(faint, length, horizontal)
+                found = set(np.flatnonzero(lines.any(axis=1 if horizontal else 0)).tolist())
+                bound = set(_line_rows(faint, length, horizontal).tolist())
+                assert found <= bound, (horizontal, length, sorted(found - bound))
+
+
+def test_fast_statistics_are_numpys_to_the_bit():
+    """The segmenter's medians and percentile, done without numpy's generic overhead, give
+    numpy's very values: ties, even and odd counts, integer-valued ink and float32 rows."""
+    from recognition.preprocess import _median
+    from recognition.segment import _mostly_light, _row_medians, _top_decile
+
+    rng = np.random.default_rng(9)
+    for size in (1, 2, 3, 8, 9, 40, 41, 500, 2001):
+        ints = rng.integers(0, 256, size).astype(np.float32)  # integer-valued, many ties
+        floats = rng.random(size, dtype=np.float32)
+        for values in (ints, floats, np.full(size, 0.5, np.float32)):
+            assert _top_decile(values.copy()) == float(np.percentile(values, 90))
+            assert _median(values) == float(np.median(values))
+            assert _mostly_light(values) == (float(np.median(values)) > 0.5)
+        halves = np.concatenate([np.full(size, 0.25), np.full(size, 0.75)]).astype(np.float32)
+        assert _mostly_light(halves) == (float(np.median(halves)) > 0.5)
+        for stretch in (1, 2, 5, 6):
+            rows = rng.random((8, stretch), dtype=np.float32)
+            assert np.array_equal(_row_medians(rows), np.median(rows, axis=1))
+            cols = np.sort(rng.integers(0, 300, (8, stretch)), axis=1)
+            assert np.array_equal(_row_medians(cols, ordered=True), np.median(cols, axis=1))
+
+
+def test_line_opening_is_opencvs_to_the_pixel():
+    """The long-line opening done in log2 steps is OpenCV's (anchor, image edges and all)."""
+    import cv2
+
+    from recognition.segment import _open_along
+
+    rng = np.random.default_rng(3)
+    for _ in range(600):
+        height, width = (int(v) for v in rng.integers(1, 120, 2))
+        image = (rng.random((height, width)) < rng.uniform(0.3, 0.99)).astype(np.uint8)
+        length, horizontal = int(rng.integers(1, 160)), bool(rng.integers(0, 2))
+        kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
+        expected = cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+        assert np.array_equal(_open_along(image, length, horizontal), expected)
