@@ -78,7 +78,7 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int,
         _check_size(*size, max_pixels // WIDE_COST if data[24] == 16 else max_pixels)
         return size
     with _open(data, max_pixels) as image:
-        _fit_budget(image, max_pixels, draft=False)
+        _fit_budget(image, max_pixels)
         return image.size
 
 
@@ -96,7 +96,8 @@ def decode_image(
         return _array_luminance(pixels, _factor(pixels.shape[1], pixels.shape[0], min_side))
     image = _open(data, max_pixels)
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
-    _fit_budget(image, max_pixels, draft=True)
+    if draft := _fit_budget(image, max_pixels):
+        image.draft(image.mode, draft)
     _load(image)
     return _luminance(image, _factor(*image.size, min_side))
 
@@ -133,10 +134,13 @@ def decode_page(
     than decoding every pixel); other formats are shrunk by box averaging after decoding.
     """
     image = _open(data, max_pixels)
-    _fit_budget(image, max_pixels, draft=False)  # refuses what is over budget even at 1/8
+    draft = _fit_budget(image, max_pixels)  # refuses what is over budget even at 1/8
     width, height = image.size
     if image.format == "JPEG" and min_width and width >= 2 * min_width:
-        image.draft("L", (min_width, max(1, height * min_width // width)))
+        wanted = (min_width, max(1, height * min_width // width))
+        draft = wanted if draft is None or wanted[0] < draft[0] else draft
+    if draft:
+        image.draft("L", draft)  # Pillow takes only the first draft request
     _load(image)
     factor = image.size[0] // min_width if min_width and image.size[0] >= 2 * min_width else 1
     if image.mode == "L" and "transparency" not in image.info:
@@ -175,19 +179,20 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise UndecodableImage(f"the image header is damaged: {exc}") from exc
 
 
-def _fit_budget(image: Image.Image, max_pixels: int, draft: bool) -> None:
-    """Refuse an image over the decode budget, or (a JPEG, with `draft`) have libjpeg decode it
-    at the largest reduced scale that fits."""
+def _fit_budget(image: Image.Image, max_pixels: int) -> tuple[int, int] | None:
+    """Refuse an image over the decode budget; for a JPEG that fits only at a reduced DCT scale
+    (1/2, 1/4, 1/8), the size to ask `Image.draft` for, None when every pixel fits."""
     width, height = image.size
     if image.format == "JPEG" and width * height > max_pixels:
         scale = next((s for s in (2, 4, JPEG_MAX_DRAFT_SCALE)
                       if (-(-width // s)) * (-(-height // s)) <= max_pixels), None)  # fmt: skip
         if scale is not None:
-            if draft:
-                image.draft(image.mode, (-(-width // scale), -(-height // scale)))
-            return
+            # Pillow picks the scale from whole quotients (width // asked), so a rounded-up size
+            # would make it pick the next smaller scale, over the budget: ask rounded down.
+            return max(1, width // scale), max(1, height // scale)
     budget = max_pixels // WIDE_COST if image.mode in WIDE_MODES else max_pixels
     _check_size(width, height, budget)
+    return None
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recognition.decode import WIDE_COST, check_image, decode_image
+from recognition.decode import WIDE_COST, check_image, decode_image, decode_page
 from recognition.errors import ImageTooLarge, TruncatedImage
 from tests.recognition.images import dark_bar_on_white, encode
 
@@ -85,3 +85,26 @@ def test_a_truncated_file_says_so(fmt):
         decode_image(data[: len(data) * 3 // 4])
     assert str(error.value) == "the image file is truncated: its pixel data ends early"
     assert error.value.code == "truncated_image"
+
+
+@pytest.mark.parametrize(
+    "size, max_pixels", [((201, 101), 5150), ((1001, 999), 250_000), ((803, 7), 2000)]
+)
+def test_a_jpeg_whose_sides_do_not_divide_by_the_scale_still_decodes_within_the_budget(
+    size, max_pixels
+):
+    # Pillow rounds the asked-for draft size down to a whole quotient: a size rounded up made it
+    # choose the next smaller scale and decode over the budget (201x101 at 5,151 pixels of 5,150).
+    pixels = np.random.default_rng(3).integers(0, 256, size[::-1]).astype(np.uint8)
+    data = encode(Image.fromarray(pixels), "JPEG")
+    assert decode_image(data, max_pixels).size <= max_pixels
+    page, scale = decode_page(data, max_pixels)
+    assert page.size <= max_pixels and scale > 1
+
+
+def test_a_page_jpeg_over_the_budget_is_reduced_without_a_target_width(jpeg):
+    page, scale = decode_page(jpeg, WIDTH * HEIGHT // 4)
+    assert page.shape == (HEIGHT // 2, WIDTH // 2) and scale == 2
+    # A target width that asks for more shrinking than the budget wins.
+    page, scale = decode_page(jpeg, WIDTH * HEIGHT // 4, min_width=WIDTH // 8)
+    assert page.shape[1] <= WIDTH // 4 and scale >= 4
