@@ -155,22 +155,29 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1,
         help="run the servers in turn this many times (the load of a shared machine drifts); "
-        "each row is then the round with the most requests/s",
+        "each row is then the mean over the rounds, with their range",
     )  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     png = canvas_body()[0]
     _, script = client_setup(Path(tempfile.mkdtemp(prefix="digitflow-wrk-")))
     load_before = os.getloadavg()[0]
-    best: dict[tuple, dict] = {}
+    rounds: dict[tuple, list[dict]] = {}
     for _ in range(args.rounds):
         for name, command in servers(args.port, args.workers).items():
             if args.only is None or args.only in name:
                 for row in measure(name, command, args.port, script, args.seconds):
-                    key = (row["server"], row["c"])
-                    if key not in best or row["rps"] > best[key]["rps"]:
-                        best[key] = row
-    report(list(best.values()), len(png), args, load_before, os.getloadavg()[0])
+                    rounds.setdefault((row["server"], row["c"]), []).append(row)
+    report([mean_row(rows) for rows in rounds.values()], len(png), args, load_before,
+           os.getloadavg()[0])  # fmt: skip
+
+
+def mean_row(rows: list[dict]) -> dict:
+    """One server and concurrency over the rounds: means, and the range of requests/s."""
+    mean = {key: sum(r[key] for r in rows) / len(rows) for key in ("rps", "p50", "p99")}
+    rps = [r["rps"] for r in rows]
+    return {**rows[0], **mean, "errors": sum(r["errors"] for r in rows),
+            "range": f" ({min(rps):.0f}-{max(rps):.0f})" if len(rows) > 1 else ""}  # fmt: skip
 
 
 def report(rows: list[dict], png_bytes: int, args, load_before: float, load_after: float):
@@ -181,12 +188,12 @@ def report(rows: list[dict], png_bytes: int, args, load_before: float, load_afte
     for row in rows:
         flag = " (errors)" if row["errors"] else ""
         lines.append(
-            f"| {row['server']} | {row['c']} | {row['rps']:.0f}{flag} | {row['p50']:.2f} | "
-            f"{row['p99']:.2f} |"
+            f"| {row['server']} | {row['c']} | {row['rps']:.0f}{row['range']}{flag} | "
+            f"{row['p50']:.2f} | {row['p99']:.2f} |"
         )
     body = (
         f"`benchmarks/fastpath_external.py --rounds {args.rounds}`: `wrk` (keep-alive, "
-        f"{args.seconds} s per row, best of {args.rounds} interleaved rounds, on the "
+        f"{args.seconds} s per row, mean (range) of {args.rounds} interleaved rounds, on the "
         f"same machine) posting one full 280x280 canvas PNG ({png_bytes} bytes, an MNIST test "
         "digit) as a data URL to `POST /predict-drawing`, with API keys required and the "
         "request carrying one (checked and counted), the client's own limit set by "

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from recognition.decode import PNG_SIGNATURE, _decode_png, check_image, decode_page
+from recognition.decode import PNG_SIGNATURE, check_image, decode_page, decode_png
 from recognition.fields import Box
 
 WORK_WIDTH = 600
@@ -662,7 +662,7 @@ def decode_cheque_page(data: bytes, max_pixels: int, min_width: int) -> tuple[np
 def _grey_png(data: bytes, max_pixels: int, min_width: int) -> tuple[np.ndarray, float] | None:
     """An 8-bit grey PNG (a scanner's) through libspng, shrunk by decode_page's whole factor
     (Pillow's box reduce, as decode_page does); None for every other PNG."""
-    pixels = _decode_png(data, max_pixels)  # within the budget, checked on the header
+    pixels = decode_png(data, max_pixels)  # within the budget, checked on the header
     if pixels is None or pixels.ndim != 2:
         return None
     height, width = pixels.shape

@@ -91,7 +91,7 @@ def decode_image(
     as its shorter side stays at least `min_side`: a digit needs far fewer pixels than a canvas
     or a scan has, and everything after decoding costs in proportion to the pixels.
     """
-    pixels = _decode_png(data, max_pixels)
+    pixels = decode_png(data, max_pixels)
     if pixels is not None:
         return _array_luminance(pixels, _factor(pixels.shape[1], pixels.shape[0], min_side))
     image = _open(data, max_pixels)
@@ -107,7 +107,7 @@ def _factor(width: int, height: int, min_side: int | None) -> int:
     return min(width, height) // min_side if min_side and min(width, height) >= 2 * min_side else 1
 
 
-def _decode_png(data: bytes, max_pixels: int) -> np.ndarray | None:
+def decode_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     """An 8-bit grey, RGB or RGBA PNG decoded by libspng, within the budget (checked on the
     header first); None for anything else, and for damage, which Pillow then names."""
     if pyspng is None or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:

@@ -157,8 +157,8 @@ def test_pngs_libspng_does_not_take_still_decode(monkeypatch):
 
     ink = dark_bar_on_white()
     for image in (ink.convert("P"), ink.convert("LA"), ink.convert("I;16")):
-        assert decode._decode_png(encode(image, "PNG"), 10**6) is None
+        assert decode.decode_png(encode(image, "PNG"), 10**6) is None
         assert decode_image(encode(image, "PNG"))[40, 60] < 0.2
     palette = ink.convert("P")
     palette.info["transparency"] = 255
-    assert decode._decode_png(encode(palette, "PNG", transparency=255), 10**6) is None
+    assert decode.decode_png(encode(palette, "PNG", transparency=255), 10**6) is None
