@@ -99,8 +99,9 @@ class ReviewPolicy:
 
     @classmethod
     def of(cls, recognizer: Recognizer) -> "ReviewPolicy":
-        card = recognizer.card.model_dump()
-        field = card.get("field_review") or {}
+        # An extra of the card, kept as its JSON dict: read it without dumping the whole card
+        # (this runs for every batch on the fast path).
+        field = getattr(recognizer.card, "field_review", None) or {}
         return cls(recognizer.threshold, float(field.get("threshold", recognizer.threshold)))
 
 
