@@ -74,6 +74,12 @@ class PlatformSettings(BaseSettings):
     images_retention_days: float | None = Field(default=None, gt=0)
     purge_interval_seconds: float = Field(default=3600, gt=0)
 
+    # `digitflow serve` and `digitflow run`: API processes, each with its own model and
+    # micro-batcher (unset: one per usable core), and their HTTP server (unset: granian when
+    # installed, else uvicorn).
+    api_workers: int | None = Field(default=None, ge=1)
+    api_server: Literal["granian", "uvicorn"] | None = None
+
     # Logs: one JSON object per line (job and document ids as fields), or plain text.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from digitflow.cli import serve
 from digitflow.cli.run import children
@@ -34,16 +35,30 @@ def test_usable_cores_follow_a_container_cpu_limit(tmp_path, cpu_max, expected):
 
 def test_workers_come_from_the_flag_then_api_workers_then_the_cores(monkeypatch):
     monkeypatch.delenv("API_WORKERS", raising=False)
-    assert serve.worker_count(parsed("--workers", "3")) == 3
-    assert serve.worker_count(parsed()) == serve.usable_cores()
+    assert serve.worker_count(parsed("--workers", "3"), PlatformSettings()) == 3
+    assert serve.worker_count(parsed(), PlatformSettings()) == serve.usable_cores()
     monkeypatch.setenv("API_WORKERS", "5")
-    assert serve.worker_count(parsed()) == 5
-    assert serve.worker_count(parsed("--workers", "2")) == 2
+    assert serve.worker_count(parsed(), PlatformSettings()) == 5
+    assert serve.worker_count(parsed("--workers", "2"), PlatformSettings()) == 2
+    monkeypatch.setenv("API_WORKERS", "0")
+    with pytest.raises(ValidationError):
+        PlatformSettings()
+
+
+def test_the_server_comes_from_the_flag_then_api_server(monkeypatch):
+    monkeypatch.setenv("API_SERVER", "uvicorn")
+    assert serve.api_command(parsed(), PlatformSettings())[1:3] == ["-m", "uvicorn"]
+    command = serve.api_command(parsed("--server", "granian"), PlatformSettings())
+    assert command[1:3] == ["-m", "granian"]
+    monkeypatch.setenv("API_SERVER", "nginx")
+    with pytest.raises(ValidationError):
+        PlatformSettings()
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_the_command_line_serves_the_app_with_that_many_workers(server):
-    command = serve.api_command(parsed("--server", server, "--workers", "4", "--port", "8123"))
+    args = parsed("--server", server, "--workers", "4", "--port", "8123")
+    command = serve.api_command(args, PlatformSettings())
     assert command[1:3] == ["-m", server]
     assert "api.main:app" in command
     assert command[command.index("--workers") + 1] == "4"
@@ -59,7 +74,7 @@ def test_run_starts_the_api_as_serve_does(tmp_path, monkeypatch):
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(["--workers", "2", "--server", "granian"])
     api = next(child for child in children(args, PlatformSettings()) if child.name == "api")
-    assert api.command == serve.api_command(args)
+    assert api.command == serve.api_command(args, PlatformSettings())
 
 
 def test_the_image_and_kubernetes_run_digitflow_serve():

@@ -121,7 +121,7 @@ def children(args: argparse.Namespace, settings: PlatformSettings) -> list[Child
     found: list[Child] = []
     if not settings.redis_url and settings.embedded_broker == "redis":
         found.append(Child("broker", redis_command(settings), env))
-    api = api_command(args, python)  # what `digitflow serve` runs
+    api = api_command(args, settings, python)  # what `digitflow serve` runs
     worker = [python, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--beat",
               "-Q", "documents", "--concurrency", str(args.concurrency),
               "--loglevel", env["LOG_LEVEL"], "--without-gossip", "--without-mingle",

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from digitflow.settings import PlatformSettings
+
 SERVERS = ("granian", "uvicorn")
 # Seconds a stopping server gives in-flight requests (below `digitflow run`'s own stop timeout
 # and Kubernetes' default 30 s grace period).
@@ -35,7 +37,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "else one per usable core, a container's CPU limit included)",
     )  # fmt: skip
     parser.add_argument(
-        "--server", choices=SERVERS, default=os.environ.get("API_SERVER") or None,
+        "--server", choices=SERVERS, default=None,
         help="the HTTP server (default: API_SERVER, else granian when installed, else uvicorn)",
     )  # fmt: skip
 
@@ -54,18 +56,21 @@ def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     return cores
 
 
-def worker_count(args: argparse.Namespace) -> int:
+def worker_count(args: argparse.Namespace, settings: PlatformSettings) -> int:
     if args.workers is not None:
         return max(1, args.workers)
-    configured = os.environ.get("API_WORKERS", "").strip()
-    return max(1, int(configured)) if configured.isdigit() else usable_cores()
+    return settings.api_workers or usable_cores()
 
 
-def api_command(args: argparse.Namespace, python: str = sys.executable) -> list[str]:
+def api_command(
+    args: argparse.Namespace, settings: PlatformSettings, python: str = sys.executable
+) -> list[str]:
     """The server's command line: one process per worker, no access log (the fast path answers
     ~1,000 requests a second; metrics count them), graceful stop within GRACE_SECONDS."""
-    server = args.server or ("granian" if importlib.util.find_spec("granian") else "uvicorn")
-    bind = ["--host", args.host, "--port", str(args.port), "--workers", str(worker_count(args))]
+    installed = "granian" if importlib.util.find_spec("granian") else "uvicorn"
+    server = args.server or settings.api_server or installed
+    workers = str(worker_count(args, settings))
+    bind = ["--host", args.host, "--port", str(args.port), "--workers", workers]
     if server == "granian":
         return [python, "-m", "granian", "--interface", "asgi", "api.main:app", *bind, "--no-ws",
                 "--log-level", "warning", "--respawn-failed-workers",
@@ -75,8 +80,8 @@ def api_command(args: argparse.Namespace, python: str = sys.executable) -> list[
             "--log-level", "warning", "--timeout-graceful-shutdown", grace]  # fmt: skip
 
 
-def serve(args: argparse.Namespace, settings) -> int:
+def serve(args: argparse.Namespace, settings: PlatformSettings) -> int:
     """Replace this process with the server (signals, e.g. a container's SIGTERM, reach it)."""
-    command = api_command(args)
+    command = api_command(args, settings)
     os.execv(command[0], command)
     return 0  # not reached
