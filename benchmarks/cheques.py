@@ -139,8 +139,8 @@ def stage_cpu(items: list, model_dir: Path) -> dict:
     import cv2
 
     from recognition import ImageError, Recognizer
-    from recognition.cheque import amount_crop, decode_cheque_page, locate_amount
-    from recognition.decode import DEFAULT_MAX_PIXELS
+    from recognition.cheque import amount_crop, locate_amount
+    from recognition.decode import DEFAULT_MAX_PIXELS, decode_page
     from recognition.doctypes import PAGE_MIN_WIDTH, READ_HEIGHT
     from recognition.fields import find_digits, read_segmentations
 
@@ -155,9 +155,7 @@ def stage_cpu(items: list, model_dir: Path) -> dict:
 
     for item in items:
         before = spent["decode"]
-        page, _ = timed(
-            "decode", decode_cheque_page, item.image, DEFAULT_MAX_PIXELS, PAGE_MIN_WIDTH
-        )
+        page, _ = timed("decode", decode_page, item.image, DEFAULT_MAX_PIXELS, PAGE_MIN_WIDTH)
         kind = "PNG" if item.image[:4] == b"\x89PNG" else "JPEG"
         by_format.setdefault(kind, []).append(spent["decode"] - before)
         found = timed("locate", locate_amount, page)

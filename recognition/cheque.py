@@ -22,9 +22,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from recognition.decode import PNG_SIGNATURE, check_image, decode_page, decode_png
 from recognition.fields import Box
 
 WORK_WIDTH = 600
@@ -616,57 +614,3 @@ def amount_format_problem(digits: int, separators) -> bool:
 
 
 # --- decoding a page and cutting the amount at the reader's resolution ----------------------
-
-JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
-# libjpeg-turbo decodes straight at 1/2, 1/4 or 1/8 scale (DCT scaling); OpenCV asks for it
-# without Pillow's Python-level read loop (~30% less CPU a cheque). EXIF orientation is ignored,
-# as Pillow does.
-_REDUCED = {
-    1: cv2.IMREAD_GRAYSCALE,
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}
-
-
-def _jpeg_scale(width: int, height: int, max_pixels: int, min_width: int) -> int:
-    """The largest DCT scale that keeps the page at least `min_width` wide (Pillow's draft
-    rule), and at least the one that brings it within the pixel budget."""
-    wanted = max(1, width // min_width) if min_width else 1
-    scale = next(s for s in (8, 4, 2, 1) if s <= wanted)
-    for budget_scale in (1, 2, 4, 8):
-        if -(-width // budget_scale) * -(-height // budget_scale) <= max_pixels:
-            return max(scale, budget_scale)
-    return 8  # check_image has refused anything over budget even at 1/8
-
-
-def decode_cheque_page(data: bytes, max_pixels: int, min_width: int) -> tuple[np.ndarray, float]:
-    """`recognition.decode.decode_page`'s answer (uint8 luminance at least `min_width` wide,
-    and upload pixels per returned pixel), cheaper for the scanners' formats: a whole JPEG
-    decoded by OpenCV at the reduced scale, a grey PNG by libspng (~20% less CPU than Pillow).
-    Anything else, or a file OpenCV cannot read whole, goes through decode_page (which names
-    what is wrong with a damaged file)."""
-    if data[:8] == PNG_SIGNATURE:
-        return _grey_png(data, max_pixels, min_width) or decode_page(data, max_pixels, min_width)
-    if data[:3] != JPEG_START or data[-2:] != JPEG_END:  # not a JPEG, or cut short
-        return decode_page(data, max_pixels, min_width)
-    width, height = check_image(data, max_pixels)  # the header alone: refuses decode bombs
-    scale = _jpeg_scale(width, height, max_pixels, min_width)
-    flags = _REDUCED[scale] | cv2.IMREAD_IGNORE_ORIENTATION
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if pixels is None or pixels.shape[1] != -(-width // scale):
-        return decode_page(data, max_pixels, min_width)
-    return pixels, width / pixels.shape[1]
-
-
-def _grey_png(data: bytes, max_pixels: int, min_width: int) -> tuple[np.ndarray, float] | None:
-    """An 8-bit grey PNG (a scanner's) through libspng, shrunk by decode_page's whole factor
-    (Pillow's box reduce, as decode_page does); None for every other PNG."""
-    pixels = decode_png(data, max_pixels)  # within the budget, checked on the header
-    if pixels is None or pixels.ndim != 2:
-        return None
-    height, width = pixels.shape
-    factor = width // min_width if min_width and width >= 2 * min_width else 1
-    if factor > 1:
-        pixels = np.asarray(Image.fromarray(pixels).reduce(factor))
-    return pixels, width / pixels.shape[1]

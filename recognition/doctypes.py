@@ -32,10 +32,9 @@ from recognition.cheque import (
     AMOUNT_FORMAT,
     amount_crop,
     amount_format_problem,
-    decode_cheque_page,
     locate_amount,
 )
-from recognition.decode import DEFAULT_MAX_PIXELS
+from recognition.decode import DEFAULT_MAX_PIXELS, decode_page
 from recognition.errors import EmptyImage
 from recognition.fields import Box, FieldReading, find_digits, read_segmentations
 
@@ -296,7 +295,7 @@ def prepare_document(
     data: bytes, doc_type: DocumentType, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> PreparedDocument:
     """Image bytes -> PreparedDocument. Raises ImageError subclasses for unreadable files."""
-    page, scale = decode_cheque_page(data, max_pixels, PAGE_MIN_WIDTH)
+    page, scale = decode_page(data, max_pixels, PAGE_MIN_WIDTH)
     return prepare_page(page, scale, doc_type)
 
 
