@@ -8,12 +8,15 @@ segmenter's shortcuts (medians, percentile, long-line openings) are held to nump
 own results.
 """
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from devtools.scans import canvas_png, scan_png
-from recognition import decode_image, read_segmentations, segment_image, to_mnist
+from recognition import ImageError, decode_image, read_segmentations, segment_image, to_mnist
+from recognition.decode import _idat_stream, _inflated, decode_png
 from recognition.preprocess import DESPECKLE_MIN_SIDE, INK_LEVEL, NOISE_FLOOR, _despeckle
 from recognition.segment import _line_mask, _line_rows, plain_digit
 from recognition.synthetic import render_scan
@@ -161,3 +164,58 @@ def test_line_opening_is_opencvs_to_the_pixel():
         kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
         expected = cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
         assert np.array_equal(_open_along(image, length, horizontal), expected)
+
+
+def _pngs(mnist) -> list[bytes]:
+    """Canvas drawings (RGBA), grey scans, and the same digits as RGB and over several IDAT
+    chunks (Pillow splits a large stream), at sizes from a 56x56 scan to a wide field."""
+    rng = np.random.default_rng(77)
+    digits = mnist.x_test
+    out = [canvas_png(digits[i], rng) for i in range(40)]
+    out += [scan_png(digits[i], scale) for i in range(40, 60) for scale in (2, 5)]
+    for i in range(60, 70):
+        image = Image.open(io.BytesIO(scan_png(digits[i], 4))).convert("RGB")
+        out.append(_encoded(image))
+    wide = np.tile(255 - digits[70], (8, 90)).astype(np.uint8)
+    wide -= rng.integers(0, 40, wide.shape, dtype=np.uint8)  # noise: a stream of many chunks
+    out.append(_encoded(Image.fromarray(wide)))
+    return out
+
+
+def _encoded(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_png_inflated_by_libdeflate_decodes_to_libspngs_own_pixels(mnist):
+    """`decode_png` hands libspng the pixel stream inflated by libdeflate: the pixels must be
+    the ones libspng decodes from the file as sent, for every kind of PNG the paths take."""
+    pyspng = pytest.importorskip("pyspng")
+    pytest.importorskip("deflate")
+    pngs = _pngs(mnist)
+    for data in pngs:
+        assert _inflated(data) is not None  # the fast inflate is taken, not skipped
+        assert np.array_equal(decode_png(data, 10**8), pyspng.load(data))
+    assert _idat_stream(pngs[-1]) is not None and pngs[-1].count(b"IDAT") > 1
+
+
+def test_png_with_a_damaged_chunk_is_left_to_libspng(mnist):
+    """A broken CRC, a cut-short file or a corrupt pixel stream is not inflated aside: the file
+    goes to libspng as sent, which reports it as before (and Pillow then names the damage)."""
+    pyspng = pytest.importorskip("pyspng")
+    pytest.importorskip("deflate")
+    data = canvas_png(mnist.x_test[0], np.random.default_rng(1))
+    at = data.find(b"IDAT") + 20
+    flipped = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+    for damaged in (flipped, data[: len(data) // 2], data[:-12]):
+        assert _inflated(damaged) is None
+        try:
+            sent = pyspng.load(damaged)
+        except (RuntimeError, ValueError):
+            sent = None
+        got = decode_png(damaged, 10**8)
+        assert (got is None) == (sent is None)  # without IEND, libspng still reads the pixels
+        assert got is None or np.array_equal(got, sent)
+    with pytest.raises(ImageError):
+        decode_image(flipped)
