@@ -23,6 +23,29 @@ from recognition.synthetic import render_scan
 from training.synthetic_fields import FieldSpec, render_field
 
 
+def reference_despeckle(mask: np.ndarray) -> np.ndarray:
+    """`_despeckle` as it was first written: each pixel's 8 neighbours counted in numpy."""
+    padded = np.pad(mask, 1).astype(np.uint8)
+    height, width = mask.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    return mask & (neighbours >= 3)
+
+
+def test_despeckle_is_the_neighbour_count(mnist):
+    rng = np.random.default_rng(5)
+    masks = [rng.random(shape) < share for shape in ((140, 140), (64, 300), (3, 5), (1, 1))
+             for share in (0.05, 0.3, 0.8)]  # fmt: skip
+    masks += [np.kron(d > 80, np.ones((5, 5), bool)) for d in mnist.x_test[:50]]
+    for mask in masks:
+        assert np.array_equal(_despeckle(mask), reference_despeckle(mask))
+        assert np.array_equal(_despeckle(mask[:, ::2]), reference_despeckle(mask[:, ::2]))
+
+
 def reference_to_mnist(gray: np.ndarray) -> np.ndarray:
     """`to_mnist` as it was written before it was made fast: plain numpy and Pillow."""
     gray = np.asarray(gray, dtype=np.float32)
@@ -32,8 +55,8 @@ def reference_to_mnist(gray: np.ndarray) -> np.ndarray:
     ink = ink / float(ink.max())
     ink[ink < NOISE_FLOOR] = 0.0
     mask = ink > INK_LEVEL
-    if min(mask.shape) >= DESPECKLE_MIN_SIDE and _despeckle(mask).any():
-        mask = _despeckle(mask)
+    if min(mask.shape) >= DESPECKLE_MIN_SIDE and reference_despeckle(mask).any():
+        mask = reference_despeckle(mask)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
