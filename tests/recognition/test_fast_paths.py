@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from devtools.scans import canvas_png, scan_png
+from devtools.scans import canvas_drawing, canvas_png, scan_png
 from recognition import ImageError, decode_image, read_segmentations, segment_image, to_mnist
 from recognition.decode import _idat_stream, _inflated, decode_png
 from recognition.preprocess import DESPECKLE_MIN_SIDE, INK_LEVEL, NOISE_FLOOR, _despeckle
@@ -242,3 +242,23 @@ def test_png_with_a_damaged_chunk_is_left_to_libspng(mnist):
         assert got is None or np.array_equal(got, sent)
     with pytest.raises(ImageError):
         decode_image(flipped)
+
+
+def test_drawings_segment_alike_without_the_printed_box_search(mnist, recognizer):
+    """`drawn=True` (the canvas route) skips the search for a faint printed box: canvas drawings
+    of single digits, and of two and three digits side by side, segment to the same crops and
+    read the same as through the plain code."""
+    rng = np.random.default_rng(909)
+    digits = mnist.x_test
+    drawings = [canvas_png(digits[i], rng) for i in range(400, 700)]
+    for start in range(700, 760, 3):
+        count = 2 + start % 2
+        row = np.concatenate([digits[start + k] for k in range(count)], axis=1)
+        drawings.append(canvas_drawing(row, side=280, size=90 * count, at=(5, 90)))
+    plain = [segment_image(data) for data in drawings]
+    drawn = [segment_image(data, drawn=True) for data in drawings]
+    for a, b in zip(plain, drawn, strict=True):
+        assert np.array_equal(a.crops, b.crops) and a.slots == b.slots and a.plain == b.plain
+    texts = [r.text for r in read_segmentations(drawn, recognizer)]
+    assert texts == [r.text for r in read_segmentations(plain, recognizer)]
+    assert sum(len(t) > 1 for t in texts) >= 15  # the rows were read as fields
