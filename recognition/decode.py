@@ -153,16 +153,18 @@ def _inflated(data: bytes) -> bytes | None:
         return None
     if raw is None or len(raw) != size:
         return None
-    parts = [b"\x78\x01"]  # a zlib header: deflate, 32 KiB window, no dictionary
+    # One IDAT chunk: a zlib header (deflate, 32 KiB window), stored blocks, the Adler-32.
+    blocks = -(-size // STORED_BLOCK)
+    parts = [data[:33], (2 + 5 * blocks + size + 4).to_bytes(4, "big"), b"IDAT", b"\x78\x01"]
     for start in range(0, size, STORED_BLOCK):
         block = raw[start : start + STORED_BLOCK]
         last = start + STORED_BLOCK >= size
         parts += [struct.pack("<BHH", last, len(block), len(block) ^ 0xFFFF), block]
     parts.append(deflate.adler32(raw).to_bytes(4, "big"))
-    idat = b"".join(parts)
-    crc = deflate.crc32(idat, deflate.crc32(b"IDAT"))
-    return b"".join((data[:33], len(idat).to_bytes(4, "big"), b"IDAT", idat,
-                     crc.to_bytes(4, "big"), PNG_IEND))  # fmt: skip
+    crc = 0
+    for part in parts[2:]:  # the chunk's type and data, without copying them into one first
+        crc = deflate.crc32(part, crc)
+    return b"".join((*parts, crc.to_bytes(4, "big"), PNG_IEND))
 
 
 def _idat_stream(data: bytes) -> bytes | None:
