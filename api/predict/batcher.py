@@ -19,6 +19,7 @@ the threads stop; a request that reaches the batcher after that is answered 503,
 """
 
 import asyncio
+import ctypes
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +28,7 @@ from recognition import FieldReading, Recognizer, read_segmentations
 from recognition.segment import Segmentation
 
 Item = Segmentation | Callable[[], Segmentation]
+PR_SET_NAME = 15  # prctl(2): set the calling thread's name
 
 
 class MicroBatcher:
@@ -40,9 +42,12 @@ class MicroBatcher:
         self._closed = False
         self._inline = inline  # a batch of one is read on the event loop, not in the thread
         # One thread: the model runs one batch at a time, and batches form while it is busy.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="digitflow-batch")
+        self._executor = ThreadPoolExecutor(
+            1, "digitflow-batch", initializer=name_os_thread, initargs=("digitflow-batch",)
+        )
         self._decoders = (
-            ThreadPoolExecutor(decode_threads, thread_name_prefix="digitflow-decode")
+            ThreadPoolExecutor(decode_threads, "digitflow-decode", initializer=name_os_thread,
+                               initargs=("digitflow-decode",))
             if decode_threads > 1 else None
         )  # fmt: skip
         self.batches = 0  # model calls so far (the benchmark reports images per call)
@@ -126,6 +131,16 @@ class MicroBatcher:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self._decoders is not None:
             self._decoders.shutdown(wait=True, cancel_futures=True)
+
+
+def name_os_thread(name: str) -> None:
+    """Give the thread its name in the OS too (top -H, /proc/PID/task/TID/comm: how
+    benchmarks/fastpath_cpu.py tells the batch thread's CPU from the HTTP server's threads)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the name is only cosmetic
+        pass
 
 
 def _decode(item: Item) -> Segmentation | Exception:
