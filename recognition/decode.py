@@ -15,6 +15,8 @@ files decode their first frame only.
 
 import base64
 import binascii
+import ctypes
+import functools
 import io
 import re
 import struct
@@ -56,6 +58,9 @@ except ImportError:  # optional: libspng inflates by itself
 PNG_CHANNELS = {0: 1, 2: 3, 6: 4}
 # Stored (uncompressed) deflate blocks hold at most this many bytes each.
 STORED_BLOCK = 65535
+# mallopt(3) parameters (glibc): keep this much freed heap; serve buffers under this from it.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED_HEAP, MMAP_THRESHOLD = 32 << 20, 8 << 20
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 _DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+)?(;[^,]*)?,", re.IGNORECASE)
@@ -144,6 +149,7 @@ def _inflated(data: bytes) -> bytes | None:
     grey, RGB or RGBA pixels libspng returns (no gamma or colour profile is applied)."""
     if deflate is None or data[28] != 0:
         return None
+    _keep_freed_heap()
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     size = height * (1 + width * PNG_CHANNELS[data[25]])  # a filter byte starts each row
     stream = _idat_stream(data)
@@ -165,6 +171,22 @@ def _inflated(data: bytes) -> bytes | None:
     for part in parts[2:]:  # the chunk's type and data, without copying them into one first
         crc = deflate.crc32(part, crc)
     return b"".join((*parts, crc.to_bytes(4, "big"), PNG_IEND))
+
+
+@functools.cache
+def _keep_freed_heap() -> None:
+    """glibc hands the top of its heap back to the OS once 128 KiB+ lies free there, so the
+    ~300 KB buffers `_inflated` and libspng take and free (a canvas's inflated rows, their copy
+    in a PNG, libspng's own copy) came back as fresh pages on every request: ~200 page faults,
+    which cost more than libdeflate saves. Up to KEEP_FREED_HEAP of freed heap is kept instead,
+    and buffers under MMAP_THRESHOLD come from the heap. Once, on first use, not at import;
+    nothing to do where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED_HEAP)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        pass
 
 
 def _idat_stream(data: bytes) -> bytes | None:
