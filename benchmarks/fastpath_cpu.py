@@ -74,6 +74,9 @@ def stages(repeat: int) -> list[tuple[str, float]]:
             png, 1_000_000, WORK_MIN_SIDE
         ),
         "segmentation (find_digits, layout=auto)": lambda: find_digits(gray),
+        "segmentation of a drawing (layout=auto, drawn=True: the canvas route)": lambda: (
+            find_digits(gray, drawn=True)
+        ),
         "segmentation (layout=digit)": lambda: find_digits(gray, "digit"),
         "model + review policy (read_segmentations, 1 field)": lambda: read_segmentations(
             [field], recognizer
