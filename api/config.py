@@ -28,6 +28,9 @@ class Settings(PlatformSettings):
     # Threads that decode a batch's images side by side; 1 = in the batch's own thread, which is
     # cheaper when there is one API process per core (digitflow serve; docs/benchmarks.md).
     decode_threads: int = Field(default=1, ge=1)
+    # A batch of one request (nothing else arrived meanwhile) is read on the event loop instead
+    # of being handed to the batch thread and back (docs/benchmarks.md, "CPU a request").
+    batch_inline: bool = True
     # Decode budget (api.budget): images above this many pixels are never decoded inside the
     # canvas micro-batch, and at most `heavy_decode_concurrency` of them decode at once.
     inline_decode_max_pixels: int = 1_000_000

@@ -70,7 +70,9 @@ async def _load_model(app: FastAPI, settings: Settings) -> None:
     logger.info("model %s loaded from %s", recognizer.version, source)
     MODEL_VERSION.labels("api", recognizer.version).set(1)
     app.state.recognizer = recognizer
-    app.state.batcher = MicroBatcher(recognizer, settings.batch_max_size, settings.decode_threads)
+    app.state.batcher = MicroBatcher(
+        recognizer, settings.batch_max_size, settings.decode_threads, settings.batch_inline
+    )
 
 
 def _open_stores(app: FastAPI, settings: Settings) -> None:

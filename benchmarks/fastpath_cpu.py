@@ -36,7 +36,7 @@ from devtools.report import write_section  # noqa: E402
 
 SECTION = "fastpath-cpu"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-THREAD_GROUPS = ("event loop", "other threads", "supervisor")
+THREAD_GROUPS = ("event loop", "batch threads", "server threads", "supervisor")
 
 
 def cpu_ms(step, repeat: int) -> float:
@@ -74,6 +74,9 @@ def stages(repeat: int) -> list[tuple[str, float]]:
             png, 1_000_000, WORK_MIN_SIDE
         ),
         "segmentation (find_digits, layout=auto)": lambda: find_digits(gray),
+        "segmentation of a drawing (layout=auto, drawn=True: the canvas route)": lambda: (
+            find_digits(gray, drawn=True)
+        ),
         "segmentation (layout=digit)": lambda: find_digits(gray, "digit"),
         "model + review policy (read_segmentations, 1 field)": lambda: read_segmentations(
             [field], recognizer
@@ -153,27 +156,37 @@ def framework_ms(key: str, repeat: int) -> tuple[float, float]:
 
 def group_cpu_seconds(pgid: int) -> dict[str, float]:
     """utime + stime of every live process in the process group (the server and its workers),
-    split by thread: each worker's main thread (its event loop), the workers' other threads
-    (the batch and decode threads, the HTTP server's own threads) and the supervisor process
-    (the group's leader, when it has workers)."""
-    tasks: dict[int, list[tuple[int, int]]] = {}  # pid -> [(tid, ticks)]
+    split by thread: each worker's main thread (its event loop), its batch and decode threads
+    (named digitflow-*), the HTTP server's own threads, and the supervisor process (the
+    group's leader, when it has workers)."""
+    tasks: dict[int, list[tuple[int, int, str]]] = {}  # pid -> [(tid, ticks, name)]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:  # state, ppid, pgrp
                 continue
             pid = int(stat.parent.name)
-            tasks[pid] = [(int(task.parent.name), _ticks(task))
+            tasks[pid] = [(int(task.parent.name), _ticks(task), _name(task))
                           for task in stat.parent.glob("task/[0-9]*/stat")]  # fmt: skip
         except OSError:  # the process or thread ended meanwhile
             continue
     split = dict.fromkeys(THREAD_GROUPS, 0)
     for pid, threads in tasks.items():
-        for tid, ticks in threads:
+        for tid, ticks, name in threads:
             if pid == pgid and len(tasks) > 1:
                 split["supervisor"] += ticks
-            else:
-                split["event loop" if tid == pid else "other threads"] += ticks
+            elif tid == pid:
+                split["event loop"] += ticks
+            else:  # the micro-batch and decode threads are named digitflow-*
+                batch = name.startswith("digitflow")
+                split["batch threads" if batch else "server threads"] += ticks
     return {group: ticks / CLOCK_TICKS for group, ticks in split.items()}
+
+
+def _name(stat: Path) -> str:
+    try:
+        return (stat.parent / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _ticks(stat: Path) -> int:
@@ -223,7 +236,7 @@ def report(stage_rows, rows, name: str, load: tuple[float, float]) -> str:
     lines += [f"| {step} | {ms:.3f} |" for step, ms in stage_rows]
     lines += ["", f"Server: {name}, API keys required, the request carries a Bearer key.", "",
               "| concurrency | requests/s (wall) | p50 ms | p99 ms | server CPU ms a request | "
-              "of which event loops / other threads / supervisor | "
+              "of which event loops / batch threads / server threads / supervisor | "
               "wrk CPU ms a request | implied requests/s on 2 cores |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in rows:
@@ -237,8 +250,9 @@ def report(stage_rows, rows, name: str, load: tuple[float, float]) -> str:
         "changes it little. Stages are timed in one process (`time.process_time`, best of 3); "
         "the server's CPU is utime + stime of all its processes over the wrk run, split by "
         "thread: each worker process's main thread (its event loop: HTTP, middleware, auth, "
-        "JSON), its other threads (the micro-batch and decode threads: decode, segmentation, "
-        "model; and the HTTP server's own threads) and the supervisor process. Load average "
+        "JSON; with `BATCH_INLINE` also a lone request's decode, segmentation and model), its "
+        "batch threads (the micro-batch: decode, segmentation, model), the HTTP server's own "
+        "threads and the supervisor process. Load average "
         f"(1 min) before/after: {load[0]:.1f}/{load[1]:.1f}.\n\n" + "\n".join(lines)
     )
 

@@ -40,21 +40,25 @@ def prepare(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     return to_mnist(decode_image(data, max_pixels or DEFAULT_MAX_PIXELS, WORK_MIN_SIDE))
 
 
-def segment_image(data: bytes, layout: str = "auto", max_pixels: int | None = None):
+def segment_image(
+    data: bytes, layout: str = "auto", max_pixels: int | None = None, drawn: bool = False
+):
     """Image bytes -> a Segmentation (digit crops and hypotheses) for `read_segmentations`.
 
     A field too long to be one digit is decoded straight at the segmenter's working size (a
     JPEG at 1/2, 1/4 or 1/8 scale by libjpeg, others shrunk by a whole factor); anything else
-    as a single digit always was. Boxes are in the upload's pixels either way."""
+    as a single digit always was. Boxes are in the upload's pixels either way. `drawn`: a
+    canvas drawing, which has no printed lines (`find_digits`)."""
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     width, height = check_image(data, max_pixels)
     if layout == "field" or max(width, height) > PLAIN_MAX_ASPECT * min(width, height):
         short = min(width, height)
         wide = -(-width * WORK_SIDE // short) if short > 2 * WORK_SIDE else 0
         pixels, span = decode_page(data, max_pixels, wide)
-        return find_digits(pixels.astype(np.float32) / 255.0, layout, pixel_scale=span)
+        return find_digits(pixels.astype(np.float32) / 255.0, layout, pixel_scale=span,
+                           drawn=drawn)  # fmt: skip
     gray = decode_image(data, max_pixels, WORK_MIN_SIDE)
-    return find_digits(gray, layout, pixel_scale=width / gray.shape[1])
+    return find_digits(gray, layout, pixel_scale=width / gray.shape[1], drawn=drawn)
 
 
 __all__ = [

@@ -109,10 +109,14 @@ def _score(hypothesis: Hypothesis, predictions: list[DigitPrediction]) -> float:
     """Mean log-confidence of a hypothesis's digits (comparable across digit counts), with its
     prior (a cut mark must read clearly better than the whole)."""
     logs = [math.log(max(predictions[i].confidence, 1e-12)) for i in hypothesis.crops]
-    return float(np.mean(logs)) + math.log(hypothesis.prior)
+    # One crop (nearly every hypothesis): its log is the mean, without np.mean's ~10 us.
+    mean = logs[0] if len(logs) == 1 else float(np.mean(logs))
+    return mean + math.log(hypothesis.prior)
 
 
 def _choose(slot: tuple[Hypothesis, ...], predictions: list[DigitPrediction]) -> Hypothesis:
+    if len(slot) == 1:  # nothing to weigh (a plain digit, a mark that was not cut)
+        return slot[0]
     return max(slot, key=lambda h: _score(h, predictions))
 
 

@@ -705,13 +705,16 @@ def _marks(labels: np.ndarray, stats: list[list[int]]) -> str:
     return "wide" if group[1] - group[0] > PLAIN_MAX_WIDTH * group[2] else "one"
 
 
-def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | None]:
+def plain_digit(
+    gray: np.ndarray, drawn: bool = False
+) -> tuple[str, Hypothesis | None, np.ndarray | None]:
     """The image as one digit through `to_mnist`'s own normalisation: what its marks are
     (`_marks`, or "field" for an image too long for one digit), and, unless it is a field, the
     one-digit hypothesis and its crop. This keeps single-digit scans and drawings exactly as
     they were read before fields existed, and nearly as cheap: the ink and its mask are
     computed once, the components' boxes give the ink box, and the search for a faint printed
-    box runs only when the ink could hold one."""
+    box runs only when the ink could hold one, and never for a canvas drawing (`drawn`), which
+    has no printed lines."""
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
         return "field", None, None
@@ -719,7 +722,7 @@ def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | 
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     rows = stats.tolist()
     kind = _marks(labels, rows) if count > 1 else "one"
-    if kind in ("one", "wide") and _ruled(ink, mask):
+    if kind in ("one", "wide") and not drawn and _ruled(ink, mask):
         kind = "printed"
     # The ink box is the union of the components' boxes (every inked pixel is in one).
     x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
@@ -795,7 +798,12 @@ def _with_plain(segmentation: Segmentation, plain: Hypothesis, crop: np.ndarray,
 
 
 def find_digits(
-    gray: np.ndarray, layout: str = "auto", *, deskew: bool = True, pixel_scale: float = 1.0
+    gray: np.ndarray,
+    layout: str = "auto",
+    *,
+    deskew: bool = True,
+    pixel_scale: float = 1.0,
+    drawn: bool = False,
 ) -> Segmentation:
     """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
 
@@ -805,12 +813,13 @@ def find_digits(
     EmptyImage when there is no ink, NoDigits when the ink holds no digit (only lines or
     separators). `deskew=False` skips the search for a tilt (a crop already straightened);
     `pixel_scale` is how many pixels of the upload one pixel of `gray` spans (boxes are
-    reported in the upload's pixels).
+    reported in the upload's pixels); `drawn=True` (a canvas drawing: no printed lines) skips
+    the search for a faint printed box around a plain digit.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _single_threaded()
-    kind, plain, crop = plain_digit(gray) if layout != "field" else ("field", None, None)
+    kind, plain, crop = plain_digit(gray, drawn) if layout != "field" else ("field", None, None)
     if plain is not None and pixel_scale != 1.0:
         plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
     if kind == "one":

@@ -25,12 +25,15 @@ from api.limits import check_content_type, limited, read_body
 from api.predict.batcher import MicroBatcher
 from api.predict.schemas import LAYOUT_DESCRIPTION, DrawingRequest, ErrorPublic, PredictionPublic
 from api.predict.service import check_layout, drawing_field, reading_json, upload_field
+from recognition.decode import PNG_SIGNATURE
 
 router = APIRouter(tags=["predict"])
 
 # Base64 characters of a data URL read on the event loop to find the image's size (~3 KB: past
 # a JPEG's usual EXIF block to its frame header).
 PEEK_CHARS = 4096
+# Base64 characters of a PNG's signature and IHDR chunk (33 bytes), all `check_image` reads.
+PNG_HEAD_CHARS = 44
 # Room for the multipart envelope (boundaries, part headers) around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -103,12 +106,24 @@ def peek_data_url(body: bytes, chars: int = PEEK_CHARS) -> bytes | None:
     if start < 0:
         return None
     start += len(b";base64,")
+    # A PNG (the canvas's) is sized from its first 33 bytes: decode those alone first.
+    head = _b64(body[start : start + PNG_HEAD_CHARS])
+    if head is not None and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return head
     end = body.find(b'"', start, start + chars)
-    piece = body[start : end if end >= 0 else start + chars]
+    return _b64(body[start : end if end >= 0 else start + chars])
+
+
+def _b64(piece: bytes) -> bytes | None:
     try:
         return base64.b64decode(piece[: len(piece) // 4 * 4], validate=True)
     except binascii.Error:
         return None
+
+
+def _query_layout(request: Request) -> str | None:
+    """`?layout=`, without parsing an empty query string (the canvas sends none)."""
+    return request.query_params.get("layout") if request.scope.get("query_string") else None
 
 
 def _json(body: bytes) -> Response:
@@ -174,7 +189,7 @@ async def predict_drawing(request: Request) -> Response:
     batcher, settings = await _admit(request, "application/json")
     # base64 makes a payload 4/3 of the image; the decoded image is held to max_image_bytes.
     body = await read_body(request, settings.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD)
-    layout = request.query_params.get("layout")
+    layout = _query_layout(request)
     make = partial(partial, drawing_field, body, layout, settings.max_image_bytes)
     budget, address = request.app.state.budget, client_address(request)
     reading = await budget.predict(batcher, make, len(body), address, peek_data_url(body))

@@ -32,9 +32,11 @@ def parse_drawing(body: bytes, layout: str | None) -> DrawingRequest:
 
 
 def drawing_field(body: bytes, layout: str | None, max_bytes: int, max_pixels: int) -> Segmentation:
-    """A `{"image": "data:image/...;base64,...", "layout"?}` JSON body, segmented."""
+    """A `{"image": "data:image/...;base64,...", "layout"?}` JSON body, segmented as a canvas
+    drawing (no printed lines to look for)."""
     request = parse_drawing(body, layout)
-    return segment_image(decode_data_url(request.image, max_bytes), request.layout, max_pixels)
+    data = decode_data_url(request.image, max_bytes)
+    return segment_image(data, request.layout, max_pixels, drawn=True)
 
 
 def upload_field(data: bytes, layout: str, max_pixels: int) -> Segmentation:

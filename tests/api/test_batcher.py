@@ -183,3 +183,39 @@ def test_lifespan_shutdown_with_requests_in_flight_answers_them(model_dir, tmp_p
     statuses = asyncio.run(main())
     assert set(statuses) <= {200, 503}, statuses
     assert statuses.count(200) >= 1
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_lone_request_is_read_on_the_event_loop_and_company_in_the_batch_thread(
+    model_dir, mnist_test_digits, inline
+):
+    """BATCH_INLINE: a batch of one is read where the event loop runs (no hand-off to the batch
+    thread and back); requests that arrive together still share one model call in the thread.
+    Either way the answers are the same."""
+    import threading
+
+    prepared = fields_of(mnist_test_digits[0][:6])
+    expected = [r.text for r in read_segmentations(prepared, Recognizer(model_dir))]
+    threads: list[str] = []
+
+    def job(field):
+        threads.append(threading.current_thread().name)
+        return field
+
+    async def main():
+        recognizer = CountingRecognizer(model_dir)
+        batcher = MicroBatcher(recognizer, inline=inline)
+        try:
+            alone = [await batcher.read(lambda f=f: job(f)) for f in prepared[:2]]
+            rest = [batcher.read(lambda f=f: job(f)) for f in prepared[2:]]
+            together = await asyncio.gather(*rest)
+            return alone + list(together), recognizer.calls
+        finally:
+            batcher.close()
+
+    answers, calls = asyncio.run(main())
+    assert [a.text for a in answers] == expected
+    assert calls == [1, 1, 4]  # one model call for the four that came together
+    main_thread = threading.main_thread().name
+    assert threads[:2] == [main_thread if inline else "digitflow-batch_0"] * 2
+    assert threads[2:] == ["digitflow-batch_0"] * 4

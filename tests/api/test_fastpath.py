@@ -2,6 +2,7 @@
 routing: it must still be counted under its route, keep the security headers, refuse the way the
 route does, and leave every other method and path to FastAPI."""
 
+import base64
 import re
 
 import numpy as np
@@ -58,3 +59,27 @@ def test_the_query_layout_is_honoured_on_the_fast_path(client, layout):
     assert answer.status_code == 200
     bad = client.post("/predict-drawing?layout=sideways", json={"image": url})
     assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+
+
+def test_peek_reads_a_pngs_header_from_its_first_characters_and_other_images_further():
+    """The event loop sizes a canvas PNG from its first 44 base64 characters (signature and
+    IHDR: what check_image reads); a JPEG gets the first ~3 KB (past EXIF to its frame)."""
+    import io
+
+    from PIL import Image
+
+    from api.predict.router import PEEK_CHARS, peek_data_url
+    from recognition import check_image
+
+    def body(data: bytes, mime: str) -> bytes:
+        return b'{"image": "data:' + mime.encode() + b";base64," + base64.b64encode(data) + b'"}'
+
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    Image.new("RGBA", (280, 200)).save(png, "PNG")
+    Image.new("L", (640, 480), 255).save(jpeg, "JPEG", exif=b"Exif\x00\x00" + bytes(2000))
+    head = peek_data_url(body(png.getvalue(), "image/png"))
+    assert head == png.getvalue()[:33] and check_image(head) == (280, 200)
+    head = peek_data_url(body(jpeg.getvalue(), "image/jpeg"))
+    assert len(head) == PEEK_CHARS // 4 * 3 and check_image(head) == (640, 480)
+    assert peek_data_url(b'{"image": "data:image/png;base64,!!!!iVBOR"}') is None
+    assert peek_data_url(b'{"image": "data:image/png;base64,iVBORw0KGgo="}') == png.getvalue()[:8]

@@ -8,16 +8,42 @@ segmenter's shortcuts (medians, percentile, long-line openings) are held to nump
 own results.
 """
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from devtools.scans import canvas_png, scan_png
-from recognition import decode_image, read_segmentations, segment_image, to_mnist
+from devtools.scans import canvas_drawing, canvas_png, scan_png
+from recognition import ImageError, decode_image, read_segmentations, segment_image, to_mnist
+from recognition.decode import _idat_stream, _inflated, decode_png
 from recognition.preprocess import DESPECKLE_MIN_SIDE, INK_LEVEL, NOISE_FLOOR, _despeckle
 from recognition.segment import _line_mask, _line_rows, plain_digit
 from recognition.synthetic import render_scan
 from training.synthetic_fields import FieldSpec, render_field
+
+
+def reference_despeckle(mask: np.ndarray) -> np.ndarray:
+    """`_despeckle` as it was first written: each pixel's 8 neighbours counted in numpy."""
+    padded = np.pad(mask, 1).astype(np.uint8)
+    height, width = mask.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    return mask & (neighbours >= 3)
+
+
+def test_despeckle_is_the_neighbour_count(mnist):
+    rng = np.random.default_rng(5)
+    masks = [rng.random(shape) < share for shape in ((140, 140), (64, 300), (3, 5), (1, 1))
+             for share in (0.05, 0.3, 0.8)]  # fmt: skip
+    masks += [np.kron(d > 80, np.ones((5, 5), bool)) for d in mnist.x_test[:50]]
+    for mask in masks:
+        assert np.array_equal(_despeckle(mask), reference_despeckle(mask))
+        assert np.array_equal(_despeckle(mask[:, ::2]), reference_despeckle(mask[:, ::2]))
 
 
 def reference_to_mnist(gray: np.ndarray) -> np.ndarray:
@@ -29,8 +55,8 @@ def reference_to_mnist(gray: np.ndarray) -> np.ndarray:
     ink = ink / float(ink.max())
     ink[ink < NOISE_FLOOR] = 0.0
     mask = ink > INK_LEVEL
-    if min(mask.shape) >= DESPECKLE_MIN_SIDE and _despeckle(mask).any():
-        mask = _despeckle(mask)
+    if min(mask.shape) >= DESPECKLE_MIN_SIDE and reference_despeckle(mask).any():
+        mask = reference_despeckle(mask)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
@@ -161,3 +187,78 @@ def test_line_opening_is_opencvs_to_the_pixel():
         kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
         expected = cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
         assert np.array_equal(_open_along(image, length, horizontal), expected)
+
+
+def _pngs(mnist) -> list[bytes]:
+    """Canvas drawings (RGBA), grey scans, and the same digits as RGB and over several IDAT
+    chunks (Pillow splits a large stream), at sizes from a 56x56 scan to a wide field."""
+    rng = np.random.default_rng(77)
+    digits = mnist.x_test
+    out = [canvas_png(digits[i], rng) for i in range(40)]
+    out += [scan_png(digits[i], scale) for i in range(40, 60) for scale in (2, 5)]
+    for i in range(60, 70):
+        image = Image.open(io.BytesIO(scan_png(digits[i], 4))).convert("RGB")
+        out.append(_encoded(image))
+    wide = np.tile(255 - digits[70], (8, 90)).astype(np.uint8)
+    wide -= rng.integers(0, 40, wide.shape, dtype=np.uint8)  # noise: a stream of many chunks
+    out.append(_encoded(Image.fromarray(wide)))
+    return out
+
+
+def _encoded(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_png_inflated_by_libdeflate_decodes_to_libspngs_own_pixels(mnist):
+    """`decode_png` hands libspng the pixel stream inflated by libdeflate: the pixels must be
+    the ones libspng decodes from the file as sent, for every kind of PNG the paths take."""
+    pyspng = pytest.importorskip("pyspng")
+    pytest.importorskip("deflate")
+    pngs = _pngs(mnist)
+    for data in pngs:
+        assert _inflated(data) is not None  # the fast inflate is taken, not skipped
+        assert np.array_equal(decode_png(data, 10**8), pyspng.load(data))
+    assert _idat_stream(pngs[-1]) is not None and pngs[-1].count(b"IDAT") > 1
+
+
+def test_png_with_a_damaged_chunk_is_left_to_libspng(mnist):
+    """A broken CRC, a cut-short file or a corrupt pixel stream is not inflated aside: the file
+    goes to libspng as sent, which reports it as before (and Pillow then names the damage)."""
+    pyspng = pytest.importorskip("pyspng")
+    pytest.importorskip("deflate")
+    data = canvas_png(mnist.x_test[0], np.random.default_rng(1))
+    at = data.find(b"IDAT") + 20
+    flipped = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+    for damaged in (flipped, data[: len(data) // 2], data[:-12]):
+        assert _inflated(damaged) is None
+        try:
+            sent = pyspng.load(damaged)
+        except (RuntimeError, ValueError):
+            sent = None
+        got = decode_png(damaged, 10**8)
+        assert (got is None) == (sent is None)  # without IEND, libspng still reads the pixels
+        assert got is None or np.array_equal(got, sent)
+    with pytest.raises(ImageError):
+        decode_image(flipped)
+
+
+def test_drawings_segment_alike_without_the_printed_box_search(mnist, recognizer):
+    """`drawn=True` (the canvas route) skips the search for a faint printed box: canvas drawings
+    of single digits, and of two and three digits side by side, segment to the same crops and
+    read the same as through the plain code."""
+    rng = np.random.default_rng(909)
+    digits = mnist.x_test
+    drawings = [canvas_png(digits[i], rng) for i in range(400, 700)]
+    for start in range(700, 760, 3):
+        count = 2 + start % 2
+        row = np.concatenate([digits[start + k] for k in range(count)], axis=1)
+        drawings.append(canvas_drawing(row, side=280, size=90 * count, at=(5, 90)))
+    plain = [segment_image(data) for data in drawings]
+    drawn = [segment_image(data, drawn=True) for data in drawings]
+    for a, b in zip(plain, drawn, strict=True):
+        assert np.array_equal(a.crops, b.crops) and a.slots == b.slots and a.plain == b.plain
+    texts = [r.text for r in read_segmentations(drawn, recognizer)]
+    assert texts == [r.text for r in read_segmentations(plain, recognizer)]
+    assert sum(len(t) > 1 for t in texts) >= 15  # the rows were read as fields
