@@ -46,6 +46,7 @@ class Member:
     data: bytes | None = None  # the content, once read (None: too large, deferred or taken)
     too_large: bool = False  # more than `limit` bytes: not kept
     deferred: bool = False  # to be read from the directory instead
+    zip64: bool = False  # its header has a ZIP64 field: a data descriptor's sizes are 8 bytes
 
     @property
     def name(self) -> str:
@@ -233,8 +234,9 @@ class ZipStream:
             return False
         member, read = self._member, (self._read, len(self._inflated))
         signed = bytes(self._buffer[:4]) == DESCRIPTOR_SIGNATURE
+        layouts = (("<3I", 12), ("<I2Q", 20))
         for start in (4, 0) if signed else (0,):
-            for layout, length in (("<3I", 12), ("<I2Q", 20)):
+            for layout, length in layouts[::-1] if member.zip64 else layouts:
                 crc, compressed, actual = struct.unpack_from(layout, self._buffer, start)
                 if (compressed, actual) == read:
                     member.crc, member.compress_size, member.file_size = crc, compressed, actual
@@ -262,27 +264,23 @@ def _member(offset: int, fields: tuple, raw_name: bytes, extra: bytes) -> Member
         name = raw_name.decode("utf-8" if flags & UTF8_NAME else "cp437")
     except UnicodeDecodeError:
         return None
+    zip64 = _extra_field(extra, ZIP64_EXTRA)
     if ZIP64_SIZE in (compress_size, file_size):
-        sizes = _zip64_sizes(extra, compress_size, file_size)
-        if sizes is None:
+        try:  # the sizes set to 0xFFFFFFFF, in zipfile's order
+            if file_size == ZIP64_SIZE:
+                (file_size,), zip64 = struct.unpack_from("<Q", zip64), zip64[8:]
+            if compress_size == ZIP64_SIZE:
+                (compress_size,) = struct.unpack_from("<Q", zip64)
+        except (struct.error, TypeError):  # no ZIP64 field, or too short
             return None
-        compress_size, file_size = sizes
-    return Member(offset, name, flags, method, crc, compress_size, file_size)
+    return Member(offset, name, flags, method, crc, compress_size, file_size, zip64=bool(zip64))
 
 
-def _zip64_sizes(extra: bytes, compress_size: int, file_size: int) -> tuple[int, int] | None:
-    """The sizes a ZIP64 extra field holds for the ones set to 0xFFFFFFFF (zipfile's order)."""
+def _extra_field(extra: bytes, wanted: int) -> bytes | None:
+    """The data of one field of a header's extra block, if it has that field."""
     while len(extra) >= 4:
         kind, length = struct.unpack_from("<2H", extra)
-        data, extra = extra[4 : 4 + length], extra[4 + length :]
-        if kind != ZIP64_EXTRA:
-            continue
-        try:
-            if file_size == ZIP64_SIZE:
-                (file_size,), data = struct.unpack_from("<Q", data), data[8:]
-            if compress_size == ZIP64_SIZE:
-                (compress_size,) = struct.unpack_from("<Q", data)
-        except struct.error:
-            return None
-        return compress_size, file_size
+        if kind == wanted:
+            return extra[4 : 4 + length]
+        extra = extra[4 + length :]
     return None
