@@ -31,6 +31,10 @@ DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
 ENCRYPTED, DESCRIPTOR, PATCHED, STRONG_ENCRYPTION, UTF8_NAME = 0x01, 0x08, 0x20, 0x40, 0x800
 UNREADABLE_NOW = ENCRYPTED | PATCHED | STRONG_ENCRYPTION
 ZIP64_EXTRA = 0x0001
+# Every member read is kept (its header, for the check against the directory): a longer name
+# stops the stream, so that 20,000 members cannot hold 64 KiB names each in memory. The
+# directory takes over there, its size checked before zipfile reads it.
+MAX_NAME_BYTES = 1024
 ZIP64_SIZE = 0xFFFF_FFFF
 
 
@@ -127,6 +131,9 @@ class ZipStream:
         if len(buffer) < LOCAL_HEADER.size:
             return False
         fields = LOCAL_HEADER.unpack_from(buffer)
+        if fields[9] > MAX_NAME_BYTES:
+            self._stop(self._position)
+            return False
         name_end = LOCAL_HEADER.size + fields[9]
         if len(buffer) < name_end + fields[10]:
             return False

@@ -240,3 +240,17 @@ def test_stored_members_with_data_descriptors_are_read_from_the_directory(tmp_pa
     receiver, storage = _receive(tmp_path, _archive(members, zipfile.ZIP_STORED, pipe=True))
     assert _stored(receiver, storage) == {f"pack.zip/{n}": d for n, d in members.items()}
     assert receiver.rejected == []
+
+
+def test_members_after_a_very_long_name_are_read_from_the_directory(tmp_path):
+    members = _pngs(3)
+    long_name = "y" * 2000 + ".png"
+    archive = zip_of({"00.png": members["00.png"], long_name: members["01.png"],
+                      "02.png": members["02.png"]})  # fmt: skip
+    receiver, storage = _receive(tmp_path, archive)
+    stored = _stored(receiver, storage)
+    assert [d["position"] for d in receiver.pending] == [0, 1, 2] and receiver.rejected == []
+    assert stored["pack.zip/00.png"] == members["00.png"]
+    assert stored["pack.zip/02.png"] == members["02.png"]
+    cut = next(name for name in stored if name.startswith("pack.zip/yyy"))
+    assert len(cut) == 255 and stored[cut] == members["01.png"]

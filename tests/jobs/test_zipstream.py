@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from api.jobs.zipstream import ZipStream
+from api.jobs.zipstream import MAX_NAME_BYTES, ZipStream
 
 LIMIT = 6000
 
@@ -138,3 +138,11 @@ def test_a_truncated_archive_resumes_at_the_member_it_was_reading():
     second = archive.find(b"PK\x03\x04", 4)
     stream = _stream(archive[: second + 1000], 100)
     assert [m.name for m in stream.members] == ["a.bin"] and stream.resume_at == second
+
+
+def test_a_name_longer_than_any_real_one_stops_the_stream_there():
+    long_name = "x" * (MAX_NAME_BYTES + 1) + ".bin"
+    archive = _archive({"a.bin": b"alpha", long_name: b"long", "b.bin": b"beta"})
+    stream = _stream(archive, 4096)
+    second = archive.find(b"PK\x03\x04", 4)
+    assert [m.data for m in stream.members] == [b"alpha"] and stream.resume_at == second
