@@ -4,17 +4,21 @@ ZIP that breaks after members of it were queued leaves nothing behind, no job, n
 files. The upload is held, mid-archive, until a worker has stored a prediction."""
 
 import random
+import threading
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from api.jobs.service import JobIntake
 from devtools.api_server import start_uvicorn
 from digitflow.db import Document, Job, Prediction, make_sessionmaker
 from digitflow.db.migrations import upgrade
+from digitflow.db.progress import record_progress
 from digitflow.embedded import stop
 from tests.jobs.support import celery_worker, scans, wait_for_job, worker_env, zip_of
 from tests.jobs.test_upload import multipart
@@ -107,3 +111,41 @@ def test_a_zip_that_breaks_after_members_were_queued_leaves_nothing(platform, tm
                   for model in (Job, Document, Prediction)]  # fmt: skip
     assert counts == [0, 0, 0]
     assert not [path for path in (tmp_path / "storage").rglob("*") if path.is_file()]
+
+
+def test_aborting_an_upload_waits_for_a_worker_mid_commit_instead_of_deadlocking(postgres):
+    """A worker's commit locks its documents, then the job; the abort must take them in the same
+    order (deleting the job first cascades into documents the worker holds while the worker
+    waits for the job: Postgres kills one of the two)."""
+    url = postgres.create_database()
+    upgrade(url)
+    sessions = make_sessionmaker(url)
+    job_id, doc_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+    with sessions.begin() as session:
+        session.add(Job(id=job_id, tenant_id="default", layout="digit", status="uploading",
+                        total=1, rejected=[], created_at=now, updated_at=now))  # fmt: skip
+        session.flush()
+        session.add(Document(id=doc_id, job_id=job_id, position=0, filename="a.png",
+                             content_hash="0" * 64, size=1, storage_key="k", status="queued",
+                             created_at=now, updated_at=now))  # fmt: skip
+    intake = JobIntake(sessions, None, job_id, "default", None, batch_size=4)
+    intake.opened = True
+    aborted: dict = {}
+    with sessions.begin() as worker:  # a batch being committed
+        worker.execute(update(Document).where(Document.id == doc_id).values(status="succeeded"))
+        thread = threading.Thread(target=lambda: aborted.setdefault("error", _try(intake.abort)))
+        thread.start()
+        time.sleep(0.5)  # the abort is now waiting for the document's lock
+        worker.execute(record_progress(job_id, 1, 0, 0, datetime.now(UTC)))
+    thread.join(30)
+    assert aborted == {"error": None}
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def _try(work) -> Exception | None:
+    try:
+        work()
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return exc
+    return None
