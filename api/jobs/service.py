@@ -47,11 +47,26 @@ def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job |
     return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
+def delete_job_rows(session: Session, job_id: uuid.UUID, *guards) -> int:
+    """Delete a job (if `guards` hold) with everything under it; 1 if it was deleted.
+
+    Its documents go first (their predictions and review tasks by cascade), then the job: a
+    worker committing a batch locks its documents and then the job, so taking them in the same
+    order only waits for it. The job first (its cascade reaching for documents a worker holds,
+    while the worker reaches for the job) deadlocked, and Postgres aborted the delete."""
+    job = select(Job.id).where(Job.id == job_id, *guards).scalar_subquery()
+    session.execute(
+        delete(Document).where(Document.job_id == job),
+        execution_options={"synchronize_session": False},
+    )
+    return session.execute(delete(Job).where(Job.id == job_id, *guards)).rowcount
+
+
 def discard_job(sessions: sessionmaker[Session], storage: Storage, job_id: uuid.UUID) -> None:
-    """Delete a job, its documents and predictions (by cascade) and its stored files. Rows
-    first: a worker sent one of its batches then finds nothing to do."""
+    """Delete a job, its documents and predictions and its stored files. Rows first: a worker
+    sent one of its batches then finds nothing to do."""
     with sessions.begin() as session:
-        session.execute(delete(Job).where(Job.id == job_id))
+        delete_job_rows(session, job_id)
     storage.delete_prefix(f"jobs/{job_id}/")
 
 
@@ -159,9 +174,7 @@ class JobIntake:
     def abort(self) -> None:
         if self.opened:  # only a job still uploading: never one a retry has taken over
             with self.sessions.begin() as session:
-                session.execute(
-                    delete(Job).where(Job.id == self.job_id, Job.status == JobStatus.uploading)
-                )
+                delete_job_rows(session, self.job_id, Job.status == JobStatus.uploading)
 
 
 def get_job(session: Session, job_id: uuid.UUID, tenant_id: str) -> Job | None:

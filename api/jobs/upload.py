@@ -3,9 +3,18 @@
 The request body is parsed as it arrives (python-multipart's push parser, fed in ~1 MB slices on
 a threadpool thread, so the event loop stays free). Each file is validated by content and stored
 as soon as its part ends; memory holds at most the part being received (images are capped at
-MAX_IMAGE_BYTES; ZIPs spill to a temporary file and are read one member at a time). Every
-`flush_every` accepted documents, their rows go to `on_documents` (which commits and enqueues
-them), so workers start on a large upload while it is still arriving.
+MAX_IMAGE_BYTES; ZIPs spill to a temporary file). A ZIP's members are read from their local
+headers while it streams in (`api.jobs.zipstream`) and stored like files; once it has arrived,
+its directory is read and checked against them, and whatever could not be read on the way is
+read from the directory. Every `flush_every` accepted documents, their rows go to
+`on_documents` (which commits and enqueues them), so workers start on a large upload, ZIP or
+not, while it is still arriving.
+
+A ZIP that turns out to be unreadable as a whole (no directory: truncated; too many entries;
+a directory that contradicts its local headers) is refused as one file, as if none of its
+members had been read, when none of them has been handed over yet. Once some have been
+committed and queued, the whole upload is refused (4xx) and the caller discards the job: a 202
+always means every document of the request is stored.
 """
 
 import hashlib
@@ -25,6 +34,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
+from api.jobs.zipstream import Member, ZipStream
 from digitflow.db import DocumentStatus
 from digitflow.storage import Storage
 from recognition.decode import check_image
@@ -72,9 +82,35 @@ class _Part:
     filename: str | None = None
     content_disposition: bytes = b""
     data: bytearray = field(default_factory=bytearray)
-    spool: IO[bytes] | None = None  # a ZIP bigger than an image may be
+    zip: "_ZipIntake | None" = None  # a ZIP, read as it streams in
     size: int = 0
     too_large: bool = False
+
+
+@dataclass
+class _Mark:
+    """What the receiver held when a ZIP began: put back if the ZIP is refused as a whole."""
+
+    accepted: int
+    refused: int
+    listed: int
+    unlisted: Counter
+    stored_bytes: int
+    stored_keys: int
+    pending: int
+    handed_over: int
+
+
+@dataclass
+class _ZipIntake:
+    name: str
+    spool: IO[bytes]  # the whole archive, for its directory and what the stream left
+    stream: ZipStream
+    mark: _Mark
+
+
+# How a ZIP refused as a whole refuses the whole upload once members of it were queued.
+WHOLE_UPLOAD_STATUS = {"zip_too_large": 413, "invalid_zip": 422}
 
 
 class UploadReceiver:
@@ -93,6 +129,7 @@ class UploadReceiver:
         self.on_documents, self.flush_every = on_documents, flush_every
         self.accepted = 0
         self.pending: list[dict] = []  # accepted rows not yet handed to on_documents
+        self.handed_over = 0  # accepted rows handed to on_documents
         self.stored_keys: list[str] = []
         self.refused = 0  # every rejection, listed or not
         self._listed: list[Rejection] = []
@@ -146,8 +183,8 @@ class UploadReceiver:
 
     def discard(self) -> None:
         """Remove what was stored (the upload was refused or the client went away)."""
-        if self._part.spool is not None:
-            self._part.spool.close()
+        if self._part.zip is not None:
+            self._part.zip.spool.close()
         for key in self.stored_keys:
             self.storage.delete(key)
         self.stored_keys.clear()
@@ -186,17 +223,20 @@ class UploadReceiver:
             return
         if part.too_large:
             return
-        if part.spool is not None:
-            part.spool.write(chunk)
+        if part.zip is not None:
+            self._feed_zip(part.zip, chunk)
             return
         part.data += chunk
-        if len(part.data) > self.limits.max_image_bytes:
-            if bytes(part.data[:4]) in ZIP_MAGIC:
-                # A ZIP may be larger than one image: spill it to disk, keep streaming.
-                part.spool = tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES)
-                part.spool.write(part.data)
-            else:
-                part.too_large = True
+        if len(part.data) >= 4 and bytes(part.data[:4]) in ZIP_MAGIC:
+            # A ZIP may be larger than one image: spill it to disk, read members on the way.
+            part.zip = _ZipIntake(
+                part.filename or "unnamed", tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES),
+                ZipStream(self.limits.max_image_bytes), self._mark(),
+            )  # fmt: skip
+            data, part.data = bytes(part.data), bytearray()
+            self._feed_zip(part.zip, data)
+        elif len(part.data) > self.limits.max_image_bytes:
+            part.too_large = True
             part.data = bytearray()
 
     def _on_part_end(self) -> None:
@@ -251,11 +291,9 @@ class UploadReceiver:
         name = part.filename or "unnamed"
         if part.too_large:
             self._reject_too_large(name)
-        elif part.spool is not None:
-            with part.spool:
-                self._take_zip(name, part.spool)
-        elif bytes(part.data[:4]) in ZIP_MAGIC:
-            self._take_zip(name, io.BytesIO(part.data))
+        elif part.zip is not None:
+            with part.zip.spool:
+                self._take_zip(part.zip)
         else:
             self._take_image(name, bytes(part.data))
 
@@ -299,42 +337,126 @@ class UploadReceiver:
         )
         if len(self.pending) >= self.flush_every:
             documents, self.pending = self.pending, []
+            self.handed_over += len(documents)
             self.on_documents(documents)
 
-    def _take_zip(self, filename: str, file: IO[bytes]) -> None:
-        problem = _zip_directory_problem(file, self.limits.max_files)
+    # --- ZIPs ---------------------------------------------------------------------------------
+
+    def _mark(self) -> _Mark:
+        return _Mark(
+            self.accepted, self.refused, len(self._listed), self._unlisted.copy(),
+            self.stored_bytes, len(self.stored_keys), len(self.pending), self.handed_over,
+        )  # fmt: skip
+
+    def _feed_zip(self, intake: _ZipIntake, chunk: bytes) -> None:
+        intake.spool.write(chunk)
+        for member in intake.stream.feed(chunk):
+            if intake.stream.stopped_at is not None and member.offset >= intake.stream.stopped_at:
+                break  # halted at an earlier member of this slice
+            self._take_streamed(intake, member)
+
+    def _take_streamed(self, intake: _ZipIntake, member: Member) -> None:
+        if member.deferred or _skipped(member.name):
+            return  # read from the directory later / skipped there too
+        if self.accepted + self.refused >= self.limits.max_files:
+            intake.stream.halt(member)  # the directory says if it is the ZIP or the upload
+            return
+        data, member.data = member.data, None
+        self._take_member(f"{intake.name}/{member.name}", data)
+
+    def _take_member(self, member: str, data: bytes | None) -> None:
+        """One ZIP member's content (None: over the byte limit, not read)."""
+        if data is None or len(data) > self.limits.max_image_bytes:
+            self._reject_too_large(member)
+        elif data[:4] in ZIP_MAGIC:
+            self._reject(member, "nested_zip", "ZIP archives inside ZIPs are not opened")
+        else:
+            self._take_image(member, data)
+
+    def _take_zip(self, intake: _ZipIntake) -> None:
+        """The ZIP has arrived: its directory, checked against the members already read, and
+        every member that could not be read on the way."""
+        problem = _zip_directory_problem(intake.spool, self.limits.max_files)
         if problem is not None:
-            self._reject(filename, "zip_too_large", problem)
+            self._refuse_zip(intake, "zip_too_large", problem)
             return
         try:
-            archive = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            self._reject(filename, "invalid_zip", f"not a readable ZIP archive: {exc}")
+            archive = zipfile.ZipFile(intake.spool)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            self._refuse_zip(intake, "invalid_zip", f"not a readable ZIP archive: {exc}")
             return
         with archive:
-            for info in archive.infolist():
-                if info.is_dir() or info.filename.startswith("__MACOSX/"):
-                    continue  # (counted with every other entry by _zip_directory_problem)
-                member = f"{filename}/{info.filename}"
-                if info.file_size > self.limits.max_image_bytes:
-                    self._reject_too_large(member)
-                    continue
-                try:
-                    with archive.open(info) as stream:
-                        # Read one byte past the limit: a member may lie about its size.
-                        data = stream.read(self.limits.max_image_bytes + 1)
-                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
-                    self._reject(member, "corrupt_zip_member", f"the ZIP member is corrupt: {exc}")
-                    continue
-                except (NotImplementedError, RuntimeError) as exc:  # unsupported method, encrypted
-                    self._reject(member, "unsupported_zip_member", f"cannot extract: {exc}")
-                    continue
-                if len(data) > self.limits.max_image_bytes:
-                    self._reject_too_large(member)
-                elif data[:4] in ZIP_MAGIC:
-                    self._reject(member, "nested_zip", "ZIP archives inside ZIPs are not opened")
-                else:
-                    self._take_image(member, data)
+            entries = _left_to_read(intake.stream, archive.infolist())
+            if entries is None:  # local headers and directory disagree: the directory wins
+                reason = "its directory does not match the members read as it arrived"
+                self._unwind(intake, "invalid_zip", reason)
+                entries = archive.infolist()
+            for info in entries:
+                if not _skipped(info.filename):  # (counted by _zip_directory_problem)
+                    self._read_member(archive, info, f"{intake.name}/{info.filename}")
+
+    def _read_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> None:
+        if info.file_size > self.limits.max_image_bytes:
+            self._reject_too_large(member)
+            return
+        try:
+            with archive.open(info) as stream:
+                # Read one byte past the limit: a member may lie about its size.
+                data = stream.read(self.limits.max_image_bytes + 1)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+            self._reject(member, "corrupt_zip_member", f"the ZIP member is corrupt: {exc}")
+            return
+        except (NotImplementedError, RuntimeError) as exc:  # unsupported method, encrypted
+            self._reject(member, "unsupported_zip_member", f"cannot extract: {exc}")
+            return
+        self._take_member(member, data)
+
+    def _refuse_zip(self, intake: _ZipIntake, code: str, reason: str) -> None:
+        self._unwind(intake, code, reason)
+        self._reject(intake.name, code, reason)
+
+    def _unwind(self, intake: _ZipIntake, code: str, reason: str) -> None:
+        """Forget what was taken from this ZIP as it streamed in; if some of it was already
+        handed over (committed and queued), refuse the whole upload instead."""
+        mark = intake.mark
+        if self.handed_over != mark.handed_over:
+            raise UploadRefused(
+                WHOLE_UPLOAD_STATUS[code], code,
+                _short(f"{intake.name}: {reason}. Some of its members were already queued, so "
+                       "the whole upload is refused and nothing of it is kept", 1000),
+            )  # fmt: skip
+        for key in self.stored_keys[mark.stored_keys :]:
+            self.storage.delete(key)
+        del self.stored_keys[mark.stored_keys :], self.pending[mark.pending :]
+        del self._listed[mark.listed :]
+        self._unlisted = mark.unlisted
+        self.accepted, self.refused, self.stored_bytes = (
+            mark.accepted, mark.refused, mark.stored_bytes,
+        )  # fmt: skip
+
+
+def _skipped(name: str) -> bool:
+    """Folders and macOS metadata are neither read nor refused."""
+    return name.endswith("/") or name.startswith("__MACOSX/")
+
+
+def _left_to_read(stream: ZipStream, entries: list[zipfile.ZipInfo]) -> list | None:
+    """The directory's entries the stream did not read (deferred, or past where it stopped);
+    None if the directory and the members streamed disagree in any way."""
+    streamed = {member.offset: member for member in stream.members}
+    resume_at = stream.resume_at
+    left = []
+    for info in entries:
+        member = streamed.pop(info.header_offset, None)
+        if member is None:
+            if resume_at is None or info.header_offset < resume_at:
+                return None  # no member was read there, or it was read twice
+            left.append(info)
+        elif not member.agrees(info):
+            return None
+        elif member.deferred:
+            left.append(info)
+    return None if streamed else left  # members the directory does not list
 
 
 def _short(text: str, limit: int = MAX_NAME_CHARS) -> str:

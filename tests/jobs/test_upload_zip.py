@@ -8,10 +8,11 @@ import zipfile
 
 import pytest
 
-from api.jobs.upload import Limits, UploadReceiver
+from api.jobs.upload import Limits, UploadReceiver, UploadRefused
 from devtools.scans import scans, zip_of
 from digitflow.storage import LocalStorage
 from tests.jobs.test_upload import multipart
+from tests.jobs.test_zipstream import _archive
 
 (_, PNG, _), (_, OTHER, _) = scans(2, start=40)
 
@@ -144,3 +145,112 @@ def test_an_archive_with_more_entries_than_files_allowed_is_refused_unread(tmp_p
     assert reason.startswith("the ZIP holds 3 entries (") and "at most 2 files" in reason
     receiver, _ = _receive(tmp_path / "at", zip_of(members), max_files=3)
     assert receiver.accepted == 3 and receiver.rejected == []
+
+
+# --- read while it streams in (api.jobs.zipstream) ----------------------------------------------
+
+
+def _streaming(tmp_path, archive: bytes, *, flush_every=2, max_files=10):
+    """A receiver fed the upload in 1 KB slices, and the batches it handed over."""
+    limits = Limits(max_files, 100_000, 10**6, 10**7)
+    storage = LocalStorage(tmp_path)
+    body, boundary = multipart([("files", ("pack.zip", archive))])
+    flushed: list[list[dict]] = []
+    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, limits, flushed.append, flush_every)
+    slices = [body[start : start + 1024] for start in range(0, len(body), 1024)]
+    return receiver, storage, flushed, slices
+
+
+def _pngs(count: int) -> dict[str, bytes]:
+    return {f"{i:02d}.png": data for i, (_, data, _) in enumerate(scans(count, start=40))}
+
+
+def test_members_are_handed_over_before_the_zip_has_arrived(tmp_path):
+    members = _pngs(6)
+    archive = zip_of(members)
+    receiver, storage, flushed, slices = _streaming(tmp_path, archive)
+    directory = len(slices) * 1024 - (len(archive) - archive.find(b"PK\x01\x02"))
+    arrived = 0
+    for piece in slices:
+        if arrived + len(piece) >= directory:
+            break  # the directory has not arrived yet
+        receiver.feed(piece)
+        arrived += len(piece)
+    assert [len(batch) for batch in flushed] == [2, 2, 2]  # every member already handed over
+    for piece in slices[arrived // 1024 :]:
+        receiver.feed(piece)
+    receiver.feed(b"", final=True)
+    stored = {d["filename"]: storage.get(d["storage_key"]) for b in [*flushed, receiver.pending]
+              for d in b}  # fmt: skip
+    assert stored == {f"pack.zip/{name}": data for name, data in members.items()}
+    assert [d["position"] for b in [*flushed, receiver.pending] for d in b] == list(range(6))
+
+
+def test_a_truncated_zip_after_members_were_queued_refuses_the_whole_upload(tmp_path):
+    archive = zip_of(_pngs(6))
+    cut = archive[: archive.find(b"PK\x01\x02")]  # no directory: the ZIP never ended
+    receiver, _, flushed, slices = _streaming(tmp_path, cut)
+    with pytest.raises(UploadRefused) as refused:
+        for piece in slices:
+            receiver.feed(piece)
+        receiver.feed(b"", final=True)
+    assert (refused.value.status_code, refused.value.code) == (422, "invalid_zip")
+    assert "pack.zip: not a readable ZIP archive" in refused.value.detail
+    assert "whole upload is refused" in refused.value.detail
+    assert sum(map(len, flushed)) == 6  # what the caller must now discard with the job
+    receiver.discard()
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+
+
+def test_a_truncated_zip_with_nothing_queued_yet_is_refused_as_one_file(tmp_path):
+    archive = zip_of(_pngs(3))
+    cut = archive[: archive.find(b"PK\x01\x02")]
+    receiver, _, flushed, slices = _streaming(tmp_path, cut, flush_every=100)
+    for piece in slices:
+        receiver.feed(piece)
+    receiver.feed(b"", final=True)
+    assert flushed == [] and receiver.pending == [] and receiver.accepted == 0
+    assert [(r.filename, r.code) for r in receiver.rejected] == [("pack.zip", "invalid_zip")]
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # members read: gone
+
+
+def test_more_entries_than_allowed_after_members_were_queued_is_413(tmp_path):
+    receiver, _, _, slices = _streaming(tmp_path, zip_of(_pngs(5)), max_files=4)
+    with pytest.raises(UploadRefused) as refused:
+        for piece in slices:
+            receiver.feed(piece)
+    assert (refused.value.status_code, refused.value.code) == (413, "zip_too_large")
+
+
+def test_local_headers_that_contradict_the_directory_yield_to_it(tmp_path):
+    members = _pngs(3)
+    archive = bytearray(zip_of(members))
+    archive[30:32] = b"zz"  # the first member's name, in its local header only
+    receiver, storage = _receive(tmp_path, bytes(archive))
+    # Read from the directory alone, as before streaming: zipfile refuses the odd member.
+    assert [(r.filename, r.code) for r in receiver.rejected] == [
+        ("pack.zip/00.png", "corrupt_zip_member")
+    ]
+    assert _stored(receiver, storage) == {f"pack.zip/{n}": members[n] for n in ("01.png", "02.png")}
+    assert len([path for path in tmp_path.rglob("*") if path.is_file()]) == 2  # none left over
+
+
+def test_stored_members_with_data_descriptors_are_read_from_the_directory(tmp_path):
+    members = _pngs(3)  # written to a pipe: no sizes in the local headers, nowhere to stop
+    receiver, storage = _receive(tmp_path, _archive(members, zipfile.ZIP_STORED, pipe=True))
+    assert _stored(receiver, storage) == {f"pack.zip/{n}": d for n, d in members.items()}
+    assert receiver.rejected == []
+
+
+def test_members_after_a_very_long_name_are_read_from_the_directory(tmp_path):
+    members = _pngs(3)
+    long_name = "y" * 2000 + ".png"
+    archive = zip_of({"00.png": members["00.png"], long_name: members["01.png"],
+                      "02.png": members["02.png"]})  # fmt: skip
+    receiver, storage = _receive(tmp_path, archive)
+    stored = _stored(receiver, storage)
+    assert [d["position"] for d in receiver.pending] == [0, 1, 2] and receiver.rejected == []
+    assert stored["pack.zip/00.png"] == members["00.png"]
+    assert stored["pack.zip/02.png"] == members["02.png"]
+    cut = next(name for name in stored if name.startswith("pack.zip/yyy"))
+    assert len(cut) == 255 and stored[cut] == members["01.png"]
