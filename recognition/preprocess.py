@@ -81,7 +81,11 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     so to the same bits) as the plain expressions they replace."""
     gray = np.asarray(gray, dtype=np.float32)
     paper = _median(np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1])))
-    # Paper is whatever the border mostly is: light paper means dark ink, as on scans.
+    # Paper is whatever the border mostly is: light paper means dark ink, as on scans. A dark
+    # border around a mostly light image is a printed box drawn along the image's edge: there
+    # the paper is the image's own median.
+    if paper <= 0.5 and _mostly_light(gray):
+        paper = _median(gray.ravel())
     if paper > 0.5:
         ink = np.subtract(1.0, gray, dtype=np.float32)
         ink -= 1.0 - paper
@@ -101,6 +105,11 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not mask.any():
         raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
     return ink, mask
+
+
+def _mostly_light(gray: np.ndarray) -> bool:
+    """More than half the pixels light (a count: cheaper than the median it stands for)."""
+    return 2 * np.count_nonzero(gray > 0.5) > gray.size
 
 
 def _median(values: np.ndarray) -> float:

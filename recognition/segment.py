@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
+from recognition.frames import frame_interior
 from recognition.preprocess import MIN_CONTRAST, fit_crop, fit_digit, ink_and_mask
 
 LAYOUTS = ("auto", "digit", "field")
@@ -599,6 +600,8 @@ FLAT_SHARE = 0.25
 CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
 # Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
 FAINT_INK = 0.15
+# The digit inside a printed box holds at least this share of the box's inner area.
+FRAMED_MIN_INK = 0.01
 
 
 def _is_frame(mask: np.ndarray) -> bool:
@@ -718,14 +721,49 @@ def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | 
     ink, mask = ink_and_mask(gray)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     rows = stats.tolist()
+    framed = _framed(ink, mask, rows)
+    if isinstance(framed, tuple):
+        crop, (x0, y0, x1, y1) = framed
+        return "boxed", Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
     kind = _marks(labels, rows) if count > 1 else "one"
-    if kind in ("one", "wide") and _ruled(ink, mask):
+    if framed == "frame" or (kind in ("one", "wide") and _ruled(ink, mask)):
         kind = "printed"
     # The ink box is the union of the components' boxes (every inked pixel is in one).
     x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
     crop = fit_digit(ink[y0:y1, x0:x1])
     return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
+
+
+def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
+    """One digit inside a printed box (`frame_interior`): (its crop, its ink box), "frame" when
+    the box holds something else (two digits, nothing), None when there is no box."""
+    floor = max(3, 0.02 * float(max(row[4] for row in rows[1:])))
+    # The box is looked for in faint ink (a thin grey box is broken into dashes at the digit's
+    # ink level), its outer edges the box of the faint marks that are not specks.
+    faint = (ink > FAINT_INK).view(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(faint, connectivity=8)
+    kept = [row for row in stats.tolist()[1:] if row[4] >= floor]
+    x0, y0 = min(r[0] for r in kept), min(r[1] for r in kept)
+    x1, y1 = max(r[0] + r[2] for r in kept), max(r[1] + r[3] for r in kept)
+    height, width = mask.shape
+    touches = (y0 == 0, y1 == height, x0 == 0, x1 == width)
+    inside = frame_interior(faint[y0:y1, x0:x1].view(bool), touches)
+    if inside is None:
+        return None
+    digit = (mask[y0:y1, x0:x1] & inside).view(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(digit, connectivity=8)
+    marks = [row for row in stats.tolist()[1:] if row[4] >= floor]
+    if not marks or sum(r[4] for r in marks) < FRAMED_MIN_INK * np.count_nonzero(inside):
+        return "frame"
+    spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in marks)
+    group = _column_groups(spans)
+    if group is None or group[1] - group[0] > PLAIN_MAX_WIDTH * group[2]:
+        return "frame"  # two digits or more: the segmenter reads them
+    top, bottom = min(s[2] for s in spans), max(s[3] for s in spans)
+    left, right = group[0], group[1]
+    piece = ink[y0 + top : y0 + bottom, x0 + left : x0 + right] * inside[top:bottom, left:right]
+    return fit_digit(piece), (x0 + left, y0 + top, x0 + right, y0 + bottom)
 
 
 @functools.cache
@@ -813,7 +851,7 @@ def find_digits(
     kind, plain, crop = plain_digit(gray) if layout != "field" else ("field", None, None)
     if plain is not None and pixel_scale != 1.0:
         plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
-    if kind == "one":
+    if kind in ("one", "boxed"):
         return Segmentation(crop[None], ((plain,),), ())
     try:
         page, pieces = _page_pieces(gray, deskew=deskew, pixel_scale=pixel_scale)
