@@ -21,7 +21,7 @@ MAX_TILT, TILT_STEPS = 5.0, 21
 # many pixels of it.
 SIDE_COVER, SIDE_TOLERANCE = 0.7, 1.25
 # A side is thinner than this share of the box (a 1 or a blot is ink from side to side).
-SIDE_THICKNESS = 0.2
+SIDE_THICKNESS = 0.3
 # ... its thickness being this percentile of the runs of ink inward from its line.
 SIDE_PERCENTILE = 30
 # Pixels of paper kept between a side's inner edge and the digit (anti-aliasing, JPEG ringing).
@@ -32,10 +32,11 @@ MIN_INSIDE = 0.4
 _SLOPES = np.tan(np.radians(np.linspace(-MAX_TILT, MAX_TILT, TILT_STEPS)))
 
 
-def _side(view: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     """The line the first inked pixel of each column of `view` lies on (seen from row 0):
     (the inner edge's row in every column, the side's thickness), or None when no straight
-    thin line is there."""
+    thin line is there. `cut`: the view's row 0 is the image's edge (the box's other sides
+    may run off the image beyond the line)."""
     rows, cols = view.shape
     inked = view.any(axis=0)
     if np.count_nonzero(inked) < SIDE_COVER * cols:
@@ -49,7 +50,7 @@ def _side(view: np.ndarray) -> tuple[np.ndarray, float] | None:
     on_line = near[best] & inked
     # ... and the outermost ink: the line touches the ink box (a 7's bar, seen from below, is
     # straight too, but the stem reaches further down).
-    if np.count_nonzero(on_line) < SIDE_COVER * cols or first[on_line].min() > 1:
+    if np.count_nonzero(on_line) < SIDE_COVER * cols or (first[on_line].min() > 1 and not cut):
         return None
     # Run of ink inward from the line, in each column (capped where a side would be too thick).
     limit = max(2, int(SIDE_THICKNESS * rows) + 1)
@@ -86,7 +87,7 @@ def frame_interior(mask: np.ndarray, touches: tuple[bool, bool, bool, bool]) -> 
     inside = np.ones((height, width), dtype=bool)
     missing = 0
     for k, view in enumerate(_views(mask)):
-        side = _side(view)
+        side = _side(view, touches[k])
         if side is None:
             missing += 1
             if missing > 1 or not touches[k]:

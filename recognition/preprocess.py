@@ -26,6 +26,9 @@ INK_LEVEL = 0.3
 NOISE_FLOOR = 0.2
 # Images at least this large get speckle removal before the bounding box is taken.
 DESPECKLE_MIN_SIDE = 64
+# Where a dark border may be a printed box along the image's edge, paper is looked for on a ring
+# this share of the shorter side in from the edge.
+PAPER_RING = 0.2
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
@@ -82,10 +85,10 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gray = np.asarray(gray, dtype=np.float32)
     paper = _median(np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1])))
     # Paper is whatever the border mostly is: light paper means dark ink, as on scans. A dark
-    # border around a mostly light image is a printed box drawn along the image's edge: there
-    # the paper is the image's own median.
-    if paper <= 0.5 and _mostly_light(gray):
-        paper = _median(gray.ravel())
+    # border around light paper is a printed box drawn along the image's edge (a thick one may
+    # cover half the image): there the paper is what lies inside it.
+    if paper <= 0.5:
+        paper = _paper_inside(gray, paper)
     if paper > 0.5:
         ink = np.subtract(1.0, gray, dtype=np.float32)
         ink -= 1.0 - paper
@@ -107,9 +110,20 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ink, mask
 
 
-def _mostly_light(gray: np.ndarray) -> bool:
-    """More than half the pixels light (a count: cheaper than the median it stands for)."""
-    return 2 * np.count_nonzero(gray > 0.5) > gray.size
+def _paper_inside(gray: np.ndarray, border: float) -> float:
+    """The paper's shade when the border is dark: light paper if most of the image, or most of
+    a ring a fifth of the way in (past a box drawn along the edge, around the digit), is light;
+    else the dark border's (white ink on black, as MNIST and canvas drawings are)."""
+    if 2 * np.count_nonzero(gray > 0.5) > gray.size:
+        return _median(gray.ravel())
+    height, width = gray.shape
+    d = round(PAPER_RING * min(height, width))
+    if min(height, width) - 2 * d < 2:
+        return border
+    inner = gray[d : height - d, d : width - d]
+    ring = np.concatenate((inner[0], inner[-1], inner[:, 0], inner[:, -1]))
+    paper = _median(ring)
+    return paper if paper > 0.5 else border
 
 
 def _median(values: np.ndarray) -> float:

@@ -600,8 +600,6 @@ FLAT_SHARE = 0.25
 CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
 # Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
 FAINT_INK = 0.15
-# The digit inside a printed box holds at least this share of the box's inner area.
-FRAMED_MIN_INK = 0.01
 
 
 def _is_frame(mask: np.ndarray) -> bool:
@@ -710,34 +708,48 @@ def _marks(labels: np.ndarray, stats: list[list[int]]) -> str:
 
 def plain_digit(gray: np.ndarray) -> tuple[str, Hypothesis | None, np.ndarray | None]:
     """The image as one digit through `to_mnist`'s own normalisation: what its marks are
-    (`_marks`, or "field" for an image too long for one digit), and, unless it is a field, the
-    one-digit hypothesis and its crop. This keeps single-digit scans and drawings exactly as
-    they were read before fields existed, and nearly as cheap: the ink and its mask are
-    computed once, the components' boxes give the ink box, and the search for a faint printed
-    box runs only when the ink could hold one."""
+    (`_marks`, "boxed" for one digit inside a printed box, or "field" for an image too long for
+    one digit), and, unless it is a field, the one-digit hypothesis and its crop (for "boxed",
+    the inside of the box). This keeps single-digit scans and drawings exactly as they were
+    read before fields existed, and nearly as cheap: the ink and its mask are computed once,
+    the components' boxes give the ink box, and the search for a faint printed box runs only
+    when the ink could hold one."""
+    return _plain_digit(gray)[:3]
+
+
+def _plain_digit(gray: np.ndarray):
+    """`plain_digit`, and for a printed box around several marks the image with the box
+    painted out (else None), for the segmenter."""
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
-        return "field", None, None
+        return "field", None, None, None
     ink, mask = ink_and_mask(gray)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     rows = stats.tolist()
     framed = _framed(ink, mask, rows)
-    if isinstance(framed, tuple):
+    if isinstance(framed, tuple) and len(framed) == 2:
         crop, (x0, y0, x1, y1) = framed
-        return "boxed", Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
+        return (
+            "boxed",
+            Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False),
+            crop,
+            None,
+        )
     kind = _marks(labels, rows) if count > 1 else "one"
-    if framed == "frame" or (kind in ("one", "wide") and _ruled(ink, mask)):
+    if framed is not None or (kind in ("one", "wide") and _ruled(ink, mask)):
         kind = "printed"
     # The ink box is the union of the components' boxes (every inked pixel is in one).
     x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
     crop = fit_digit(ink[y0:y1, x0:x1])
-    return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
+    plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
+    return kind, plain, crop, (framed[0] if framed is not None else None)
 
 
 def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
-    """One digit inside a printed box (`frame_interior`): (its crop, its ink box), "frame" when
-    the box holds something else (two digits, nothing), None when there is no box."""
+    """One digit inside a printed box (`frame_interior`): (its crop, its ink box); for a box
+    around anything else (two digits, a digit in pieces side by side, nothing) a 1-tuple of
+    the image with the box painted out (dark ink on light paper); None when there is no box."""
     floor = max(3, 0.02 * float(max(row[4] for row in rows[1:])))
     # The box is looked for in faint ink (a thin grey box is broken into dashes at the digit's
     # ink level), its outer edges the box of the faint marks that are not specks.
@@ -754,12 +766,13 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     digit = (mask[y0:y1, x0:x1] & inside).view(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(digit, connectivity=8)
     marks = [row for row in stats.tolist()[1:] if row[4] >= floor]
-    if not marks or sum(r[4] for r in marks) < FRAMED_MIN_INK * np.count_nonzero(inside):
-        return "frame"
     spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in marks)
-    group = _column_groups(spans)
+    group = _column_groups(spans) if marks else None
     if group is None or group[1] - group[0] > PLAIN_MAX_WIDTH * group[2]:
-        return "frame"  # two digits or more: the segmenter reads them
+        # Several marks, or none: the segmenter reads the inside, the box painted out.
+        unframed = np.zeros_like(ink)
+        unframed[y0:y1, x0:x1] = ink[y0:y1, x0:x1] * inside
+        return (np.subtract(1.0, unframed, out=unframed),)
     top, bottom = min(s[2] for s in spans), max(s[3] for s in spans)
     left, right = group[0], group[1]
     piece = ink[y0 + top : y0 + bottom, x0 + left : x0 + right] * inside[top:bottom, left:right]
@@ -848,13 +861,17 @@ def find_digits(
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _single_threaded()
-    kind, plain, crop = plain_digit(gray) if layout != "field" else ("field", None, None)
+    kind, plain, crop, unframed = (
+        _plain_digit(gray) if layout != "field" else ("field", None, None, None)
+    )
     if plain is not None and pixel_scale != 1.0:
         plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
     if kind in ("one", "boxed"):
         return Segmentation(crop[None], ((plain,),), ())
     try:
-        page, pieces = _page_pieces(gray, deskew=deskew, pixel_scale=pixel_scale)
+        # A printed box painted out leaves the marks inside it for the segmenter.
+        inside = gray if unframed is None else unframed
+        page, pieces = _page_pieces(inside, deskew=deskew, pixel_scale=pixel_scale)
         unlined = kind == "wide" or (kind == "apart" and not page.lines.any())
         if layout == "digit":
             return Segmentation(crop[None], ((plain,),), ()) if unlined else _all_ink(page, pieces)
