@@ -28,6 +28,8 @@ SIDE_PERCENTILE = 30
 SIDE_MARGIN = 1
 # The inside of a box spans at least this share of its height and of its width.
 MIN_INSIDE = 0.4
+# A side's line lies within this share of the box from its edge.
+CUT_DEPTH = 0.25
 
 _SLOPES = np.tan(np.radians(np.linspace(-MAX_TILT, MAX_TILT, TILT_STEPS)))
 
@@ -52,6 +54,10 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     # straight too, but the stem reaches further down).
     if np.count_nonzero(on_line) < SIDE_COVER * cols or (first[on_line].min() > 1 and not cut):
         return None
+    # Where the other sides run off the image the line need not touch the ink box, but it is
+    # still near the edge (seen from an open side, the far side is no side).
+    if float(np.median(first[on_line])) > CUT_DEPTH * rows:
+        return None
     # Run of ink inward from the line, in each column (capped where a side would be too thick).
     limit = max(2, int(SIDE_THICKNESS * rows) + 1)
     steps = np.arange(limit)[:, None]
@@ -71,6 +77,12 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     return edge + SIDE_MARGIN, thickness
 
 
+def _beyond(edge: np.ndarray, rows: int, k: int) -> np.ndarray:
+    """The pixels past a side's inner `edge` (in its view `k` of `_views`), in image axes."""
+    depth = np.arange(rows, dtype=np.float32)[:, None] >= edge[None, :]
+    return (depth, depth[::-1], depth.T, depth[::-1].T)[k]
+
+
 def _views(mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """The mask seen from the top, bottom, left and right (each side's view starts at row 0)."""
     return mask, mask[::-1], mask.T, mask.T[::-1]
@@ -85,18 +97,22 @@ def frame_interior(mask: np.ndarray, touches: tuple[bool, bool, bool, bool]) -> 
     if min(height, width) < 8:
         return None
     inside = np.ones((height, width), dtype=bool)
-    missing = 0
+    missing, widest = None, 0.0
     for k, view in enumerate(_views(mask)):
         side = _side(view, touches[k])
         if side is None:
-            missing += 1
-            if missing > 1 or not touches[k]:
+            if missing is not None or not touches[k]:
                 return None
+            missing = k
             continue
-        edge, _ = side
-        depth = np.arange(view.shape[0], dtype=np.float32)[:, None] >= edge[None, :]
-        depth = (depth, depth[::-1], depth.T, depth[::-1].T)[k]
-        inside &= depth
+        edge, thickness = side
+        widest = max(widest, thickness)
+        inside &= _beyond(edge, view.shape[0], k)
+    if missing is not None:
+        # The crop went through the box's side there: a sliver of it may be left along the
+        # image's edge, as thick as the other sides at most.
+        edge = np.full(mask.shape[1] if missing < 2 else height, widest + 1 + SIDE_MARGIN)
+        inside &= _beyond(edge.astype(np.float32), mask.shape[0] if missing < 2 else width, missing)
     # A box leaves room for a digit between its sides (a bar's two edges do not).
     rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
     if len(rows) < MIN_INSIDE * height or len(cols) < MIN_INSIDE * width:
