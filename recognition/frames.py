@@ -32,6 +32,7 @@ MIN_INSIDE = 0.4
 CUT_DEPTH = 0.25
 
 _SLOPES = np.tan(np.radians(np.linspace(-MAX_TILT, MAX_TILT, TILT_STEPS)))
+MAX_DRIFT = float(_SLOPES.max())
 
 
 def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
@@ -46,7 +47,7 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     first = np.where(inked, view.argmax(axis=0), rows).astype(np.float32)
     xs = np.arange(cols, dtype=np.float32)
     shifted = first[None, :] - _SLOPES[:, None] * xs[None, :]  # [slopes, cols]
-    offsets = np.median(shifted[:, inked], axis=1)
+    offsets = _medians(shifted[:, inked])
     near = np.abs(shifted - offsets[:, None]) <= SIDE_TOLERANCE
     best = int(np.argmax(near.sum(axis=1)))
     on_line = near[best] & inked
@@ -56,7 +57,7 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
         return None
     # Where the other sides run off the image the line need not touch the ink box, but it is
     # still near the edge (seen from an open side, the far side is no side).
-    if float(np.median(first[on_line])) > CUT_DEPTH * rows:
+    if float(_medians(first[on_line][None])[0]) > CUT_DEPTH * rows:
         return None
     # Run of ink inward from the line, in each column (capped where a side would be too thick).
     limit = max(2, int(SIDE_THICKNESS * rows) + 1)
@@ -66,7 +67,10 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     length = np.where(run.all(axis=0), limit, run.argmin(axis=0))
     # A digit touching the side lengthens the run in its columns (a 3's top bar along the
     # box's top, many of them): the side's own thickness is a low percentile of the runs.
-    thickness = float(np.percentile(length[on_line], SIDE_PERCENTILE))
+    runs = length[on_line]
+    thickness = float(
+        np.partition(runs, len(runs) * SIDE_PERCENTILE // 100)[len(runs) * SIDE_PERCENTILE // 100]
+    )
     if thickness >= limit - 1:
         return None
     line = offsets[best] + _SLOPES[best] * xs
@@ -75,6 +79,21 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     edge = np.where(length <= thickness + 2, first + length, line + thickness + 1)
     edge = np.where(on_line, edge, line + thickness + 1)
     return edge + SIDE_MARGIN, thickness
+
+
+def _medians(values: np.ndarray) -> np.ndarray:
+    """The median of each row (the upper middle value for an even count: a line's offset)."""
+    middle = values.shape[1] // 2
+    return np.partition(values, middle, axis=1)[:, middle]
+
+
+def _banded(view: np.ndarray, cut: bool) -> bool:
+    """Whether the band where `_side` could find a line (within the tilt's drift of the edge,
+    or of CUT_DEPTH where the box may run off the image) holds ink in enough columns."""
+    rows, cols = view.shape
+    depth = MAX_DRIFT * cols + SIDE_TOLERANCE + 2 + (CUT_DEPTH * rows if cut else 0)
+    band = view[: int(depth) + 1]
+    return np.count_nonzero(band.any(axis=0)) >= SIDE_COVER * cols
 
 
 def _beyond(edge: np.ndarray, rows: int, k: int) -> np.ndarray:
@@ -96,10 +115,18 @@ def frame_interior(mask: np.ndarray, touches: tuple[bool, bool, bool, bool]) -> 
     height, width = mask.shape
     if min(height, width) < 8:
         return None
+    views = _views(mask)
+    # Cheap bound first (most single digits stop here): a side's line lies in a band along its
+    # edge, inked in most of its columns.
+    banded = []
+    for view, cut in zip(views, touches, strict=True):
+        banded.append(_banded(view, cut))
+        if not banded[-1] and (not cut or banded.count(False) > 1):
+            return None
     inside = np.ones((height, width), dtype=bool)
     missing, widest = None, 0.0
-    for k, view in enumerate(_views(mask)):
-        side = _side(view, touches[k])
+    for k, view in enumerate(views):
+        side = _side(view, touches[k]) if banded[k] else None
         if side is None:
             if missing is not None or not touches[k]:
                 return None

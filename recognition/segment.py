@@ -600,6 +600,10 @@ FLAT_SHARE = 0.25
 CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
 # Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
 FAINT_INK = 0.15
+# A printed box's edge is a row (column) with at least this many pixels of faint ink.
+FRAME_EDGE_INK = 2
+# Inside a box, a group of marks wider than this share of its height may be two digits.
+BOXED_MAX_WIDTH = 1.0
 
 
 def _is_frame(mask: np.ndarray) -> bool:
@@ -727,14 +731,9 @@ def _plain_digit(gray: np.ndarray):
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     rows = stats.tolist()
     framed = _framed(ink, mask, rows)
-    if isinstance(framed, tuple) and len(framed) == 2:
-        crop, (x0, y0, x1, y1) = framed
-        return (
-            "boxed",
-            Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False),
-            crop,
-            None,
-        )
+    if framed is not None and framed[0] != "printed":
+        kind, unframed, crop, (x0, y0, x1, y1) = framed
+        return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), False), crop, unframed
     kind = _marks(labels, rows) if count > 1 else "one"
     if framed is not None or (kind in ("one", "wide") and _ruled(ink, mask)):
         kind = "printed"
@@ -743,40 +742,70 @@ def _plain_digit(gray: np.ndarray):
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
     crop = fit_digit(ink[y0:y1, x0:x1])
     plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
-    return kind, plain, crop, (framed[0] if framed is not None else None)
+    return kind, plain, crop, None
 
 
 def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
-    """One digit inside a printed box (`frame_interior`): (its crop, its ink box); for a box
-    around anything else (two digits, a digit in pieces side by side, nothing) a 1-tuple of
-    the image with the box painted out (dark ink on light paper); None when there is no box."""
-    floor = max(3, 0.02 * float(max(row[4] for row in rows[1:])))
-    # The box is looked for in faint ink (a thin grey box is broken into dashes at the digit's
-    # ink level), its outer edges the box of the faint marks that are not specks.
-    faint = (ink > FAINT_INK).view(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(faint, connectivity=8)
-    kept = [row for row in stats.tolist()[1:] if row[4] >= floor]
-    x0, y0 = min(r[0] for r in kept), min(r[1] for r in kept)
-    x1, y1 = max(r[0] + r[2] for r in kept), max(r[1] + r[3] for r in kept)
+    """What a printed box (`frame_interior`) holds, as (kind, the image with the box painted
+    out for the segmenter, the plain crop of the ink inside, its ink box): "boxed" for one
+    digit; "wide" for one group of marks wider than a digit, "apart" for pieces side by side
+    no wider than one (two narrow digits, a 5 whose bar came off) — the segmenter weighs them
+    against the plain crop, as it does for the same marks without a box. ("printed",) for a
+    comb (a divider from the box's top to its bottom), an empty box, or marks as wide as
+    several digits (the segmenter takes them with the box); None when there is no box."""
+    box = _frame_box(ink > FAINT_INK)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
     height, width = mask.shape
     touches = (y0 == 0, y1 == height, x0 == 0, x1 == width)
-    inside = frame_interior(faint[y0:y1, x0:x1].view(bool), touches)
+    inside = frame_interior((ink > FAINT_INK)[y0:y1, x0:x1], touches)
     if inside is None:
         return None
     digit = (mask[y0:y1, x0:x1] & inside).view(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(digit, connectivity=8)
-    marks = [row for row in stats.tolist()[1:] if row[4] >= floor]
-    spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in marks)
-    group = _column_groups(spans) if marks else None
-    if group is None or group[1] - group[0] > PLAIN_MAX_WIDTH * group[2]:
-        # Several marks, or none: the segmenter reads the inside, the box painted out.
-        unframed = np.zeros_like(ink)
-        unframed[y0:y1, x0:x1] = ink[y0:y1, x0:x1] * inside
-        return (np.subtract(1.0, unframed, out=unframed),)
+    floor = max(3, 0.02 * float(max(row[4] for row in rows[1:])))
+    spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in stats.tolist()[1:]
+                   if area >= floor)  # fmt: skip
+    if not spans:
+        return ("printed",)
+    inner = np.flatnonzero(inside.any(axis=1))
     top, bottom = min(s[2] for s in spans), max(s[3] for s in spans)
-    left, right = group[0], group[1]
+    left, right = spans[0][0], max(s[1] for s in spans)
+    divider = len(spans) > 1 and any(
+        s[3] - s[2] >= 0.9 * (inner[-1] - inner[0]) and s[1] - s[0] < 0.25 * (s[3] - s[2])
+        for s in spans
+    )
+    if divider or right - left > PLAIN_MAX_WIDTH * (bottom - top):
+        return ("printed",)
+    group = _column_groups(spans)
+    kind = (
+        "apart"
+        if group is None
+        else "wide"
+        if right - left > BOXED_MAX_WIDTH * (bottom - top)
+        else "boxed"
+    )
     piece = ink[y0 + top : y0 + bottom, x0 + left : x0 + right] * inside[top:bottom, left:right]
-    return fit_digit(piece), (x0 + left, y0 + top, x0 + right, y0 + bottom)
+    crop, ink_box = fit_digit(piece), (x0 + left, y0 + top, x0 + right, y0 + bottom)
+    if kind == "boxed":
+        return kind, None, crop, ink_box
+    unframed = np.zeros_like(ink)
+    unframed[y0:y1, x0:x1] = ink[y0:y1, x0:x1] * inside
+    return kind, np.subtract(1.0, unframed, out=unframed), crop, ink_box
+
+
+def _frame_box(faint: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) where a printed box's outer edges would be: the first and last rows
+    and columns with a few inked pixels (a speck of dust outside is not the box's edge)."""
+    counts = faint.view(np.uint8)
+    rows = np.flatnonzero(cv2.reduce(counts, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+                          >= FRAME_EDGE_INK)  # fmt: skip
+    cols = np.flatnonzero(cv2.reduce(counts, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+                          >= FRAME_EDGE_INK)  # fmt: skip
+    if len(rows) < 2 or len(cols) < 2:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 @functools.cache
