@@ -377,7 +377,7 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     and bottom) always are, and then vertical lines joining them are the box's sides.
     """
     height, width = binary.shape
-    horizontal = _longest(_line_mask(faint, max(12, int(width * LINE_SHARE)), horizontal=True))
+    horizontal = _longest(_bounded_lines(faint, max(12, int(width * LINE_SHARE)), True))
     rows = np.flatnonzero(horizontal.any(axis=1))
     # In a field wider than tall no digit stroke spans half its width; in a squarer image a
     # digit's strokes might (a 3's top and foot), so there the two lines must also align.
@@ -392,7 +392,7 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     # A box's sides join its top and bottom; without them only a line spanning the whole
     # height is printed (a box whose top and bottom were too faint to find).
     span = rows[-1] - rows[0] if boxed else height
-    vertical = _line_mask(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
+    vertical = _bounded_lines(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
     if boxed and vertical.any():
         vertical = _box_sides(vertical, horizontal, rows)
     if not (horizontal.any() or vertical.any()):
@@ -406,6 +406,14 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     bridges = cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8)) & near_h
     bridges |= cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8)) & near_v
     return clean | bridges, horizontal | vertical
+
+
+def _bounded_lines(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """`_line_mask`, skipped (no line) where the cheap bound `_line_rows` shows none can be:
+    most fields have no printed line one way or the other, many none at all."""
+    if not len(_line_rows(faint, length, horizontal)):
+        return np.zeros_like(faint)
+    return _line_mask(faint, length, horizontal)
 
 
 def _components(binary: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -753,13 +761,14 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     against the plain crop, as it does for the same marks without a box. ("printed",) for a
     comb (a divider from the box's top to its bottom), an empty box, or marks as wide as
     several digits (the segmenter takes them with the box); None when there is no box."""
-    box = _frame_box(ink > FAINT_INK)
+    faint = ink > FAINT_INK
+    box = _frame_box(faint)
     if box is None:
         return None
     x0, y0, x1, y1 = box
     height, width = mask.shape
     touches = (y0 == 0, y1 == height, x0 == 0, x1 == width)
-    inside = frame_interior((ink > FAINT_INK)[y0:y1, x0:x1], touches)
+    inside = frame_interior(faint[y0:y1, x0:x1], touches)
     if inside is None:
         return None
     digit = (mask[y0:y1, x0:x1] & inside).view(np.uint8)
