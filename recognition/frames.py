@@ -21,13 +21,13 @@ MAX_TILT, TILT_STEPS = 5.0, 21
 # many pixels of it.
 SIDE_COVER, SIDE_TOLERANCE = 0.7, 1.25
 # A side is thinner than this share of the box (a 1 or a blot is ink from side to side).
-SIDE_THICKNESS = 0.3
+SIDE_THICKNESS = 0.35
 # ... its thickness being this percentile of the runs of ink inward from its line.
 SIDE_PERCENTILE = 30
 # Pixels of paper kept between a side's inner edge and the digit (anti-aliasing, JPEG ringing).
 SIDE_MARGIN = 1
 # The inside of a box spans at least this share of its height and of its width.
-MIN_INSIDE = 0.4
+MIN_INSIDE = 0.25
 # A side's line lies within this share of the box from its edge.
 CUT_DEPTH = 0.25
 
@@ -60,7 +60,7 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     if float(_medians(first[on_line][None])[0]) > CUT_DEPTH * rows:
         return None
     # Run of ink inward from the line, in each column (capped where a side would be too thick).
-    limit = max(2, int(SIDE_THICKNESS * rows) + 1)
+    limit = max(2, int(SIDE_THICKNESS * max(rows, cols)) + 1)
     steps = np.arange(limit)[:, None]
     index = np.minimum(first.astype(np.int64)[None, :] + steps, rows - 1)
     run = view[index, np.arange(cols)[None, :]] & (first[None, :] + steps < rows)
@@ -76,8 +76,8 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     line = offsets[best] + _SLOPES[best] * xs
     # Where the run stops near the line it is the side's own edge; where it runs on (a digit
     # touching the side), the side ends at its usual thickness.
-    edge = np.where(length <= thickness + 2, first + length, line + thickness + 1)
-    edge = np.where(on_line, edge, line + thickness + 1)
+    edge = np.where(length <= thickness + 2, first + length, line + thickness)
+    edge = np.where(on_line, edge, line + thickness)
     return edge + SIDE_MARGIN, thickness
 
 

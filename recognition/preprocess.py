@@ -26,9 +26,10 @@ INK_LEVEL = 0.3
 NOISE_FLOOR = 0.2
 # Images at least this large get speckle removal before the bounding box is taken.
 DESPECKLE_MIN_SIDE = 64
-# Where a dark border may be a printed box along the image's edge, paper is looked for on a ring
-# this share of the shorter side in from the edge.
-PAPER_RING = 0.2
+# Where a dark border may be a printed box along the image's edge, paper is looked for on rings
+# (this many, evenly spaced) up to this share of the shorter side in from the edge: a ring with
+# at least this share of light pixels is paper.
+PAPER_RING, PAPER_RINGS, RING_LIGHT = 0.2, 12, 0.75
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
@@ -111,19 +112,23 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _paper_inside(gray: np.ndarray, border: float) -> float:
-    """The paper's shade when the border is dark: light paper if most of the image, or most of
-    a ring a fifth of the way in (past a box drawn along the edge, around the digit), is light;
-    else the dark border's (white ink on black, as MNIST and canvas drawings are)."""
+    """The paper's shade when the border is dark: light paper if most of the image is light, or
+    if a ring near the border is nearly all light (the paper between a box drawn along the edge
+    and the digit it holds); else the dark border's (white ink on black, as MNIST and canvas
+    drawings are: a digit's strokes do not run all round a ring near the border; none of
+    MNIST's 70,000 digits is taken the other way)."""
     if 2 * np.count_nonzero(gray > 0.5) > gray.size:
         return _median(gray.ravel())
     height, width = gray.shape
-    d = round(PAPER_RING * min(height, width))
-    if min(height, width) - 2 * d < 2:
+    deepest = int(PAPER_RING * min(height, width))
+    if deepest < 1:
         return border
-    inner = gray[d : height - d, d : width - d]
-    ring = np.concatenate((inner[0], inner[-1], inner[:, 0], inner[:, -1]))
-    paper = _median(ring)
-    return paper if paper > 0.5 else border
+    for d in np.unique(np.linspace(1, deepest, PAPER_RINGS).astype(int)):
+        inner = gray[d : height - d, d : width - d]
+        ring = np.concatenate((inner[0], inner[-1], inner[:, 0], inner[:, -1]))
+        if np.count_nonzero(ring > 0.5) >= RING_LIGHT * len(ring):
+            return _median(ring)
+    return border
 
 
 def _median(values: np.ndarray) -> float:
