@@ -26,6 +26,10 @@ INK_LEVEL = 0.3
 NOISE_FLOOR = 0.2
 # Images at least this large get speckle removal before the bounding box is taken.
 DESPECKLE_MIN_SIDE = 64
+# Where a dark border may be a printed box along the image's edge, paper is looked for on rings
+# (this many, evenly spaced) up to this share of the shorter side in from the edge: a ring with
+# at least this share of light pixels is paper.
+PAPER_RING, PAPER_RINGS, RING_LIGHT = 0.2, 12, 0.75
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
@@ -81,7 +85,11 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     so to the same bits) as the plain expressions they replace."""
     gray = np.asarray(gray, dtype=np.float32)
     paper = _median(np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1])))
-    # Paper is whatever the border mostly is: light paper means dark ink, as on scans.
+    # Paper is whatever the border mostly is: light paper means dark ink, as on scans. A dark
+    # border around light paper is a printed box drawn along the image's edge (a thick one may
+    # cover half the image): there the paper is what lies inside it.
+    if paper <= 0.5:
+        paper = _paper_inside(gray, paper)
     if paper > 0.5:
         ink = np.subtract(1.0, gray, dtype=np.float32)
         ink -= 1.0 - paper
@@ -101,6 +109,26 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not mask.any():
         raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
     return ink, mask
+
+
+def _paper_inside(gray: np.ndarray, border: float) -> float:
+    """The paper's shade when the border is dark: light paper if most of the image is light, or
+    if a ring near the border is nearly all light (the paper between a box drawn along the edge
+    and the digit it holds); else the dark border's (white ink on black, as MNIST and canvas
+    drawings are: a digit's strokes do not run all round a ring near the border; none of
+    MNIST's 70,000 digits is taken the other way)."""
+    if 2 * np.count_nonzero(gray > 0.5) > gray.size:
+        return _median(gray.ravel())
+    height, width = gray.shape
+    deepest = int(PAPER_RING * min(height, width))
+    if deepest < 1:
+        return border
+    for d in np.unique(np.linspace(1, deepest, PAPER_RINGS).astype(int)):
+        inner = gray[d : height - d, d : width - d]
+        ring = np.concatenate((inner[0], inner[-1], inner[:, 0], inner[:, -1]))
+        if np.count_nonzero(ring > 0.5) >= RING_LIGHT * len(ring):
+            return _median(ring)
+    return border
 
 
 def _median(values: np.ndarray) -> float:

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
+from recognition.frames import frame_interior
 from recognition.preprocess import MIN_CONTRAST, fit_crop, fit_digit, ink_and_mask
 
 LAYOUTS = ("auto", "digit", "field")
@@ -376,7 +377,7 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     and bottom) always are, and then vertical lines joining them are the box's sides.
     """
     height, width = binary.shape
-    horizontal = _longest(_line_mask(faint, max(12, int(width * LINE_SHARE)), horizontal=True))
+    horizontal = _longest(_bounded_lines(faint, max(12, int(width * LINE_SHARE)), True))
     rows = np.flatnonzero(horizontal.any(axis=1))
     # In a field wider than tall no digit stroke spans half its width; in a squarer image a
     # digit's strokes might (a 3's top and foot), so there the two lines must also align.
@@ -391,7 +392,7 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     # A box's sides join its top and bottom; without them only a line spanning the whole
     # height is printed (a box whose top and bottom were too faint to find).
     span = rows[-1] - rows[0] if boxed else height
-    vertical = _line_mask(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
+    vertical = _bounded_lines(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
     if boxed and vertical.any():
         vertical = _box_sides(vertical, horizontal, rows)
     if not (horizontal.any() or vertical.any()):
@@ -405,6 +406,14 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     bridges = cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8)) & near_h
     bridges |= cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8)) & near_v
     return clean | bridges, horizontal | vertical
+
+
+def _bounded_lines(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """`_line_mask`, skipped (no line) where the cheap bound `_line_rows` shows none can be:
+    most fields have no printed line one way or the other, many none at all."""
+    if not len(_line_rows(faint, length, horizontal)):
+        return np.zeros_like(faint)
+    return _line_mask(faint, length, horizontal)
 
 
 def _components(binary: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -599,6 +608,10 @@ FLAT_SHARE = 0.25
 CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
 # Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
 FAINT_INK = 0.15
+# A printed box's edge is a row (column) with at least this many pixels of faint ink.
+FRAME_EDGE_INK = 2
+# Inside a box, a group of marks wider than this share of its height may be two digits.
+BOXED_MAX_WIDTH = 1.0
 
 
 def _is_frame(mask: np.ndarray) -> bool:
@@ -709,26 +722,102 @@ def plain_digit(
     gray: np.ndarray, drawn: bool = False
 ) -> tuple[str, Hypothesis | None, np.ndarray | None]:
     """The image as one digit through `to_mnist`'s own normalisation: what its marks are
-    (`_marks`, or "field" for an image too long for one digit), and, unless it is a field, the
-    one-digit hypothesis and its crop. This keeps single-digit scans and drawings exactly as
-    they were read before fields existed, and nearly as cheap: the ink and its mask are
-    computed once, the components' boxes give the ink box, and the search for a faint printed
-    box runs only when the ink could hold one, and never for a canvas drawing (`drawn`), which
-    has no printed lines."""
+    (`_marks`, "boxed" for one digit inside a printed box, or "field" for an image too long for
+    one digit), and, unless it is a field, the one-digit hypothesis and its crop (for "boxed",
+    the inside of the box). This keeps single-digit scans and drawings exactly as they were
+    read before fields existed, and nearly as cheap: the ink and its mask are computed once,
+    the components' boxes give the ink box, and the search for a faint printed box runs only
+    when the ink could hold one, and never for a canvas drawing (`drawn`), which has no
+    printed lines."""
+    return _plain_digit(gray, drawn)[:3]
+
+
+def _plain_digit(gray: np.ndarray, drawn: bool = False):
+    """`plain_digit`, and for a printed box around several marks the image with the box
+    painted out (else None), for the segmenter."""
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
-        return "field", None, None
+        return "field", None, None, None
     ink, mask = ink_and_mask(gray)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
     rows = stats.tolist()
+    framed = None if drawn else _framed(ink, mask, rows)
+    if framed is not None and framed[0] != "printed":
+        kind, unframed, crop, (x0, y0, x1, y1) = framed
+        return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), False), crop, unframed
     kind = _marks(labels, rows) if count > 1 else "one"
-    if kind in ("one", "wide") and not drawn and _ruled(ink, mask):
+    if framed is not None or (kind in ("one", "wide") and not drawn and _ruled(ink, mask)):
         kind = "printed"
     # The ink box is the union of the components' boxes (every inked pixel is in one).
     x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
     crop = fit_digit(ink[y0:y1, x0:x1])
-    return kind, Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False), crop
+    plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
+    return kind, plain, crop, None
+
+
+def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
+    """What a printed box (`frame_interior`) holds, as (kind, the image with the box painted
+    out for the segmenter, the plain crop of the ink inside, its ink box): "boxed" for one
+    digit; "wide" for one group of marks wider than a digit, "apart" for pieces side by side
+    no wider than one (two narrow digits, a 5 whose bar came off) — the segmenter weighs them
+    against the plain crop, as it does for the same marks without a box. ("printed",) for a
+    comb (a divider from the box's top to its bottom), an empty box, or marks as wide as
+    several digits (the segmenter takes them with the box); None when there is no box."""
+    faint = ink > FAINT_INK
+    box = _frame_box(faint)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    height, width = mask.shape
+    touches = (y0 == 0, y1 == height, x0 == 0, x1 == width)
+    inside = frame_interior(faint[y0:y1, x0:x1], touches)
+    if inside is None:
+        return None
+    digit = (mask[y0:y1, x0:x1] & inside).view(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(digit, connectivity=8)
+    floor = max(3, 0.02 * float(max(row[4] for row in rows[1:])))
+    spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in stats.tolist()[1:]
+                   if area >= floor)  # fmt: skip
+    if not spans:
+        return ("printed",)
+    inner = np.flatnonzero(inside.any(axis=1))
+    top, bottom = min(s[2] for s in spans), max(s[3] for s in spans)
+    left, right = spans[0][0], max(s[1] for s in spans)
+    divider = len(spans) > 1 and any(
+        s[3] - s[2] >= 0.9 * (inner[-1] - inner[0]) and s[1] - s[0] < 0.25 * (s[3] - s[2])
+        for s in spans
+    )
+    if divider or right - left > PLAIN_MAX_WIDTH * (bottom - top):
+        return ("printed",)
+    group = _column_groups(spans)
+    kind = (
+        "apart"
+        if group is None
+        else "wide"
+        if right - left > BOXED_MAX_WIDTH * (bottom - top)
+        else "boxed"
+    )
+    piece = ink[y0 + top : y0 + bottom, x0 + left : x0 + right] * inside[top:bottom, left:right]
+    crop, ink_box = fit_digit(piece), (x0 + left, y0 + top, x0 + right, y0 + bottom)
+    if kind == "boxed":
+        return kind, None, crop, ink_box
+    unframed = np.zeros_like(ink)
+    unframed[y0:y1, x0:x1] = ink[y0:y1, x0:x1] * inside
+    return kind, np.subtract(1.0, unframed, out=unframed), crop, ink_box
+
+
+def _frame_box(faint: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) where a printed box's outer edges would be: the first and last rows
+    and columns with a few inked pixels (a speck of dust outside is not the box's edge)."""
+    counts = faint.view(np.uint8)
+    rows = np.flatnonzero(cv2.reduce(counts, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+                          >= FRAME_EDGE_INK)  # fmt: skip
+    cols = np.flatnonzero(cv2.reduce(counts, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+                          >= FRAME_EDGE_INK)  # fmt: skip
+    if len(rows) < 2 or len(cols) < 2:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 @functools.cache
@@ -819,13 +908,17 @@ def find_digits(
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _single_threaded()
-    kind, plain, crop = plain_digit(gray, drawn) if layout != "field" else ("field", None, None)
+    kind, plain, crop, unframed = (
+        _plain_digit(gray, drawn) if layout != "field" else ("field", None, None, None)
+    )
     if plain is not None and pixel_scale != 1.0:
         plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
-    if kind == "one":
+    if kind in ("one", "boxed"):
         return Segmentation(crop[None], ((plain,),), ())
     try:
-        page, pieces = _page_pieces(gray, deskew=deskew, pixel_scale=pixel_scale)
+        # A printed box painted out leaves the marks inside it for the segmenter.
+        inside = gray if unframed is None else unframed
+        page, pieces = _page_pieces(inside, deskew=deskew, pixel_scale=pixel_scale)
         unlined = kind == "wide" or (kind == "apart" and not page.lines.any())
         if layout == "digit":
             return Segmentation(crop[None], ((plain,),), ()) if unlined else _all_ink(page, pieces)

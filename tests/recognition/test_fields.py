@@ -154,13 +154,58 @@ def test_boxes_are_in_the_uploads_pixels(mnist, rng):
 
 
 def test_plain_digit_tells_one_digit_from_boxes_and_neighbours(mnist, rng):
-    """One digit goes the cheap way; a box (even a thin grey one), an underline or two digits
-    side by side go to the segmenter."""
+    """One digit goes the cheap way, one digit in a box (even a thin grey one) too, without
+    the box; an underline or two digits side by side go to the segmenter."""
     one = render_scan(mnist.x_test[0], rng, image_format="PNG", scale=3.0)
     assert plain_digit(gray(one))[0] == "one"
     for thickness in (1, 2, 3):
         boxed, _ = field_of(mnist, rng, count=1, structure="box", line_thickness=thickness)
-        assert plain_digit(gray(boxed))[0] == "printed"
+        kind, hypothesis, crop = plain_digit(gray(boxed))
+        assert kind in ("boxed", "wide")  # "wide": a digit wider than tall may be two
+        box, (height, width) = hypothesis.boxes[0], gray(boxed).shape
+        # The digit's box lies inside the printed one, clear of the image's edges.
+        assert box.x > thickness and box.x + box.width < width - thickness
+        assert box.y > thickness and box.y + box.height < height - thickness
     two, _ = field_of(mnist, rng, count=2, height=40)
     assert plain_digit(gray(two))[0] in ("apart", "field")
     assert plain_digit(np.full((60, 300), 0.9, np.float32))[0] == "field"  # too long for one
+
+
+def boxed_digit_image(digit: np.ndarray, thickness: int, open_side: str | None = None,
+                      tilt: float = 0.0) -> np.ndarray:  # fmt: skip
+    """An MNIST digit (dark on light) in a printed box drawn along the image's edge; with
+    `open_side`, that side of the box cut off by the image (a crop through the box)."""
+    import cv2
+
+    page = np.full((60, 56), 0.9, np.float32)
+    ink = cv2.resize(digit.astype(np.float32) / 255, (40, 40), interpolation=cv2.INTER_CUBIC)
+    page[10:50, 8:48] -= 0.8 * np.clip(ink, 0, 1)
+    cv2.rectangle(page, (1, 1), (54, 58), 0.15, thickness)
+    if tilt:
+        matrix = cv2.getRotationMatrix2D((28, 30), tilt, 1.0)
+        page = cv2.warpAffine(page, matrix, (56, 60), borderMode=cv2.BORDER_REPLICATE)
+    cut = {"top": page[4:], "bottom": page[:-4], "left": page[:, 4:], "right": page[:, :-4]}
+    return np.ascontiguousarray(cut.get(open_side, page))
+
+
+@pytest.mark.parametrize("open_side", [None, "top", "bottom", "left", "right"])
+def test_a_box_along_the_edge_is_printed_not_paper(mnist, recognizer, open_side):
+    """A box drawn along the image's edge darkens the border (once taken for the paper) and may
+    be open on the side where a crop cut it: either way the digit inside is read, not the box."""
+    right = 0
+    for i in range(40):
+        thickness, tilt = 1 + i % 4, (i % 7 - 3) * 0.9
+        image = boxed_digit_image(mnist.x_test[i], thickness, open_side, tilt)
+        kind, hypothesis, _ = plain_digit(image)
+        assert kind in ("boxed", "wide"), (i, kind)  # a digit wider than tall may be two
+        reading = read_field(image, recognizer)
+        right += reading.text == str(mnist.y_test[i])
+    assert right >= 39, right
+
+
+def test_two_digits_in_a_box_go_to_the_segmenter_without_the_box(mnist, recognizer, rng):
+    right = 0
+    for _ in range(20):
+        image, text = field_of(mnist, rng, count=2, structure="box", height=40)
+        right += read_field(gray(image), recognizer).text == text
+    assert right >= 18, right

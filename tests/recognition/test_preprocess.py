@@ -70,3 +70,19 @@ def test_huge_scan_is_reduced_before_analysis():
     pixels[1000:2000, 900:1000] = 10
     digit = prepare(encode(Image.fromarray(pixels), "PNG"))
     assert digit.shape == (28, 28) and digit.max() == pytest.approx(1.0)
+
+
+def test_a_box_along_the_edge_is_ink_and_mnist_keeps_its_polarity(mnist):
+    """A printed box drawn along the image's edge darkens the border, which once made the paper
+    inside it the "ink": the paper is now found inside. White digits on black (MNIST, canvas
+    drawings) keep their polarity: not one of the 10,000 test digits is read the other way."""
+    from recognition.preprocess import _paper_inside, ink_and_mask
+
+    flipped = [i for i, x in enumerate(mnist.x_test) if _paper_inside(x / np.float32(255), 0.0)]
+    assert flipped == []
+    page = np.full((48, 40), 0.92, np.float32)
+    page[:4], page[-4:], page[:, :4], page[:, -4:] = 0.1, 0.1, 0.1, 0.1  # the box
+    page[12:36, 18:22] = 0.15  # a 1 inside it
+    _, mask = ink_and_mask(page)
+    assert mask[0, 20] and mask[20, 20]  # the box and the 1 are ink ...
+    assert not mask[20, 8] and not mask[8, 20]  # ... the paper between them is not
