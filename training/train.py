@@ -35,6 +35,7 @@ RECIPES = {
         "warmup_fraction": 0.1,
         "label_smoothing": 0.0,
         "ema_momentum": 0.999,
+        "scan_fraction": 0.0,  # tried at 0.3: docs/training.md, "Third run"
         "augment": True,
         "early_stopping_patience": None,
     },
@@ -100,6 +101,20 @@ def train_dataset(x: np.ndarray, y: np.ndarray, recipe: dict, seed: int) -> tf.d
             lambda images, labels: (vary_stroke_width(distort(images, training=True)), labels)
         )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def with_scans(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A copy of `x` where `fraction` of the digits are rendered as scans and read back through
+    the serving path (`recognition.prepare`), so training sees what the platform reads."""
+    from recognition import prepare
+    from recognition.synthetic import render_scan
+
+    rng = np.random.default_rng(seed + 7)
+    digits = np.flatnonzero(y < 10)
+    x = x.copy()
+    for i in rng.choice(digits, int(len(digits) * fraction), replace=False):
+        x[i, ..., 0] = prepare(render_scan((x[i, ..., 0] * 255).round().astype(np.uint8), rng))
+    return x
 
 
 def encode_labels(y: np.ndarray, recipe: dict) -> np.ndarray:
@@ -214,6 +229,8 @@ def train(
     else:
         model = build_model(arch, **({"classes": classes} if classes else {}))
     recipe["classes"] = model.output_shape[-1]
+    if recipe.get("scan_fraction"):
+        x_train = with_scans(x_train, y_train, recipe["scan_fraction"], seed)
     steps = -(-len(y_train) // recipe["batch_size"])
     callbacks = [EpochLine(arch, recipe["epochs"]), *compile_for(model, recipe, steps)]
     started, cpu_started = time.perf_counter(), time.process_time()
