@@ -197,6 +197,18 @@ def with_reject_output(trained: keras.Model) -> keras.Model:
     return model
 
 
+def starting_model(arch: str, init_from: Path | None, classes: int | None, recipe: dict):
+    """A fresh `arch`, or the trained model at `init_from` (a model directory or .keras file)
+    with a "not a digit" output added if it lacks one; `recipe` records where it came from."""
+    if not init_from:
+        return build_model(arch, **({"classes": classes} if classes else {}))
+    path = Path(init_from)
+    path = path / "model.keras" if path.is_dir() else path
+    model = keras.saving.load_model(path, compile=False)
+    recipe["init_from"] = str(path)
+    return with_reject_output(model) if model.output_shape[-1] != 11 else model
+
+
 def train(
     arch: str,
     x_train,
@@ -219,15 +231,7 @@ def train(
     recipe.update(overrides or {})
     if epochs is not None:
         recipe["epochs"] = epochs
-    if init_from:
-        path = Path(init_from)
-        path = path / "model.keras" if path.is_dir() else path
-        model = keras.saving.load_model(path, compile=False)
-        if model.output_shape[-1] != 11:
-            model = with_reject_output(model)
-        recipe["init_from"] = str(path)
-    else:
-        model = build_model(arch, **({"classes": classes} if classes else {}))
+    model = starting_model(arch, init_from, classes, recipe)
     recipe["classes"] = model.output_shape[-1]
     if recipe.get("scan_fraction"):
         x_train = with_scans(x_train, y_train, recipe["scan_fraction"], seed)
