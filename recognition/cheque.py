@@ -401,6 +401,10 @@ def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list
         sign = _sign(marks, left, top.y0, bottom.y0)
         found.append(_Candidate(top, bottom, sign, 1.0 + _sign_score(sign, left, 2.0)))
     found = _innermost(found)
+    if any(candidate.sign is not None for candidate in found):
+        # A box with a sign beside it (score >= 2.8) beats any underline (score <= 2): the
+        # underlines' signs need not be looked for.
+        return sorted(found, key=lambda c: c.score, reverse=True)
     for line in lines:
         if id(line) in in_box or (line.x0 + line.x1) / 2 < width / 2 or line.x0 < 0.35 * width:
             continue

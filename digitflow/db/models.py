@@ -149,7 +149,8 @@ class Document(IdTimestamped, Base):
     # Order of upload within the job; results are paginated on it.
     position: Mapped[int] = mapped_column(Integer)
     filename: Mapped[str] = mapped_column(String(1024))
-    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the stored bytes
+    # BLAKE2b-256 hex of the stored bytes (sha256 for documents stored before 2026-11-27)
+    content_hash: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.queued)
