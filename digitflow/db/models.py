@@ -214,6 +214,8 @@ class ApiKey(IdTimestamped, Base):
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (Index(None, "tenant_id", "created_at"),)
+
+
 class ReviewStatus(enum.StrEnum):
     not_needed = "not_needed"  # no review task: the model's reading stands
     pending = "pending"
