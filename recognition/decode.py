@@ -372,7 +372,7 @@ def _array_luminance(pixels: np.ndarray, factor: int) -> np.ndarray:
                                  interpolation=cv2.INTER_AREA)  # fmt: skip
         elif factor > 1:  # partial boxes at the edges, as the Pillow path does
             channel = np.asarray(Image.fromarray(channel).reduce(factor))
-        return channel.astype(np.float32) * np.float32(1 / 255)
+        return np.multiply(channel, np.float32(1 / 255), dtype=np.float32)
 
     if pixels.ndim == 2:
         return shrink(pixels)
@@ -390,9 +390,14 @@ def _composite(premultiplied: np.ndarray, opacity: np.ndarray) -> np.ndarray:
     if opaque == 0:
         return np.ones_like(opacity)  # fully transparent: blank paper
     # Composite onto white when the visible marks are dark (a canvas with black strokes), onto
-    # black when they are light: the background must contrast with the ink.
-    background = 1.0 if premultiplied.sum() / opaque < 0.5 else 0.0
-    return premultiplied + background * (1.0 - opacity)
+    # black when they are light: the background must contrast with the ink. Both arrays are
+    # the caller's own: `premultiplied + 1.0 * (1.0 - opacity)` is done in place (the same
+    # bits), and onto black nothing is added.
+    if premultiplied.sum() / opaque >= 0.5:
+        return premultiplied
+    np.subtract(1.0, opacity, out=opacity)
+    opacity += premultiplied
+    return opacity
 
 
 def _luminance(image: Image.Image, factor: int) -> np.ndarray:

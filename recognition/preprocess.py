@@ -37,10 +37,12 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     return ink_digit(*ink_and_mask(gray))[0]
 
 
-def ink_and_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ink_and_mask(gray: np.ndarray, drawn: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Ink intensity (0 = paper, 1 = full ink) and the despeckled mask of inked pixels, as
-    `to_mnist` sees them. Raises EmptyImage when there is no ink."""
-    return _ink(gray)
+    `to_mnist` sees them. Raises EmptyImage when there is no ink. `drawn`: a canvas drawing,
+    whose dark border is its background, never a printed box along the edge (no paper rings
+    are looked for)."""
+    return _ink(gray, boxed=not drawn)
 
 
 def ink_digit(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -78,7 +80,7 @@ def normalize_mnist(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ink(gray: np.ndarray, boxed: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Ink intensity (0 = paper, 1 = full ink) and a despeckled mask of inked pixels.
 
     Every document passes here, so the float32 steps are done in place, in the same order (and
@@ -89,7 +91,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # border around light paper is a printed box drawn along the image's edge (a thick one may
     # cover half the image): there the paper is what lies inside it.
     if paper <= 0.5:
-        paper = _paper_inside(gray, paper)
+        paper = _paper_inside(gray, paper, boxed)
     if paper > 0.5:
         ink = np.subtract(1.0, gray, dtype=np.float32)
         ink -= 1.0 - paper
@@ -111,17 +113,18 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ink, mask
 
 
-def _paper_inside(gray: np.ndarray, border: float) -> float:
+def _paper_inside(gray: np.ndarray, border: float, boxed: bool = True) -> float:
     """The paper's shade when the border is dark: light paper if most of the image is light, or
     if a ring near the border is nearly all light (the paper between a box drawn along the edge
     and the digit it holds); else the dark border's (white ink on black, as MNIST and canvas
     drawings are: a digit's strokes do not run all round a ring near the border; none of
-    MNIST's 70,000 digits is taken the other way)."""
+    MNIST's 70,000 digits is taken the other way). Without `boxed` (a canvas drawing) no
+    rings are looked at."""
     if 2 * np.count_nonzero(gray > 0.5) > gray.size:
         return _median(gray.ravel())
     height, width = gray.shape
     deepest = int(PAPER_RING * min(height, width))
-    if deepest < 1:
+    if deepest < 1 or not boxed:
         return border
     for d in np.unique(np.linspace(1, deepest, PAPER_RINGS).astype(int)):
         inner = gray[d : height - d, d : width - d]

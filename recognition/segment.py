@@ -738,8 +738,8 @@ def _plain_digit(gray: np.ndarray, drawn: bool = False):
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
         return "field", None, None, None
-    ink, mask = ink_and_mask(gray)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), 8)
+    ink, mask = ink_and_mask(gray, drawn)
+    count, labels, stats, _ = _labelled(mask.view(np.uint8))
     rows = stats.tolist()
     framed = None if drawn else _framed(ink, mask, rows)
     if framed is not None and framed[0] != "printed":
@@ -754,6 +754,19 @@ def _plain_digit(gray: np.ndarray, drawn: bool = False):
     crop = fit_digit(ink[y0:y1, x0:x1])
     plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
     return kind, plain, crop, None
+
+
+# A mask of at most this many pixels has labels (its components and the background) that fit
+# in 16 bits, however its ink is scattered.
+LABELS_16U_MAX_PIXELS = 65534
+
+
+def _labelled(mask: np.ndarray):
+    """`cv2.connectedComponentsWithStats` (8-connected) of a single digit's mask, with 16-bit
+    labels where they fit: the same components and boxes, in a third of the time (OpenCV's
+    16-bit path, ~0.05 ms against ~0.12-0.15 ms on a 140x140 canvas)."""
+    ltype = cv2.CV_16U if mask.size <= LABELS_16U_MAX_PIXELS else cv2.CV_32S
+    return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
 
 
 def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
@@ -775,7 +788,7 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     if inside is None:
         return None
     digit = (mask[y0:y1, x0:x1] & inside).view(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(digit, connectivity=8)
+    _, _, stats, _ = _labelled(digit)
     floor = max(3, 0.02 * float(max(row[4] for row in rows[1:])))
     spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in stats.tolist()[1:]
                    if area >= floor)  # fmt: skip
