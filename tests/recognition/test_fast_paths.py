@@ -10,15 +10,28 @@ own results.
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from devtools.scans import canvas_drawing, canvas_png, scan_png
 from recognition import ImageError, decode_image, read_segmentations, segment_image, to_mnist
-from recognition.decode import _idat_stream, _inflated, decode_png
-from recognition.preprocess import DESPECKLE_MIN_SIDE, INK_LEVEL, NOISE_FLOOR, _despeckle
-from recognition.segment import _line_mask, _line_rows, plain_digit
+from recognition.decode import _composite, _idat_stream, _inflated, decode_png
+from recognition.preprocess import (
+    DESPECKLE_MIN_SIDE,
+    INK_LEVEL,
+    NOISE_FLOOR,
+    _despeckle,
+    ink_and_mask,
+)
+from recognition.segment import (
+    LABELS_16U_MAX_PIXELS,
+    _labelled,
+    _line_mask,
+    _line_rows,
+    plain_digit,
+)
 from recognition.synthetic import render_scan
 from training.synthetic_fields import FieldSpec, render_field
 
@@ -262,3 +275,43 @@ def test_drawings_segment_alike_without_the_printed_box_search(mnist, recognizer
     texts = [r.text for r in read_segmentations(drawn, recognizer)]
     assert texts == [r.text for r in read_segmentations(plain, recognizer)]
     assert sum(len(t) > 1 for t in texts) >= 15  # the rows were read as fields
+
+
+def test_sixteen_bit_labels_find_the_same_components(mnist):
+    """`_labelled` (a single digit's components, 16-bit labels where they fit) finds the same
+    components, boxes and areas as OpenCV's 32-bit labelling, on MNIST masks and on scattered
+    specks up to its size bound (where labels are most numerous)."""
+    rng = np.random.default_rng(31)
+    masks = [(mnist.x_test[i] > 80).astype(np.uint8) for i in range(200)]
+    side = int(LABELS_16U_MAX_PIXELS**0.5)
+    masks += [(rng.random((side, side)) < share).astype(np.uint8) for share in (0.05, 0.2, 0.5)]
+    masks.append(np.ones((1, LABELS_16U_MAX_PIXELS), np.uint8) * (np.arange(65534) % 2 == 0))
+    for mask in masks:
+        count, labels, stats, _ = _labelled(mask)
+        ref_count, _, ref_stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        assert count == ref_count
+        assert sorted(stats.tolist()) == sorted(ref_stats.tolist())
+        assert labels.dtype == np.uint16 and int(labels.max()) == count - 1
+
+
+def test_composite_in_place_is_the_plain_expression():
+    """`_composite` composites in place: the same bits as `premultiplied + background * (1 -
+    opacity)`, onto white for dark marks and onto black for light ones."""
+    rng = np.random.default_rng(5)
+    for light in (False, True):
+        opacity = rng.random((140, 140), dtype=np.float32)
+        premultiplied = opacity * np.float32(0.9 if light else 0.1)
+        background = 0.0 if light else 1.0
+        expected = premultiplied + background * (1.0 - opacity)
+        got = _composite(premultiplied.copy(), opacity.copy())
+        assert got.dtype == np.float32 and np.array_equal(got, expected)
+
+
+def test_drawings_on_dark_take_their_border_as_paper(mnist):
+    """A drawing (`drawn`) looks for no paper rings inside a dark border: light strokes on a
+    dark canvas (MNIST's own digits) give the very same ink and mask as the plain path."""
+    for image in mnist.x_test[:300]:
+        gray = image.astype(np.float32) / 255.0
+        ink, mask = ink_and_mask(gray)
+        drawn_ink, drawn_mask = ink_and_mask(gray, drawn=True)
+        assert np.array_equal(ink, drawn_ink) and np.array_equal(mask, drawn_mask)
