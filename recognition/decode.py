@@ -365,12 +365,13 @@ def _array_luminance(pixels: np.ndarray, factor: int) -> np.ndarray:
     as Pillow's "L" conversion, alpha premultiplied before shrinking by area averaging."""
     height, width = pixels.shape[:2]
     exact = width % factor == 0 and height % factor == 0
+    if exact and pixels.ndim == 3 and pixels.shape[2] == 4:
+        return _drawing_luminance(pixels, factor)
 
     def shrink(channel: np.ndarray) -> np.ndarray:
-        if factor > 1 and exact:  # area averaging by a whole factor: Pillow's box reduce
-            channel = cv2.resize(channel, (width // factor, height // factor),
-                                 interpolation=cv2.INTER_AREA)  # fmt: skip
-        elif factor > 1:  # partial boxes at the edges, as the Pillow path does
+        if factor > 1 and exact:
+            return _shrunk(channel, factor)
+        if factor > 1:  # partial boxes at the edges, as the Pillow path does
             channel = np.asarray(Image.fromarray(channel).reduce(factor))
         return np.multiply(channel, np.float32(1 / 255), dtype=np.float32)
 
@@ -381,6 +382,38 @@ def _array_luminance(pixels: np.ndarray, factor: int) -> np.ndarray:
     alpha = np.ascontiguousarray(pixels[:, :, 3])
     gray = cv2.cvtColor(pixels, cv2.COLOR_RGBA2GRAY)
     return _composite(shrink(cv2.multiply(gray, alpha, scale=1 / 255)), shrink(alpha))
+
+
+def _shrunk(channel: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 averaged over whole `factor` x `factor` boxes (Pillow's box reduce), as float32 in
+    [0, 1]. Each output pixel is its own box's rounded mean, so a part of the image aligned to
+    the boxes shrinks to the very pixels it has in the whole."""
+    if factor > 1:
+        height, width = channel.shape
+        channel = cv2.resize(channel, (width // factor, height // factor),
+                             interpolation=cv2.INTER_AREA)  # fmt: skip
+    return np.multiply(channel, np.float32(1 / 255), dtype=np.float32)
+
+
+def _drawing_luminance(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """`_array_luminance` of RGBA pixels whose size `factor` divides (a canvas drawing), to the
+    same bits, with the colour work done only inside the box of pixels that have any opacity,
+    widened to whole shrink boxes: outside it the premultiplied luminance and the opacity are
+    0 whatever the colour. On a canvas that box is the strokes' (~1/4 of the canvas)."""
+    height, width = pixels.shape[:2]
+    alpha = np.ascontiguousarray(pixels[:, :, 3])
+    x, y, w, h = cv2.boundingRect(alpha)  # of the non-zero pixels; all 0 when none is
+    x0, y0 = x - x % factor, y - y % factor
+    x1, y1 = -(-(x + w) // factor) * factor, -(-(y + h) // factor) * factor
+    premultiplied = np.zeros((height // factor, width // factor), np.float32)
+    opacity = np.zeros_like(premultiplied)
+    if w and h:
+        part, part_alpha = pixels[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+        gray = cv2.multiply(cv2.cvtColor(part, cv2.COLOR_RGBA2GRAY), part_alpha, scale=1 / 255)
+        inside = slice(y0 // factor, y1 // factor), slice(x0 // factor, x1 // factor)
+        premultiplied[inside] = _shrunk(gray, factor)
+        opacity[inside] = _shrunk(part_alpha, factor)
+    return _composite(premultiplied, opacity)
 
 
 def _composite(premultiplied: np.ndarray, opacity: np.ndarray) -> np.ndarray:

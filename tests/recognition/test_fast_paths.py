@@ -17,7 +17,13 @@ from PIL import Image
 
 from devtools.scans import canvas_drawing, canvas_png, scan_png
 from recognition import ImageError, decode_image, read_segmentations, segment_image, to_mnist
-from recognition.decode import _composite, _idat_stream, _inflated, decode_png
+from recognition.decode import (
+    _composite,
+    _drawing_luminance,
+    _idat_stream,
+    _inflated,
+    decode_png,
+)
 from recognition.preprocess import (
     DESPECKLE_MIN_SIDE,
     INK_LEVEL,
@@ -315,3 +321,51 @@ def test_drawings_on_dark_take_their_border_as_paper(mnist):
         ink, mask = ink_and_mask(gray)
         drawn_ink, drawn_mask = ink_and_mask(gray, drawn=True)
         assert np.array_equal(ink, drawn_ink) and np.array_equal(mask, drawn_mask)
+
+
+def reference_rgba_luminance(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """RGBA to composited luminance as `_array_luminance` first did it: the whole image."""
+    height, width = pixels.shape[:2]
+
+    def shrink(channel: np.ndarray) -> np.ndarray:
+        if factor > 1:
+            size = (width // factor, height // factor)
+            channel = cv2.resize(channel, size, interpolation=cv2.INTER_AREA)
+        return channel.astype(np.float32) * np.float32(1 / 255)
+
+    alpha = np.ascontiguousarray(pixels[:, :, 3])
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGBA2GRAY)
+    premultiplied, opacity = shrink(cv2.multiply(gray, alpha, scale=1 / 255)), shrink(alpha)
+    opaque = float(opacity.sum())
+    if opaque == 0:
+        return np.ones_like(opacity)
+    background = 1.0 if premultiplied.sum() / opaque < 0.5 else 0.0
+    return premultiplied + background * (1.0 - opacity)
+
+
+def test_drawing_luminance_is_the_whole_images(mnist):
+    """A canvas's luminance is worked out inside the box of its visible pixels only: the same
+    bits as over the whole image, for canvas drawings at any position, shrunk 1-4x, and for
+    random colours under opacity at odd offsets (light and dark), and a blank canvas."""
+    rng = np.random.default_rng(77)
+    cases = [decode_png(canvas_png(mnist.x_test[i], rng, side), 10**7)
+             for i in range(60) for side in (280, 560, 300)]  # fmt: skip
+    for k in range(60):
+        height, width = (int(v) for v in rng.integers(40, 300, 2))
+        pixels = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+        pixels[..., 3] = 0
+        y, x = int(rng.integers(0, height - 2)), int(rng.integers(0, width - 2))
+        pixels[y : y + int(rng.integers(1, 40)), x : x + int(rng.integers(1, 40)), 3] = 200
+        pixels[..., :3] //= 1 + 3 * (k % 2)
+        cases.append(pixels)
+    cases.append(np.zeros((280, 280, 4), np.uint8))
+    compared = 0
+    for pixels in cases:
+        for factor in (1, 2, 3, 4):
+            if pixels.shape[0] % factor or pixels.shape[1] % factor:
+                continue
+            expected = reference_rgba_luminance(pixels, factor)
+            got = _drawing_luminance(pixels, factor)
+            assert got.dtype == np.float32 and np.array_equal(got, expected)
+            compared += 1
+    assert compared > 300
