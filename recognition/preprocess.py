@@ -30,6 +30,7 @@ DESPECKLE_MIN_SIDE = 64
 # (this many, evenly spaced) up to this share of the shorter side in from the edge: a ring with
 # at least this share of light pixels is paper.
 PAPER_RING, PAPER_RINGS, RING_LIGHT = 0.2, 12, 0.75
+_BELOW_NOISE_FLOOR = float(np.nextafter(np.float32(NOISE_FLOOR), np.float32(0)))
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
@@ -101,7 +102,9 @@ def _ink(gray: np.ndarray, boxed: bool = True) -> tuple[np.ndarray, np.ndarray]:
     if contrast < MIN_CONTRAST:
         raise EmptyImage("the image holds no ink: it is blank or has no visible strokes")
     ink /= contrast
-    ink[ink < NOISE_FLOOR] = 0.0
+    # `ink[ink < NOISE_FLOOR] = 0.0` to the bit, ~5x faster: OpenCV keeps what is above the
+    # float32 just below the floor, i.e. at or above it.
+    cv2.threshold(ink, _BELOW_NOISE_FLOOR, 0.0, cv2.THRESH_TOZERO, dst=ink)
 
     mask = ink > INK_LEVEL
     if min(mask.shape) >= DESPECKLE_MIN_SIDE:
