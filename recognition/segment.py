@@ -152,6 +152,15 @@ class _Page:
 
     def crop(self, ids: list[int], x0: int, x1: int) -> tuple[np.ndarray, Box] | None:
         """One digit's MNIST-form crop: the ink of components `ids` between columns x0 and x1."""
+        left = min((self.rows[i][cv2.CC_STAT_LEFT] for i in ids), default=x0)
+        right = max((self.rows[i][cv2.CC_STAT_LEFT] + self.rows[i][cv2.CC_STAT_WIDTH]
+                     for i in ids), default=x1)  # fmt: skip
+        if ids and x0 <= left and right <= x1:
+            # Whole components: the union of their boxes is the ink box.
+            top, mask = self.mask(ids, left, right)
+            mask = cv2.dilate(mask.view(np.uint8), _KERNEL3)
+            piece = self.ink[top : top + mask.shape[0], left:right] * mask
+            return fit_crop(piece), self.box(left, top, right, top + mask.shape[0])
         top, mask = self.mask(ids, x0, x1)
         rows = np.flatnonzero(mask.any(axis=1))
         cols = np.flatnonzero(mask.any(axis=0))
@@ -181,6 +190,13 @@ def _working(gray: np.ndarray) -> tuple[np.ndarray, float]:
         size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     return gray, shrink / max(factor, 1)
+
+
+def _labelled(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """`cv2.connectedComponentsWithStats(binary, connectivity=8)` by Grana's block-based
+    algorithm: the same labels and stats (checked on the benchmark's fields), in ~2/3 of the
+    time of OpenCV's default for images this size."""
+    return cv2.connectedComponentsWithStatsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_GRANA)
 
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -235,7 +251,9 @@ def _binarise(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     level, _ = cv2.threshold(blurred, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # Otsu splits paper from ink; on a nearly empty page keep it above the paper's noise.
     level = max(level, 0.3 * 255)
-    return (blurred > level).astype(np.uint8), (blurred > level / 2).astype(np.uint8)
+    # cv2.threshold of uint8 is `blurred > level` (it floors the level), in one call.
+    binary = cv2.threshold(blurred, level, 1, cv2.THRESH_BINARY)[1]
+    return binary, cv2.threshold(blurred, level / 2, 1, cv2.THRESH_BINARY)[1]
 
 
 def _skew_degrees(binary: np.ndarray) -> float:
@@ -250,7 +268,7 @@ def _skew_degrees(binary: np.ndarray) -> float:
     # a long line needs, there is none (most fields without printed lines stop here).
     if np.count_nonzero(runs.any(axis=0)) < width * LINE_SHARE:
         return 0.0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    count, labels, stats, _ = _labelled(runs)
     slopes = []
     for i in 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= width * LINE_SHARE):
         x, y, w, h, area = (int(v) for v in stats[i])
@@ -352,7 +370,7 @@ def _longest(lines: np.ndarray) -> np.ndarray:
     inside it (a 7's bar or a 2's foot is shorter than the box around it)."""
     if not lines.any():
         return lines
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    count, labels, stats, _ = _labelled(lines)
     if count <= 2:
         return lines
     widths = stats[:, cv2.CC_STAT_WIDTH].copy()
@@ -373,7 +391,7 @@ def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
 def _box_sides(vertical: np.ndarray, horizontal: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Only the vertical lines that reach a box's top and bottom lines, or stand at their ends
     (a side whose corners a tilt took out of the image): a tall 1 inside the box is neither."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(vertical, connectivity=8)
+    count, labels, stats, _ = _labelled(vertical)
     top, bottom = rows[0], rows[-1]
     reach = max(3, round(0.08 * (bottom - top)))
     ends = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
@@ -434,7 +452,7 @@ def _bounded_lines(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarr
 
 def _components(binary: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels and stats of the ink's connected components, specks and line remnants zeroed."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    count, labels, stats, _ = _labelled(binary)
     stats = stats.copy()
     if count <= 1:
         return labels, stats
@@ -474,11 +492,11 @@ def _pieces(page: _Page) -> list[_Piece]:
 def _lean_degrees(page: _Page, piece: _Piece) -> float:
     """How far a mark's main axis leans from vertical, and 0 for marks that are not thin."""
     _, mask = page.mask(piece.ids, piece.x0, piece.x1)  # the rows piece.y0 .. piece.y1
-    m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+    m = cv2.moments(mask.view(np.uint8), binaryImage=True)
     if m["m00"] == 0:
         return 0.0
     a, b, c = m["mu20"] / m["m00"], m["mu11"] / m["m00"], m["mu02"] / m["m00"]
-    spread = np.sqrt(4 * b * b + (a - c) ** 2)
+    spread = math.sqrt(4 * b * b + (a - c) ** 2)
     major, minor = (a + c + spread) / 2, (a + c - spread) / 2
     if minor <= 0 or major / minor < SLASH_ELONGATION:  # not one thin straight stroke
         return 0.0
