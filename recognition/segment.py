@@ -376,6 +376,8 @@ def _longest(lines: np.ndarray) -> np.ndarray:
     widths = stats[:, cv2.CC_STAT_WIDTH].copy()
     widths[0] = 0
     keep = widths >= LONGEST_SHARE * widths.max()
+    if keep[1:].all():  # every run is long (a box's top and bottom): all of them, as they are
+        return lines
     return keep[labels].astype(np.uint8)
 
 
