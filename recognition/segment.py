@@ -36,9 +36,10 @@ from recognition.preprocess import MIN_CONTRAST, fit_crop, fit_digit, ink_and_ma
 LAYOUTS = ("auto", "digit", "field")
 # Fields are worked on with their shorter side at most this many pixels: a digit needs ~20.
 WORK_SIDE = 96
-# ... and a field at least twice this size is first shrunk by a whole factor down towards it
-# (a 300 dpi amount's digits, 70-110 px, come out at 30-50 px).
-SHRINK_SIDE = 56
+# ... and a field whose shorter side is at least SHRINK_FROM (a 300 dpi scan: digits 70-110 px)
+# is first shrunk by the whole factor that keeps that side at least SHRINK_SIDE: its digits (at
+# least 40% of the shorter side) keep 23 px or more. Fields of MNIST-sized digits stay below.
+SHRINK_SIDE, SHRINK_FROM = 56, 128
 # A printed line spans at least this share of the field's width (or height, for vertical
 # lines between a box's top and bottom) and is at least as long as the digits are tall.
 LINE_SHARE = 0.5
@@ -174,13 +175,12 @@ class _Page:
 
 
 def _working(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """The field at its working size, and working pixels per pixel of `gray`. A field whose
-    shorter side is at least twice SHRINK_SIDE (a 300 dpi scan: digits 70-110 px) is shrunk
-    by the whole factor that keeps it at least that: a box average, several times cheaper than
+    """The field at its working size, and working pixels per pixel of `gray`. A large field
+    (SHRINK_FROM) is shrunk by a whole factor: a box average, several times cheaper than
     OpenCV's area resampling by any other factor (the last pixels of a row or column that do
     not fill a box are dropped). What is still above WORK_SIDE is shrunk to it."""
     height, width = gray.shape
-    factor = min(height, width) // SHRINK_SIDE
+    factor = min(height, width) // SHRINK_SIDE if min(height, width) >= SHRINK_FROM else 1
     if factor >= 2:
         height, width = height // factor, width // factor
         gray = cv2.resize(gray[: height * factor, : width * factor], (width, height),
@@ -419,7 +419,7 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     # digit's strokes might (a 3's top and foot), so there the two lines must also align.
     boxed = len(rows) > 0 and rows[-1] - rows[0] > 0.3 * height
     boxed = boxed and (width > 1.5 * height or _aligned(horizontal, rows))
-    if not boxed:
+    if not boxed and len(rows):  # (no rows: no line to weigh)
         ink_rows = np.flatnonzero((binary & ~horizontal).sum(axis=1) >= 2)
         ink_height = (ink_rows[-1] - ink_rows[0] + 1) if len(ink_rows) else 0
         if horizontal.any(axis=0).sum() < 2 * ink_height:
