@@ -431,17 +431,31 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     vertical = _bounded_lines(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
     if boxed and vertical.any():
         vertical = _box_sides(vertical, horizontal, rows)
-    if not (horizontal.any() or vertical.any()):
+    ways = horizontal.any(), vertical.any()
+    if not any(ways):
         return binary, horizontal
-    vertical = _extend(faint, vertical, False) if vertical.any() else vertical
-    near_h, near_v = cv2.dilate(horizontal, _KERNEL3), cv2.dilate(vertical, _KERNEL3)
-    clean = binary & ~(near_h | near_v)
-    # Strokes that crossed a line are bridged back across it.
-    thickness = int(max(horizontal.sum(axis=0).max(), vertical.sum(axis=1).max()))
+    vertical = _extend(faint, vertical, False) if ways[1] else vertical
+    return _bridged(binary, horizontal, vertical, ways), horizontal | vertical
+
+
+def _bridged(binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray,
+             ways: tuple[bool, bool]) -> np.ndarray:  # fmt: skip
+    """The ink without the lines (and a pixel around them), strokes that crossed a line bridged
+    back across it; `ways`: whether there are horizontal, vertical lines (a way without any
+    costs nothing)."""
+    near_h = cv2.dilate(horizontal, _KERNEL3) if ways[0] else None
+    near_v = cv2.dilate(vertical, _KERNEL3) if ways[1] else None
+    near = near_h | near_v if all(ways) else near_h if ways[0] else near_v
+    clean = binary & ~near
+    thickness = max(int(horizontal.sum(axis=0).max()) if ways[0] else 0,
+                    int(vertical.sum(axis=1).max()) if ways[1] else 0)  # fmt: skip
     span = min(thickness, 8) + 4
-    bridges = cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8)) & near_h
-    bridges |= cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8)) & near_v
-    return clean | bridges, horizontal | vertical
+    across = (((span, 1), near_h), ((1, span), near_v))
+    bridges = [cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones(shape, np.uint8)) & band
+               for (shape, band), way in zip(across, ways, strict=True) if way]  # fmt: skip
+    for bridge in bridges:
+        clean |= bridge
+    return clean
 
 
 def _bounded_lines(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
