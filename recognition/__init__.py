@@ -32,7 +32,7 @@ from recognition.fields import (
 )
 from recognition.inference import DigitPrediction, Recognizer, calibrate
 from recognition.preprocess import WORK_MIN_SIDE, normalize_mnist, segment_digits, to_mnist
-from recognition.segment import PLAIN_MAX_ASPECT, WORK_SIDE
+from recognition.segment import PLAIN_MAX_ASPECT, SHRINK_FROM, SHRINK_SIDE
 
 
 def prepare(data: bytes, max_pixels: int | None = None) -> np.ndarray:
@@ -45,15 +45,16 @@ def segment_image(
 ):
     """Image bytes -> a Segmentation (digit crops and hypotheses) for `read_segmentations`.
 
-    A field too long to be one digit is decoded straight at the segmenter's working size (a
-    JPEG at 1/2, 1/4 or 1/8 scale by libjpeg, others shrunk by a whole factor); anything else
+    A field too long to be one digit is decoded straight at about the segmenter's working size
+    (a JPEG at 1/2, 1/4 or 1/8 scale by libjpeg, others shrunk by a whole factor: from
+    SHRINK_FROM on, while the shorter side stays at least SHRINK_SIDE); anything else
     as a single digit always was. Boxes are in the upload's pixels either way. `drawn`: a
     canvas drawing, which has no printed lines (`find_digits`)."""
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     width, height = check_image(data, max_pixels)
     if layout == "field" or max(width, height) > PLAIN_MAX_ASPECT * min(width, height):
         short = min(width, height)
-        wide = -(-width * WORK_SIDE // short) if short > 2 * WORK_SIDE else 0
+        wide = -(-width * SHRINK_SIDE // short) if short >= SHRINK_FROM else 0
         pixels, span = decode_page(data, max_pixels, wide)
         return find_digits(pixels.astype(np.float32) / 255.0, layout, pixel_scale=span,
                            drawn=drawn)  # fmt: skip
