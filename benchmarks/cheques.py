@@ -47,7 +47,7 @@ from training.cheques import cheques  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 
 SEED = 4242  # used by nothing else: these cheques are new to the reader
-BATCH_SIZE = 32  # cheques a worker task (and an intake commit): JOB_BATCH_SIZE
+BATCH_SIZE = 32  # cheques a worker task (and an intake commit): JOB_PAGE_BATCH_SIZE
 UPLOADS = {"zip": "one ZIP", "files": "one upload of single files"}
 
 
@@ -113,7 +113,7 @@ def measure(
 ) -> tuple[dict, dict]:  # fmt: skip
     with services.start_postgres() as postgres, services.start_redis() as redis:
         shared, env, work = platform_env(
-            postgres, redis, "cheques", model_dir=model_dir, job_batch_size=batch_size
+            postgres, redis, "cheques", model_dir=model_dir, job_page_batch_size=batch_size
         )
         port = services.free_port()
         api = start_api(env, port, work / "api.log")
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--bulk-only", action="store_true", help="skip POST /predict (no write)")
     parser.add_argument("--upload", choices=sorted(UPLOADS), default="zip")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="JOB_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="JOB_PAGE_BATCH_SIZE")
     args = parser.parse_args(argv)
     data = load_mnist()
     items = cheques(args.count, data.x_test, data.y_test, args.seed)

@@ -29,3 +29,11 @@ def test_good_settings_resolve(tmp_path):
     )
     assert settings.broker_url == "redis://r:6379/2"
     assert PlatformSettings(data_dir=tmp_path).resolved_database_url.startswith("sqlite:///")
+
+
+def test_whole_pages_go_in_smaller_batches_than_single_images(tmp_path):
+    settings = PlatformSettings(data_dir=tmp_path, job_batch_size=500, job_page_batch_size=20)
+    for layout in ("auto", "digit", "field", None):
+        assert settings.batch_size_for(layout) == 500
+    for layout in ("cheque", "account_slip"):  # the built-in page type, a registered one
+        assert settings.batch_size_for(layout) == 20

@@ -5,7 +5,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 
 from celery import Celery
@@ -104,10 +104,11 @@ class JobIntake:
 
     def __init__(
         self, sessions, producer, job_id: uuid.UUID, tenant_id: str, key: str | None,
-        batch_size: int,
+        batch_size_for: Callable[[str | None], int],
     ):  # fmt: skip
         self.sessions, self.producer, self.job_id = sessions, producer, job_id
-        self.tenant_id, self.idempotency_key, self.batch_size = tenant_id, key, batch_size
+        self.tenant_id, self.idempotency_key = tenant_id, key
+        self.batch_size_for = batch_size_for  # documents per task, by layout
         self.layout: str | None = None  # fixed when the first documents are written
         self.opened = False
 
@@ -146,7 +147,7 @@ class JobIntake:
         # the documents are safe in the database and the sweeper sends them later.
         ids = [document["id"] for document in documents]
         try:
-            enqueue_documents(self.producer, self.job_id, ids, self.batch_size)
+            enqueue_documents(self.producer, self.job_id, ids, self.batch_size_for(layout))
         except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
             logger.exception(
                 "could not enqueue %d documents", len(ids), extra={"job_id": str(self.job_id)}
@@ -212,8 +213,9 @@ class Upload:
         self.heartbeat_seconds = settings.upload_abandoned_after_seconds / 10
         job_id = uuid.uuid4()
         self.intake = JobIntake(
-            sessions, producer, job_id, tenant_id, idempotency_key, settings.job_batch_size
+            sessions, producer, job_id, tenant_id, idempotency_key, settings.batch_size_for
         )
+        self._batch_size: int | None = None
         limits = Limits(
             max_files=settings.max_job_files,
             max_image_bytes=settings.max_image_bytes,
@@ -223,8 +225,14 @@ class Upload:
         self.receiver = UploadReceiver(
             boundary=boundary, job_id=job_id, storage=storage, limits=limits,
             on_documents=lambda documents: self.intake.add(documents, self.layout()),
-            flush_every=settings.job_batch_size,
+            flush_every=self.batch_size,
         )  # fmt: skip
+
+    def batch_size(self) -> int:
+        """Documents a commit (and a task) for this job's layout, fixed at its first file."""
+        if self._batch_size is None:
+            self._batch_size = self.intake.batch_size_for(self.layout())
+        return self._batch_size
 
     def layout(self) -> str:
         value = self.receiver.fields.get("layout") or self.query_layout or JobLayout.auto.value

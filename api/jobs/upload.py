@@ -6,7 +6,8 @@ as soon as its part ends; memory holds at most the part being received (images a
 MAX_IMAGE_BYTES; ZIPs spill to a temporary file). A ZIP's members are read from their local
 headers while it streams in (`api.jobs.zipstream`) and stored like files; once it has arrived,
 its directory is read and checked against them, and whatever could not be read on the way is
-read from the directory. Every `flush_every` accepted documents, their rows go to
+read from the directory. Every `flush_every()` accepted documents (the size depends on the
+job's layout, known once the first file arrives), their rows go to
 `on_documents` (which commits and enqueues them), so workers start on a large upload, ZIP or
 not, while it is still arriving.
 
@@ -123,7 +124,7 @@ class UploadReceiver:
         storage: Storage,
         limits: Limits,
         on_documents: Callable[[list[dict]], None],
-        flush_every: int,
+        flush_every: Callable[[], int],
     ):
         self.job_id, self.storage, self.limits = job_id, storage, limits
         self.on_documents, self.flush_every = on_documents, flush_every
@@ -335,7 +336,7 @@ class UploadReceiver:
                 "updated_at": now,
             }
         )
-        if len(self.pending) >= self.flush_every:
+        if len(self.pending) >= self.flush_every():
             documents, self.pending = self.pending, []
             self.handed_over += len(documents)
             self.on_documents(documents)

@@ -22,7 +22,9 @@ def multipart(files, data=None) -> tuple[bytes, bytes]:
 
 def receive(body: bytes, boundary: bytes, storage, slice_size: int, flush_every: int = 100):
     flushed: list[list[dict]] = []
-    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, LIMITS, flushed.append, flush_every)
+    receiver = UploadReceiver(
+        boundary, uuid.uuid4(), storage, LIMITS, flushed.append, lambda: flush_every
+    )
     for start in range(0, len(body), slice_size):
         receiver.feed(body[start : start + slice_size])
     receiver.feed(b"", final=True)
@@ -58,7 +60,7 @@ def test_documents_are_handed_over_every_flush_every(tmp_path):
 def test_a_truncated_body_is_refused_and_discard_removes_what_was_stored(tmp_path):
     body, boundary = multipart([("files", (n, d)) for n, d, _ in scans(3)])
     storage = LocalStorage(tmp_path)
-    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, LIMITS, lambda _: None, 100)
+    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, LIMITS, lambda _: None, lambda: 100)
     receiver.feed(body[: len(body) - 10])
     with pytest.raises(UploadRefused) as refused:
         receiver.feed(b"", final=True)

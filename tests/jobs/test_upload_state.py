@@ -44,7 +44,12 @@ def half_upload(settings, key: str, count: int) -> uuid.UUID:
     committed and stored, never completed."""
     job_id, storage = uuid.uuid4(), LocalStorage(settings.resolved_storage_dir)
     intake = JobIntake(
-        sessions_of(settings), make_celery(settings), job_id, "default", key, batch_size=4
+        sessions_of(settings),
+        make_celery(settings),
+        job_id,
+        "default",
+        key,
+        batch_size_for=lambda _: 4,
     )
     intake.open("digit")
     rows = []
@@ -113,7 +118,7 @@ def test_a_retry_of_an_upload_that_died_starts_afresh(client, settings):
 
 def test_an_upload_replaced_by_a_retry_stops_at_its_next_batch(client, settings):
     sessions = sessions_of(settings)
-    intake = JobIntake(sessions, make_celery(settings), uuid.uuid4(), "default", "k3", 4)
+    intake = JobIntake(sessions, make_celery(settings), uuid.uuid4(), "default", "k3", lambda _: 4)
     intake.open("digit")
     retry = client.post("/jobs", files=files_field(
         (n, d) for n, d, _ in scans(2)), headers={"Idempotency-Key": "k3"})  # fmt: skip

@@ -21,7 +21,7 @@ def _receive(tmp_path, archive: bytes, *, max_image_bytes=100_000, max_files=10)
     limits = Limits(max_files, max_image_bytes, 10**6, 10**7)
     storage = LocalStorage(tmp_path)
     body, boundary = multipart([("files", ("pack.zip", archive))])
-    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, limits, lambda _: None, 100)
+    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, limits, lambda _: None, lambda: 100)
     receiver.feed(body, final=True)
     return receiver, storage
 
@@ -156,7 +156,9 @@ def _streaming(tmp_path, archive: bytes, *, flush_every=2, max_files=10):
     storage = LocalStorage(tmp_path)
     body, boundary = multipart([("files", ("pack.zip", archive))])
     flushed: list[list[dict]] = []
-    receiver = UploadReceiver(boundary, uuid.uuid4(), storage, limits, flushed.append, flush_every)
+    receiver = UploadReceiver(
+        boundary, uuid.uuid4(), storage, limits, flushed.append, lambda: flush_every
+    )
     slices = [body[start : start + 1024] for start in range(0, len(body), 1024)]
     return receiver, storage, flushed, slices
 
