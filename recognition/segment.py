@@ -449,16 +449,17 @@ def _bridged(binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray,
     """The ink without the lines (and a pixel around them), strokes that crossed a line bridged
     back across it; `ways`: whether there are horizontal, vertical lines (a way without any
     costs nothing)."""
-    near_h = cv2.dilate(horizontal, _KERNEL3) if ways[0] else None
-    near_v = cv2.dilate(vertical, _KERNEL3) if ways[1] else None
-    near = near_h | near_v if all(ways) else near_h if ways[0] else near_v
-    clean = binary & ~near
-    thickness = max(int(horizontal.sum(axis=0).max()) if ways[0] else 0,
-                    int(vertical.sum(axis=1).max()) if ways[1] else 0)  # fmt: skip
-    span = min(thickness, 8) + 4
-    across = (((span, 1), near_h), ((1, span), near_v))
-    bridges = [cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones(shape, np.uint8)) & band
-               for (shape, band), way in zip(across, ways, strict=True) if way]  # fmt: skip
+    present = [(lines, axis) for lines, axis, way in ((horizontal, 0, ways[0]),
+                                                      (vertical, 1, ways[1])) if way]  # fmt: skip
+    bands = [cv2.dilate(lines, _KERNEL3) for lines, _ in present]
+    clean = binary & ~(bands[0] if len(bands) == 1 else bands[0] | bands[1])
+    span = min(max(int(lines.sum(axis=axis).max()) for lines, axis in present), 8) + 4
+    # A horizontal line (axis 0) is crossed by vertical strokes, and the other way round.
+    bridges = [
+        cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((span, 1) if axis == 0 else (1, span),
+                                                         np.uint8)) & band
+        for (_, axis), band in zip(present, bands, strict=True)
+    ]  # fmt: skip
     for bridge in bridges:
         clean |= bridge
     return clean
