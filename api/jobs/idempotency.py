@@ -10,8 +10,9 @@ A key whose upload never completed (the client went away, the API or the databas
 no accepted job: a retry starts the upload afresh under the same key, replacing what was left.
 """
 
-import hashlib
 from collections.abc import AsyncIterator
+
+from blake3 import blake3
 
 from api.errors import ApiError
 
@@ -39,11 +40,12 @@ class UploadInProgress(ApiError):
 
 
 class BodyHash:
-    """sha256 of a multipart body with every occurrence of its boundary replaced by a mark."""
+    """BLAKE3 of a multipart body with every occurrence of its boundary replaced by a mark (a
+    fingerprint as strong as sha256, ~11x cheaper: every byte of a bulk upload goes through it)."""
 
     def __init__(self, boundary: bytes):
         self._boundary = boundary
-        self._hash = hashlib.sha256()
+        self._hash = blake3()
         self._tail = b""  # may hold the start of a boundary split across chunks
 
     def update(self, chunk: bytes) -> None:

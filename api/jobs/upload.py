@@ -18,7 +18,6 @@ committed and queued, the whole upload is refused (4xx) and the caller discards 
 always means every document of the request is stored.
 """
 
-import hashlib
 import io
 import tempfile
 import uuid
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
+from blake3 import blake3
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -461,9 +461,10 @@ def _left_to_read(stream: ZipStream, entries: list[zipfile.ZipInfo]) -> list | N
 
 
 def content_hash(data: bytes) -> str:
-    """The stored bytes' BLAKE2b-256, hex: as strong a digest as SHA-256 and ~1.8x cheaper on
-    CPUs without SHA instructions (0.70 ms against 1.25 ms for a 240 KB cheque on this Xeon)."""
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
+    """The stored bytes' BLAKE3 (256 bits, hex): as strong a digest as SHA-256 at a fraction of
+    the CPU (0.10 ms against 0.73 for BLAKE2b and 1.12 for SHA-256, a 240 KB cheque on this Xeon:
+    it was a fifth of the API's CPU in a bulk cheque upload)."""
+    return blake3(data).hexdigest()
 
 
 def _short(text: str, limit: int = MAX_NAME_CHARS) -> str:

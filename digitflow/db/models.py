@@ -149,7 +149,7 @@ class Document(IdTimestamped, Base):
     # Order of upload within the job; results are paginated on it.
     position: Mapped[int] = mapped_column(Integer)
     filename: Mapped[str] = mapped_column(String(1024))
-    # BLAKE2b-256 hex of the stored bytes (sha256 for documents stored before 2026-11-27)
+    # BLAKE3 hex of the stored bytes (BLAKE2b-256 or sha256 for documents stored before)
     content_hash: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(String(1024))
