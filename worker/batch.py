@@ -263,6 +263,14 @@ def persist(rt: Runtime, job_id, rows: dict, failures: dict, outcome: BatchOutco
     outcome.skipped += len(rows) + len(failures) - succeeded - failed
 
 
+def job_layouts(sessions: sessionmaker[Session], job_ids) -> dict[uuid.UUID, str]:
+    """Each job's layout: a re-sent batch is as large as the job's first ones were (whole
+    pages go fewer to a task than single images)."""
+    with sessions() as session:
+        rows = session.execute(select(Job.id, Job.layout).where(Job.id.in_(list(job_ids))))
+        return dict(rows.all())
+
+
 def stale_documents(
     sessions: sessionmaker[Session], older_than: timedelta, limit: int = 50_000
 ) -> dict[uuid.UUID, list[uuid.UUID]]:

@@ -25,7 +25,7 @@ from digitflow.review import policy_from_settings
 from digitflow.storage import StorageUnavailable, make_storage
 from recognition.doctypes import DocumentTypes
 from worker import metrics
-from worker.batch import Runtime, process_batch, stale_documents
+from worker.batch import Runtime, job_layouts, process_batch, stale_documents
 from worker.celery_app import app, settings
 from worker.maintenance import fail_abandoned_uploads, purge_expired
 
@@ -115,8 +115,9 @@ def sweep() -> int:
     silent_for = timedelta(seconds=settings.upload_abandoned_after_seconds)
     metrics.ABANDONED.inc(len(fail_abandoned_uploads(rt.sessions, rt.storage, silent_for)))
     stale = stale_documents(rt.sessions, timedelta(seconds=settings.sweep_after_seconds))
+    layouts = job_layouts(rt.sessions, stale) if stale else {}
     for job_id, ids in stale.items():
-        enqueue_documents(app, job_id, ids, settings.job_batch_size)
+        enqueue_documents(app, job_id, ids, settings.batch_size_for(layouts.get(job_id)))
         logger.warning(
             "re-sent stale queued documents", extra={"job_id": str(job_id), "documents": len(ids)}
         )

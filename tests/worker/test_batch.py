@@ -16,7 +16,7 @@ from digitflow.storage import LocalStorage
 from recognition import Recognizer
 from recognition.fields import ReviewPolicy as FieldPolicy
 from tests.jobs.support import MODEL_DIR, mnist_test_set, scans
-from worker.batch import Runtime, process_batch, stale_documents
+from worker.batch import Runtime, job_layouts, process_batch, stale_documents
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +168,19 @@ def test_sweeper_returns_only_stale_queued_documents(runtime):
     assert {job: sorted(docs) for job, docs in stale.items()} == {job_id: sorted(ids[1:3])}
     # Marked as sent just now: the next sweep leaves them alone.
     assert stale_documents(runtime.sessions, timedelta(minutes=5)) == {}
+
+
+def test_the_sweeper_resends_a_cheque_job_in_page_sized_batches(runtime):
+    """A stale cheque job goes back 32 a task (JOB_PAGE_BATCH_SIZE), single images 512."""
+    from digitflow.settings import PlatformSettings
+
+    cheques, _ = add_job(runtime, [(n, d) for n, d, _ in scans(1)], layout="cheque")
+    digits, _ = add_job(runtime, [(n, d) for n, d, _ in scans(1)])
+    layouts = job_layouts(runtime.sessions, [cheques, digits, uuid.uuid4()])
+    assert layouts == {cheques: "cheque", digits: "digit"}
+    settings = PlatformSettings(job_batch_size=512, job_page_batch_size=32)
+    sizes = [settings.batch_size_for(layouts.get(job)) for job in (cheques, digits)]
+    assert sizes == [32, 512]
 
 
 def test_boxed_field_stores_text_boxes_and_review_reasons(runtime):
