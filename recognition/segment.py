@@ -132,6 +132,7 @@ class _Page:
         self.binary, self.lines = remove_lines(binary, faint) if lines else (binary, binary * 0)
         self.labels, self.stats = _components(self.binary, self.lines)
         self.rows = self.stats.tolist()  # plain lists: looked up once per crop
+        self._masks: dict = {}  # a digit's mask serves its lean, its cuts and its crop
 
     def box(self, x0: int, y0: int, x1: int, y1: int) -> Box:
         s = 1.0 / self.scale
@@ -139,7 +140,13 @@ class _Page:
 
     def mask(self, ids: list[int], x0: int, x1: int) -> tuple[int, np.ndarray]:
         """(top row, mask): which pixels of columns x0..x1 belong to components `ids`, over
-        the rows their boxes span (no other row holds any of them)."""
+        the rows their boxes span (no other row holds any of them). Shared: not to be changed."""
+        key = (tuple(ids), x0, x1)
+        if key not in self._masks:
+            self._masks[key] = self._mask(ids, x0, x1)
+        return self._masks[key]
+
+    def _mask(self, ids: list[int], x0: int, x1: int) -> tuple[int, np.ndarray]:
         if not ids:
             return 0, np.zeros((0, max(0, x1 - x0)), dtype=bool)
         top = min(self.rows[i][cv2.CC_STAT_TOP] for i in ids)
@@ -403,13 +410,15 @@ def _window(image: np.ndarray, length: int, horizontal: bool, combine, neutral: 
     return combine(padded[cut(0, size)], padded[cut(length - span, length - span + size)])
 
 
-def _extend(binary: np.ndarray, long: np.ndarray, horizontal: bool) -> np.ndarray:
-    """Long lines plus the shorter straight runs along them (a faint or broken stretch)."""
+def _extend(binary: np.ndarray, long: np.ndarray, thick: dict, horizontal: bool) -> np.ndarray:
+    """Long lines plus the shorter straight runs along them (a faint or broken stretch);
+    `thick`: `binary` widened across lines, each way."""
     height, width = binary.shape
     reach = max(3, (width if horizontal else height) // 8)
     band = cv2.dilate(long, np.ones((5, reach) if horizontal else (reach, 5), np.uint8))
     at = np.flatnonzero(band.any(axis=1 if horizontal else 0))  # runs elsewhere are dropped
-    short = _line_mask(binary, max(5, (width if horizontal else height) // 15), horizontal, at)
+    short = _line_mask(binary, max(5, (width if horizontal else height) // 15), horizontal, at,
+                       thick[horizontal])  # fmt: skip
     return long | (short & band)
 
 
@@ -461,7 +470,9 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     and bottom) always are, and then vertical lines joining them are the box's sides.
     """
     height, width = binary.shape
-    horizontal = _longest(_bounded_lines(faint, max(12, int(width * LINE_SHARE)), True))
+    # The ink widened across lines each way, shared by the search for lines and its extension.
+    thick = {way: cv2.dilate(faint, _ACROSS[way]) for way in (True, False)}
+    horizontal = _longest(_bounded_lines(faint, max(12, int(width * LINE_SHARE)), thick, True))
     rows = np.flatnonzero(horizontal.any(axis=1))
     # In a field wider than tall no digit stroke spans half its width; in a squarer image a
     # digit's strokes might (a 3's top and foot), so there the two lines must also align.
@@ -472,17 +483,17 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
         ink_height = (ink_rows[-1] - ink_rows[0] + 1) if len(ink_rows) else 0
         if horizontal.any(axis=0).sum() < 2 * ink_height:
             horizontal = np.zeros_like(binary)
-    horizontal = _extend(faint, horizontal, True) if _inked(horizontal) else horizontal
+    horizontal = _extend(faint, horizontal, thick, True) if _inked(horizontal) else horizontal
     # A box's sides join its top and bottom; without them only a line spanning the whole
     # height is printed (a box whose top and bottom were too faint to find).
     span = rows[-1] - rows[0] if boxed else height
-    vertical = _bounded_lines(faint, max(8, int(span * VERTICAL_LINE_SHARE)), False)
+    vertical = _bounded_lines(faint, max(8, int(span * VERTICAL_LINE_SHARE)), thick, False)
     if boxed and _inked(vertical):
         vertical = _box_sides(vertical, horizontal, rows)
     ways = _inked(horizontal), _inked(vertical)
     if not any(ways):
         return binary, horizontal
-    vertical = _extend(faint, vertical, False) if ways[1] else vertical
+    vertical = _extend(faint, vertical, thick, False) if ways[1] else vertical
     return _bridged(binary, horizontal, vertical, ways), horizontal | vertical
 
 
@@ -507,14 +518,13 @@ def _bridged(binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray,
     return clean
 
 
-def _bounded_lines(faint: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+def _bounded_lines(faint: np.ndarray, length: int, thick: dict, horizontal: bool) -> np.ndarray:
     """`_line_mask`, skipped (no line) where the cheap bound `_line_rows` shows none can be:
     most fields have no printed line one way or the other, many none at all."""
-    thick = cv2.dilate(faint, _ACROSS[horizontal])
-    at = _line_rows(faint, length, horizontal, thick)
+    at = _line_rows(faint, length, horizontal, thick[horizontal])
     if not len(at):
         return np.zeros_like(faint)
-    return _line_mask(faint, length, horizontal, at, thick)
+    return _line_mask(faint, length, horizontal, at, thick[horizontal])
 
 
 def _components(binary: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
