@@ -6,11 +6,11 @@ import numpy as np
 
 from recognition.segment import (
     _ACROSS,
-    _Page,
     _ink,
     _inked,
     _line_mask,
     _line_rows,
+    _Page,
     _pieces,
     _sums,
     _top_decile,
