@@ -179,8 +179,12 @@ def test_fast_statistics_are_numpys_to_the_bit():
     for size in (1, 2, 3, 8, 9, 40, 41, 500, 2001):
         ints = rng.integers(0, 256, size).astype(np.float32)  # integer-valued, many ties
         floats = rng.random(size, dtype=np.float32)
+        levels = ints.astype(np.uint8)[None]
+        for above in (0.0, 63.5, 127.0, 200.0):
+            chosen = ints[ints > above]
+            if len(chosen):
+                assert _top_decile(levels, above) == float(np.percentile(chosen, 90))
         for values in (ints, floats, np.full(size, 0.5, np.float32)):
-            assert _top_decile(values.copy()) == float(np.percentile(values, 90))
             assert _median(values) == float(np.median(values))
             assert _mostly_light(values) == (float(np.median(values)) > 0.5)
         halves = np.concatenate([np.full(size, 0.25), np.full(size, 0.75)]).astype(np.float32)
