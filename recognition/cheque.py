@@ -140,12 +140,16 @@ def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarr
     joined = _joined(lines, JOIN_GAP * width)
     # Only long runs are masked out of the marks: the bars of a sign such as ₩ € ¥ stay on it.
     line_mask = cv2.drawContours(np.zeros_like(mask), long, -1, 255, cv2.FILLED)
-    grown = iter(_grown([line for line in joined if line.x1 > width / 2], faint))
+    grown = iter(_grown_all([line for line in joined if line.x1 > width / 2], faint))
     right = [next(grown) if line.x1 > width / 2 else line for line in joined]
     return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], line_mask
 
 
-def _grown(lines: list[_Line], binary: np.ndarray) -> list[_Line]:
+def _grown(line: _Line, binary: np.ndarray) -> _Line:
+    return _grown_all([line], binary)[0]
+
+
+def _grown_all(lines: list[_Line], binary: np.ndarray) -> list[_Line]:
     """Lines lengthened along their course while ink carries on (a box printed faint or thin
     breaks up at a low resolution, and the opening keeps only its longer stretches): from each
     end outwards, until a window of GROW_WINDOW columns is less than half inked, at most
