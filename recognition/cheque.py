@@ -345,7 +345,7 @@ def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
         return False
     for x in (max(top.x0, bottom.x0), min(top.x1, bottom.x1) - 1):
         band = binary[y0:y1, max(0, x - 3) : min(width, x + 4)]
-        if band.any(axis=1).mean() < 0.75:
+        if np.count_nonzero(band.any(axis=1)) < 0.75 * len(band):  # (a mean costs more)
             return False
     return True
 
@@ -394,11 +394,12 @@ def _matched(top: _Line, bottom: _Line, binary: np.ndarray, tolerance: float):
 def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Line]]:
     height, width = binary.shape
     tolerance = END_TOLERANCE * width
-    pairs = []
-    for top in lines:
-        for bottom in lines:
-            gap = bottom.y - top.y
-            if not (BOX_HEIGHT_SHARE[0] * height <= gap <= BOX_HEIGHT_SHARE[1] * height):
+    pairs, low, high = [], BOX_HEIGHT_SHARE[0] * height, BOX_HEIGHT_SHARE[1] * height
+    heights = [line.y for line in lines]  # looked up once, not once a pair
+    for top, top_y in zip(lines, heights, strict=True):
+        for bottom, bottom_y in zip(lines, heights, strict=True):
+            gap = bottom_y - top_y
+            if not low <= gap <= high:
                 continue
             if min(top.x1, bottom.x1) - max(top.x0, bottom.x0) < 0.6 * max(
                 top.x1 - top.x0, bottom.x1 - bottom.x0
@@ -561,7 +562,7 @@ def _inside_frame(crop: np.ndarray) -> np.ndarray:
     with a double outline merges into one line on the working page, and its inner sides would
     otherwise be read as 1s. A column near a side inked along FRAME_COVER of the height is a
     printed line (handwritten digits are shorter than the box)."""
-    _, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    level, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     height, width = ink.shape
     inked = ink.sum(axis=0) >= FRAME_COVER * height
     near = max(2, int(FRAME_SIDE * width))
@@ -572,9 +573,22 @@ def _inside_frame(crop: np.ndarray) -> np.ndarray:
     if (x0 == 0 and x1 == width) or x1 - x0 <= width // 2:
         return crop
     out = crop.copy()  # painted as paper, not cut: the digits' boxes keep their coordinates
-    paper = np.median(crop[:, x0:x1][ink[:, x0:x1] == 0]) if (ink[:, x0:x1] == 0).any() else 255
-    out[:, :x0], out[:, x1:] = np.uint8(paper), np.uint8(paper)
+    paper = _paper(crop[:, x0:x1], int(level))
+    out[:, :x0], out[:, x1:] = paper, paper
     return out
+
+
+def _paper(crop: np.ndarray, level: int) -> np.uint8:
+    """The median of the crop's paper (values above Otsu's `level`) as np.median's uint8 gives
+    it (the two middle values' mean, truncated), from a histogram: ~10x cheaper than sorting."""
+    counts = cv2.calcHist([crop], [0], None, [256], [0, 256]).ravel()[level + 1 :]
+    total = int(counts.sum())
+    if total == 0:
+        return np.uint8(255)
+    # The values at sorted positions (total - 1) // 2 and total // 2 among the paper's.
+    ranks = np.cumsum(counts)
+    low, high = np.searchsorted(ranks, [(total - 1) // 2 + 1, total // 2 + 1]) + level + 1
+    return np.uint8((float(low) + float(high)) / 2)
 
 
 def _without_top_marks(crop: np.ndarray) -> np.ndarray:
