@@ -20,6 +20,7 @@ No candidate: the answer is `needs_review` with `amount_box_not_found`, never a 
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -59,8 +60,7 @@ PAD = 2
 INK_OFFSET, FAINT_OFFSET = 18, 10
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
+class _Line(NamedTuple):  # a tuple: made ~40 times a page, ~4x cheaper than a frozen dataclass
     x0: int
     x1: int
     intercept: float  # y = intercept + slope * x, through the centre of the stroke
