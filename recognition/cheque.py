@@ -432,14 +432,23 @@ def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Li
             gap = bottom_y - top_y
             if not low <= gap <= high:
                 continue
-            if min(top.x1, bottom.x1) - max(top.x0, bottom.x0) < 0.6 * max(
-                top.x1 - top.x0, bottom.x1 - bottom.x0
-            ):
+            shared = max(top.x0, bottom.x0), min(top.x1, bottom.x1)
+            if shared[1] - shared[0] < 0.6 * max(top.x1 - top.x0, bottom.x1 - bottom.x0):
+                continue
+            # The box spans the columns both lines share or all of them: if neither lies where
+            # an amount box can be, the candidates would drop it.
+            union = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
+            if not (_right_side(*shared, width) or _right_side(*union, width)):
                 continue
             matched = _matched(top, bottom, binary, tolerance)
             if matched is not None and gap <= 0.9 * (matched[0].x1 - matched[0].x0):
                 pairs.append((top, bottom, *matched))
     return pairs
+
+
+def _right_side(x0: float, x1: float, width: int) -> bool:
+    """Where an amount box or underline can be: centred on the right half, from 35% across."""
+    return (x0 + x1) / 2 >= width / 2 and x0 >= 0.35 * width
 
 
 def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list[_Candidate]:
@@ -449,7 +458,7 @@ def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list
     height, width = binary.shape
     found, in_box, marks = [], set(), (binary, line_mask)
     for found_top, found_bottom, top, bottom in _rectangles(lines, faint):
-        if (top.x0 + top.x1) / 2 < width / 2 or top.x0 < 0.35 * width:
+        if not _right_side(top.x0, top.x1, width):
             continue
         in_box.update((id(found_top), id(found_bottom)))
         left = max(top.x0, bottom.x0)
@@ -461,7 +470,7 @@ def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list
         # underlines' signs need not be looked for.
         return sorted(found, key=lambda c: c.score, reverse=True)
     for line in lines:
-        if id(line) in in_box or (line.x0 + line.x1) / 2 < width / 2 or line.x0 < 0.35 * width:
+        if id(line) in in_box or not _right_side(line.x0, line.x1, width):
             continue
         if line.x1 - line.x0 < MIN_UNDERLINE_SHARE * width:
             continue
