@@ -114,8 +114,8 @@ def _inks(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return binary, faint
 
 
-def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarray]:
-    """Long horizontal printed lines and the mask of their pixels."""
+def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], list[np.ndarray]]:
+    """Long horizontal printed lines and the outlines of their long runs."""
     height, width = binary.shape
     # Thickened across (a slightly rotated line still has long runs) before the opening keeps
     # only long horizontal runs.
@@ -140,11 +140,9 @@ def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarr
     measured = iter(_measured(mask, boxes))
     lines = [next(measured) if line is None else line for line in lines]
     joined = _joined(lines, JOIN_GAP * width)
-    # Only long runs are masked out of the marks: the bars of a sign such as ₩ € ¥ stay on it.
-    line_mask = cv2.drawContours(np.zeros_like(mask), long, -1, 255, cv2.FILLED)
     grown = iter(_grown_all([line for line in joined if line.x1 > width / 2], faint))
     right = [next(grown) if line.x1 > width / 2 else line for line in joined]
-    return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], line_mask
+    return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], long
 
 
 def _grown(line: _Line, binary: np.ndarray) -> _Line:
@@ -299,14 +297,20 @@ class _Word:
     height = property(lambda self: self.y1 - self.y0)
 
 
-def _marks(binary: np.ndarray, line_mask: np.ndarray, x0: int, y0: int, x1: int, y1: int):
+def _marks(binary: np.ndarray, long: list, x0: int, y0: int, x1: int, y1: int):
     """Boxes [N, 4] (x0, y0, x1, y1, page coordinates) of the marks that are not printed lines
     inside a window of the page, sorted by x0: only where a currency sign may be is labelled."""
     height, width = binary.shape
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.zeros((0, 4), np.int64)
-    lines = cv2.dilate(line_mask[y0:y1, x0:x1], np.ones((3, 3), np.uint8))
+    # Only long runs (`long`: their outlines) are masked out of the marks: the bars of a sign
+    # such as ₩ € ¥ stay on it. They are drawn inside the window only (a page-sized mask costs
+    # more than the one or two windows a page looks in).
+    lines = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if long:
+        cv2.drawContours(lines, long, -1, 255, cv2.FILLED, offset=(-x0, -y0))
+    lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
     marks = binary[y0:y1, x0:x1] & ~lines
     _, _, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8, ltype=cv2.CV_16U)
     stats = stats[1:].astype(np.int64)
@@ -451,12 +455,12 @@ def _right_side(x0: float, x1: float, width: int) -> bool:
     return (x0 + x1) / 2 >= width / 2 and x0 >= 0.35 * width
 
 
-def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list[_Candidate]:
+def _candidates(lines: list[_Line], pages: tuple, long: list) -> list[_Candidate]:
     """Rectangles and underlines on the right half, scored: a currency sign beside counts most.
     `pages`: the binary working page and its faint ink."""
     binary, faint = pages
     height, width = binary.shape
-    found, in_box, marks = [], set(), (binary, line_mask)
+    found, in_box, marks = [], set(), (binary, long)
     for found_top, found_bottom, top, bottom in _rectangles(lines, faint):
         if not _right_side(top.x0, top.x1, width):
             continue
@@ -528,8 +532,8 @@ def locate_amount(page: np.ndarray) -> AmountBox | None:
     light paper), in the page's pixels; None when there is no box beside a currency sign."""
     work, factor = _work_page(as_uint8(page))
     binary, faint = _inks(work)
-    lines, line_mask = _lines(binary, faint)
-    candidates = _candidates(lines, (binary, faint), line_mask)
+    lines, long = _lines(binary, faint)
+    candidates = _candidates(lines, (binary, faint), long)
     if not candidates:
         return None
     best = candidates[0]
