@@ -241,43 +241,40 @@ def _measured(mask: np.ndarray, boxes: list[tuple]) -> list[_Line]:
     sign, a digit) are thicker and left out. All at once: the components side by side."""
     if not boxes:
         return []
-    x, y, w, h = (np.array(part) for part in zip(*boxes, strict=True))
-    block = np.zeros((int(h.max()), int(w.sum())), np.uint8)
-    starts = np.cumsum(w) - w
-    for (left, top, wide, high), start in zip(boxes, starts.tolist(), strict=True):
-        block[:high, start : start + wide] = mask[top : top + high, left : left + wide]
+    widths = np.array([box[2] for box in boxes])
+    block = np.zeros((max(box[3] for box in boxes), int(widths.sum())), np.uint8)
+    starts = np.cumsum(widths) - widths
+    for (x, y, w, h), start in zip(boxes, starts.tolist(), strict=True):
+        block[:h, start : start + w] = mask[y : y + h, x : x + w]
     # Each column's ink count and its rows' sum in one product (whole numbers: exact in float32).
     weight, rows = _counting(len(block)) @ block / 255
-    owner = np.repeat(np.arange(len(boxes)), w)
+    owner = np.repeat(np.arange(len(boxes)), widths)
     # Each line's most common column thickness (a median costs ~10x more).
-    counts = np.bincount(
-        owner * (len(block) + 1) + weight.astype(np.intp), minlength=len(boxes) * (len(block) + 1)
-    )
-    typical = counts.reshape(len(boxes), -1)[:, 1:].argmax(axis=1) + 1.0
-    keep = np.flatnonzero((weight > 0) & (weight <= typical[owner] * 1.5 + 1))
-    xs = (np.arange(len(weight)) - starts[owner])[keep].astype(np.float64)
-    ys = (rows / np.maximum(weight, 1))[keep].astype(np.float64)
-    slope, mean_x, mean_y, fitted = _fitted(owner[keep], xs, ys, len(boxes))
-    intercept = np.where(fitted, y + mean_y - slope * (x + mean_x), y + h / 2)
-    # The mask is the stroke thickened by one pixel above and below.
-    thickness = np.maximum(1.0, typical - 2)
+    bins = len(block) + 1
+    counts = np.bincount(owner * bins + weight.astype(np.intp), minlength=len(boxes) * bins)
+    typical = counts.reshape(len(boxes), bins)[:, 1:].argmax(axis=1) + 1.0
+    kept = (weight > 0) & (weight <= typical[owner] * 1.5 + 1)
+    # Per line, over its kept columns: their count and the sums of x, y, x*x and x*y.
+    xs = np.arange(len(weight)) - starts[owner]
+    ys = rows / np.maximum(weight, 1)
+    terms = np.stack((np.ones(len(xs)), xs, ys, xs * xs, xs * ys), axis=1)
+    sums = ((owner == np.arange(len(boxes))[:, None]) & kept) @ terms
     return [
-        _Line(int(a), int(a + b), float(c), float(d), float(e))
-        for a, b, c, d, e in zip(x, w, intercept, slope, thickness, strict=True)
+        _fitted(box, *line_sums, thickness)
+        for box, line_sums, thickness in zip(boxes, sums.tolist(), typical.tolist(), strict=True)
     ]
 
 
-def _fitted(owner: np.ndarray, xs: np.ndarray, ys: np.ndarray, count: int) -> tuple:
-    """Least squares of ys on xs for each owner, in closed form (np.polyfit costs ~10x more):
-    slope, mean x, mean y and whether there were two columns or more."""
-    columns = np.bincount(owner, minlength=count)
-    mean_x = np.bincount(owner, xs, minlength=count) / np.maximum(columns, 1)
-    mean_y = np.bincount(owner, ys, minlength=count) / np.maximum(columns, 1)
-    dx, dy = xs - mean_x[owner], ys - mean_y[owner]
-    across = np.bincount(owner, dx * dy, minlength=count)
-    spread = np.maximum(np.bincount(owner, dx * dx, minlength=count), 1e-9)
-    fitted = columns >= 2
-    return np.where(fitted, across / spread, 0.0), mean_x, mean_y, fitted
+def _fitted(box: tuple, count, sum_x, sum_y, sum_xx, sum_xy, typical: float) -> _Line:
+    """The least-squares line through a component's column centres, from their sums (np.polyfit
+    costs ~10x more); the mask is the stroke thickened by a pixel above and below."""
+    x, y, w, h = box
+    slope, intercept = 0.0, y + h / 2
+    if count >= 2:
+        mean_x, mean_y = sum_x / count, sum_y / count
+        slope = (sum_xy - sum_x * mean_y) / max(sum_xx - sum_x * mean_x, 1e-9)
+        intercept = y + mean_y - slope * (x + mean_x)
+    return _Line(x, x + w, intercept, slope, max(1.0, typical - 2))
 
 
 @functools.lru_cache(maxsize=128)
