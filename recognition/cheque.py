@@ -517,11 +517,26 @@ def _work_page(page: np.ndarray) -> tuple[np.ndarray, float]:
     working pixel."""
     height, width = page.shape
     factor = max(1, round(width / WORK_WIDTH))
-    if factor > 1:
-        size = (width // factor, max(1, height // factor))
-        page = cv2.resize(page[: size[1] * factor, : size[0] * factor], size,
-                          interpolation=cv2.INTER_AREA)  # fmt: skip
+    size = (width // factor, max(1, height // factor))
+    page = page[: size[1] * factor, : size[0] * factor]
+    if factor in (3, 4) and height >= factor:
+        page = _area_shrunk(page, factor)
+    elif factor > 1:
+        page = cv2.resize(page, size, interpolation=cv2.INTER_AREA)
     return page, width / page.shape[1]
+
+
+def _area_shrunk(page: np.ndarray, factor: int) -> np.ndarray:
+    """cv2.resize(INTER_AREA) by a whole factor of 3 or 4, to the same bytes (each block's
+    mean, rounded) for ~1/3 less CPU: OpenCV has a fast path for halving only."""
+    wide = page.astype(np.uint16)
+    rows = wide[0::factor]
+    for k in range(1, factor):  # each block's columns summed over its rows...
+        rows = cv2.add(rows, wide[k::factor])
+    # ...then each block's sums (as channels) added and divided: no ties to round at 1/9, 1/16.
+    blocks = rows.reshape(rows.shape[0], -1, factor)
+    mean = cv2.transform(blocks, np.full((1, factor), 1.0 / (factor * factor)))
+    return mean.astype(np.uint8)
 
 
 def locate_amount(page: np.ndarray) -> AmountBox | None:
