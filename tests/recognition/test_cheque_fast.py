@@ -60,7 +60,7 @@ def test_the_opening_never_reaches_past_the_3x3_dilation():
     # Why _lines no longer masks the opening with binary's 3x3 dilation: it never changed it.
     rng = np.random.default_rng(3)
     for _ in range(300):
-        binary = ((rng.random((rng.integers(3, 60), rng.integers(3, 200))) < rng.random()) * 255)
+        binary = (rng.random((rng.integers(3, 60), rng.integers(3, 200))) < rng.random()) * 255
         binary = binary.astype(np.uint8)
         thick = cv2.dilate(binary, np.ones((3, 1), np.uint8))
         kernel = np.ones((1, int(rng.integers(8, 30))), np.uint8)
