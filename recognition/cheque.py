@@ -308,12 +308,12 @@ def _marks(binary: np.ndarray, long: list, x0: int, y0: int, x1: int, y1: int):
     if long:
         cv2.drawContours(lines, long, -1, 255, cv2.FILLED, offset=(-x0, -y0))
     lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
-    marks = binary[y0:y1, x0:x1] & ~lines
+    marks = cv2.subtract(binary[y0:y1, x0:x1], lines)  # ink & ~lines, both 0/255
     _, _, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8, ltype=cv2.CV_16U)
-    stats = stats[1:].astype(np.int64)
-    keep = (stats[:, 4] >= 4) & (stats[:, 3] >= 3)
-    x, y, w, h = (stats[keep, i] for i in range(4))
-    boxes = np.stack([x + x0, y + y0, x + w + x0, y + h + y0], axis=1)
+    stats = stats[1:]
+    boxes = stats[(stats[:, 4] >= 4) & (stats[:, 3] >= 3), :4].astype(np.int64)
+    boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x0, y0, x1, y1
+    boxes += (x0, y0, x0, y0)
     return boxes[np.argsort(boxes[:, 0], kind="stable")]
 
 
