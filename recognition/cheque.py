@@ -253,12 +253,12 @@ def _measured(mask: np.ndarray, boxes: list[tuple]) -> list[_Line]:
     bins = len(block) + 1
     counts = np.bincount(owner * bins + weight.astype(np.intp), minlength=len(boxes) * bins)
     typical = counts.reshape(len(boxes), bins)[:, 1:].argmax(axis=1) + 1.0
-    kept = (weight > 0) & (weight <= typical[owner] * 1.5 + 1)
+    kept = ((weight > 0) & (weight <= typical[owner] * 1.5 + 1)).astype(np.float64)
     # Per line, over its kept columns: their count and the sums of x, y, x*x and x*y.
-    xs = np.arange(len(weight)) - starts[owner]
-    ys = rows / np.maximum(weight, 1)
-    terms = np.stack((np.ones(len(xs)), xs, ys, xs * xs, xs * ys), axis=1)
-    sums = ((owner == np.arange(len(boxes))[:, None]) & kept) @ terms
+    xs = (np.arange(len(weight)) - starts[owner]) * kept
+    ys = rows / np.maximum(weight, 1) * kept
+    terms = np.stack((kept, xs, ys, xs * xs, xs * ys), axis=1)
+    sums = np.add.reduceat(terms, starts, axis=0)  # each line's columns are side by side
     return [
         _fitted(box, *line_sums, thickness)
         for box, line_sums, thickness in zip(boxes, sums.tolist(), typical.tolist(), strict=True)
