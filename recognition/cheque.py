@@ -620,7 +620,8 @@ def _inside_frame(crop: np.ndarray) -> np.ndarray:
     printed line (handwritten digits are shorter than the box)."""
     level, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     height, width = ink.shape
-    inked = ink.sum(axis=0) >= FRAME_COVER * height
+    # Ink per column (cv2.reduce: ~3x cheaper than numpy's sum down uint8 columns).
+    inked = cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0] >= FRAME_COVER * height
     near = max(2, int(FRAME_SIDE * width))
     left = np.flatnonzero(inked[:near])
     right = np.flatnonzero(inked[width - near :])
