@@ -158,15 +158,12 @@ def _grown_all(lines: list[_Line], binary: np.ndarray) -> list[_Line]:
     reach = int(GROW_REACH * width)
     if not lines or reach < GROW_WINDOW:
         return lines
-    x0, x1 = np.array([line.x0 for line in lines]), np.array([line.x1 for line in lines])
     # Row i walks from one end outwards: the left ends first (x0 - 1, x0 - 2, ...), then the
     # right ones (x1, x1 + 1, ...), over `valid` columns of the page.
-    walks = (
-        np.concatenate((x0 - 1, x1)),
-        np.repeat([-1, 1], len(lines)),
-        np.array([(line.intercept, line.slope) for line in lines] * 2),
-    )
-    valid = np.concatenate((np.minimum(x0, reach), np.minimum(width - x1, reach)))
+    ends = [(line.x0 - 1, -1, min(line.x0, reach)) for line in lines]
+    ends += [(line.x1, 1, min(width - line.x1, reach)) for line in lines]
+    starts, directions, valid = np.array(ends).T
+    walks = starts, directions, np.array([(line.intercept, line.slope) for line in lines] * 2)
     # Most printed lines simply end: their first window alone says so.
     first = _walked(binary, walks, np.arange(GROW_WINDOW))
     runs = np.zeros(len(valid), np.int64)
