@@ -114,6 +114,16 @@ def _inks(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return binary, faint
 
 
+def _binarise(work: np.ndarray) -> np.ndarray:
+    """The ink of `_inks` alone (training.cheque_pictures draws it)."""
+    return _inks(work)[0]
+
+
+def _faint(work: np.ndarray) -> np.ndarray:
+    """The faint ink of `_inks` alone (training.cheque_pictures draws with it)."""
+    return _inks(work)[1]
+
+
 def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], list[np.ndarray]]:
     """Long horizontal printed lines and the outlines of their long runs."""
     height, width = binary.shape

@@ -8,6 +8,7 @@ from recognition.cheque import (
     AmountBox,
     _grown,
     _grown_all,
+    _inks,
     _Line,
     _measured,
     _paper,
@@ -123,3 +124,16 @@ def test_a_rotated_box_is_cut_straight_at_the_readers_height():
     assert crop.shape == (72, 288)
     rows = np.flatnonzero(crop[:, 20:270].mean(axis=1) < 0.5)
     assert len(rows) >= 3 and rows.min() >= 30 and rows.max() <= 40  # level, where it was
+
+
+def test_the_cheque_pictures_still_draw_the_locators_ink_and_lines():
+    from training.cheque_pictures import _binarise, _faint, _lines  # what they import
+
+    work = np.full((200, 600), 220, np.uint8)
+    work[100:103, 250:560] = 60  # a printed line
+    work[60:62, 300:520] = 205  # faint ink: no line of its own
+    binary, faint = _inks(work)
+    assert np.array_equal(_binarise(work), binary) and np.array_equal(_faint(work), faint)
+    lines, _ = _lines(binary, faint)
+    assert len(lines) == 1 and abs(lines[0].x0 - 250) <= 1 and abs(lines[0].x1 - 560) <= 1
+    assert faint[60, 400] and not binary[60, 400]
