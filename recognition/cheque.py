@@ -17,8 +17,10 @@ number, the MICR line — so the reader never looks for digits on the page. It l
 No candidate: the answer is `needs_review` with `amount_box_not_found`, never a guess.
 """
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -58,8 +60,7 @@ PAD = 2
 INK_OFFSET, FAINT_OFFSET = 18, 10
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
+class _Line(NamedTuple):  # a tuple: made ~40 times a page, ~4x cheaper than a frozen dataclass
     x0: int
     x1: int
     intercept: float  # y = intercept + slope * x, through the centre of the stroke
@@ -98,35 +99,44 @@ class AmountBox:
     score: float
 
 
-def _binarise(work: np.ndarray, offset: int = INK_OFFSET) -> np.ndarray:
-    """Dark ink on uneven paper (uint8) -> 0/255, ink white: the local mean is the paper.
-    (cv2.adaptiveThreshold's MEAN_C answer, pixel for pixel, for ~25% less CPU.)"""
+def _inks(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dark ink on uneven paper (uint8) -> ink and faint ink, 0/255, ink white: the local mean
+    is the paper. (cv2.adaptiveThreshold's MEAN_C answer, pixel for pixel, for ~25% less CPU.)
+    One mean serves both; faint ink is kept on the right 70% of the page only (where an
+    amount box can be)."""
     block = max(15, (work.shape[1] // 25) | 1)
     mean = cv2.blur(work, (block, block), borderType=cv2.BORDER_REPLICATE)
-    # Ink: at least `offset` darker than the mean (the subtraction saturates at 0).
-    return cv2.threshold(cv2.subtract(mean, work), offset - 1, 255, cv2.THRESH_BINARY)[1]
+    # Ink: at least INK_OFFSET (FAINT_OFFSET) darker than the mean (the subtraction saturates).
+    darker = cv2.subtract(mean, work)
+    binary = cv2.threshold(darker, INK_OFFSET - 1, 255, cv2.THRESH_BINARY)[1]
+    faint = cv2.threshold(darker, FAINT_OFFSET - 1, 255, cv2.THRESH_BINARY)[1]
+    faint[:, : int(work.shape[1] * 0.3)] = 0
+    return binary, faint
+
+
+def _binarise(work: np.ndarray) -> np.ndarray:
+    """The ink of `_inks` alone (training.cheque_pictures draws it)."""
+    return _inks(work)[0]
 
 
 def _faint(work: np.ndarray) -> np.ndarray:
-    """Faint ink, on the right 70% of the page only (where an amount box can be)."""
-    faint = np.zeros_like(work)
-    left = int(work.shape[1] * 0.3)
-    faint[:, left:] = _binarise(work[:, left:], FAINT_OFFSET)
-    return faint
+    """The faint ink of `_inks` alone (training.cheque_pictures draws with it)."""
+    return _inks(work)[1]
 
 
-def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarray]:
-    """Long horizontal printed lines and the mask of their pixels."""
+def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], list[np.ndarray]]:
+    """Long horizontal printed lines and the outlines of their long runs."""
     height, width = binary.shape
     # Thickened across (a slightly rotated line still has long runs) before the opening keeps
     # only long horizontal runs.
     thick = cv2.dilate(binary, np.ones((3, 1), np.uint8))
     length = max(8, int(width * 0.03))
+    # The opening keeps pixels of `thick` or (the kernel is even) one column right of them: all
+    # inside binary's 3x3 dilation, so masking with that changes nothing and is not done.
     mask = cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
-    mask &= cv2.dilate(binary, np.ones((3, 3), np.uint8))
     # Contours of the sparse line mask: far cheaper than labelling the whole page.
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    lines, long = [], []
+    lines, long, boxes = [], [], []
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
         if w < width * MIN_PIECE_SHARE or h > 8 + w * 0.08:
@@ -134,58 +144,77 @@ def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], np.ndarr
         if w < width * MIN_LINE_SHARE:  # a piece, to be joined: its box is enough
             lines.append(_Line(x, x + w, y + h / 2, 0.0, max(1.0, h - 2.0)))
             continue
-        lines.append(_measure(mask[y : y + h, x : x + w] > 0, x, y))
+        lines.append(None)  # measured below, all at once, in this place
+        boxes.append((x, y, w, h))
         long.append(contour)
+    measured = iter(_measured(mask, boxes))
+    lines = [next(measured) if line is None else line for line in lines]
     joined = _joined(lines, JOIN_GAP * width)
-    # Only long runs are masked out of the marks: the bars of a sign such as ₩ € ¥ stay on it.
-    line_mask = cv2.drawContours(np.zeros_like(mask), long, -1, 255, cv2.FILLED)
-    right = [_grown(line, faint) if line.x1 > width / 2 else line for line in joined]
-    return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], line_mask
-
-
-def _run(inked: np.ndarray) -> int:
-    """How many columns from the start of `inked` a faint, dotted line carries on: until a
-    window of GROW_WINDOW columns is less than half inked."""
-    if len(inked) < GROW_WINDOW:
-        return 0
-    # Window sums from a running count: a convolution costs several times more on these rows.
-    counts = np.concatenate(([0], np.cumsum(inked, dtype=np.int32)))
-    thin = np.flatnonzero(2 * (counts[GROW_WINDOW:] - counts[:-GROW_WINDOW]) < GROW_WINDOW)
-    return len(inked) if len(thin) == 0 else int(thin[0])
+    grown = iter(_grown_all([line for line in joined if line.x1 > width / 2], faint))
+    right = [next(grown) if line.x1 > width / 2 else line for line in joined]
+    return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], long
 
 
 def _grown(line: _Line, binary: np.ndarray) -> _Line:
-    """A line lengthened along its course while ink carries on (a box printed faint or thin
-    breaks up at a low resolution, and the opening keeps only its longer stretches)."""
+    return _grown_all([line], binary)[0]
+
+
+def _grown_all(lines: list[_Line], binary: np.ndarray) -> list[_Line]:
+    """Lines lengthened along their course while ink carries on (a box printed faint or thin
+    breaks up at a low resolution, and the opening keeps only its longer stretches): from each
+    end outwards, until a window of GROW_WINDOW columns is less than half inked, at most
+    GROW_REACH of the page's width. All ends at once: a few gathers instead of a few dozen."""
     height, width = binary.shape
     reach = int(GROW_REACH * width)
-    start, stop = max(0, line.x0 - reach), min(width, line.x1 + reach)
-    x0 = line.x0 - _carried(binary, line, start, line.x0, backwards=True)
-    x1 = line.x1 + _carried(binary, line, line.x1, stop, backwards=False)
-    return _Line(x0, x1, line.intercept, line.slope, line.thickness)
+    if not lines or reach < GROW_WINDOW:
+        return lines
+    # Row i walks from one end outwards: the left ends first (x0 - 1, x0 - 2, ...), then the
+    # right ones (x1, x1 + 1, ...), over `valid` columns of the page.
+    ends = [(line.x0 - 1, -1, min(line.x0, reach)) for line in lines]
+    ends += [(line.x1, 1, min(width - line.x1, reach)) for line in lines]
+    starts, directions, valid = np.array(ends).T
+    walks = starts, directions, np.array([(line.intercept, line.slope) for line in lines] * 2)
+    # Most printed lines simply end: their first window alone says so.
+    first = _walked(binary, walks, np.arange(GROW_WINDOW))
+    runs = np.zeros(len(valid), np.int64)
+    on = np.flatnonzero((2 * first.sum(axis=1) >= GROW_WINDOW) & (valid >= GROW_WINDOW))
+    if len(on):
+        inked = _walked(binary, tuple(part[on] for part in walks), np.arange(reach))
+        runs[on] = _runs(inked, valid[on])
+    left, right = runs[: len(lines)].tolist(), runs[len(lines) :].tolist()
+    return [
+        _Line(line.x0 - a, line.x1 + b, line.intercept, line.slope, line.thickness)
+        for line, a, b in zip(lines, left, right, strict=True)
+    ]
 
 
-def _carried(binary: np.ndarray, line: _Line, x0: int, x1: int, backwards: bool) -> int:
-    """`_run` along the line's course over columns x0..x1, from x1 leftwards when `backwards`.
-    Most printed lines simply end: the first window alone says so, and the rest of the reach is
-    not looked at."""
-    if x1 - x0 < GROW_WINDOW:
-        return 0
-    first = (x1 - GROW_WINDOW, x1) if backwards else (x0, x0 + GROW_WINDOW)
-    if 2 * int(np.count_nonzero(_course(binary, line, *first))) < GROW_WINDOW:
-        return 0
-    course = _course(binary, line, x0, x1)
-    return _run(course[::-1] if backwards else course)
+def _walked(binary: np.ndarray, walks: tuple, steps: np.ndarray) -> np.ndarray:
+    """Ink on each walk's course `steps` columns from its start, one walk a row."""
+    starts, directions, course = walks
+    xs = starts[:, None] + directions[:, None] * steps
+    return _course(binary, course[:, :1], course[:, 1:], xs)
 
 
-def _course(binary: np.ndarray, line: _Line, x0: int, x1: int) -> np.ndarray:
-    """Whether each column x0..x1 has ink on the line's course (within a pixel of it)."""
+def _runs(inked: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """How many columns each row's dotted line carries on, within its `valid` columns: up to the
+    first window of GROW_WINDOW columns less than half inked."""
+    counts = np.zeros((len(inked), inked.shape[1] + 1), np.int32)
+    np.cumsum(inked, axis=1, dtype=np.int32, out=counts[:, 1:])
+    windows = counts[:, GROW_WINDOW:] - counts[:, :-GROW_WINDOW]
+    inside = np.arange(windows.shape[1]) <= valid[:, None] - GROW_WINDOW
+    thin = (2 * windows < GROW_WINDOW) & inside
+    return np.where(thin.any(axis=1), thin.argmax(axis=1), valid)
+
+
+def _course(binary: np.ndarray, intercept, slope, xs: np.ndarray) -> np.ndarray:
+    """Whether each column `xs` has ink on the course y = intercept + slope * x (within a pixel
+    of it); columns off the page read the nearest one."""
     height, width = binary.shape
-    xs = np.arange(x0, x1)
-    ys = np.rint(line.intercept + line.slope * xs).astype(np.intp)
+    ys = np.rint(intercept + slope * xs).astype(np.intp)
     # Gathers from the flat page, clipped in place: ~3x cheaper than np.clip and 2-D indexing
-    # on these short rows (this runs a few dozen times a page).
-    at = np.minimum(np.maximum(ys, 1, out=ys), height - 2, out=ys) * width + xs
+    # on these short rows.
+    at = np.minimum(np.maximum(ys, 1, out=ys), height - 2, out=ys) * width
+    at += np.minimum(np.maximum(xs, 0), width - 1)
     flat = np.ascontiguousarray(binary).reshape(-1)
     return (flat[at] | flat[at - width] | flat[at + width]) > 0
 
@@ -213,26 +242,52 @@ def _joined(lines: list[_Line], gap: float) -> list[_Line]:
     return out
 
 
-def _measure(component: np.ndarray, x: int, y: int) -> _Line:
-    """A line fitted through the centre of its stroke, column by column; columns where
-    something touches the line (a currency sign, a digit) are thicker and left out."""
-    ink = component.astype(np.float32)
-    weight = ink.sum(axis=0)
-    centres = np.arange(ink.shape[0], dtype=np.float32) @ ink / np.maximum(weight, 1)
-    counts = np.bincount(weight.astype(np.int64))
-    # The most common column thickness (a few numpy calls: a median costs ~10x more here).
-    typical = float(counts[1:].argmax() + 1) if len(counts) > 1 else 1.0
-    columns = np.flatnonzero((weight > 0) & (weight <= typical * 1.5 + 1))
-    slope, intercept = 0.0, y + ink.shape[0] / 2
-    if len(columns) >= 2:  # least squares, in closed form (np.polyfit costs ~10x more)
-        xs, ys = columns.astype(np.float64), centres[columns].astype(np.float64)
-        mean_x, mean_y = float(xs.sum()) / len(xs), float(ys.sum()) / len(ys)
-        dx = xs - mean_x
-        slope = float(dx @ (ys - mean_y) / max(float(dx @ dx), 1e-9))
+def _measured(mask: np.ndarray, boxes: list[tuple]) -> list[_Line]:
+    """Lines fitted through the centre of their stroke, column by column, for the components
+    of the mask in `boxes` (x, y, w, h); columns where something touches a line (a currency
+    sign, a digit) are thicker and left out. All at once: the components side by side."""
+    if not boxes:
+        return []
+    widths = np.array([box[2] for box in boxes])
+    block = np.zeros((max(box[3] for box in boxes), int(widths.sum())), np.uint8)
+    starts = np.cumsum(widths) - widths
+    for (x, y, w, h), start in zip(boxes, starts.tolist(), strict=True):
+        block[:h, start : start + w] = mask[y : y + h, x : x + w]
+    # Each column's ink count and its rows' sum in one product (whole numbers: exact in float32).
+    weight, rows = _counting(len(block)) @ block / 255
+    owner = np.repeat(np.arange(len(boxes)), widths)
+    # Each line's most common column thickness (a median costs ~10x more).
+    bins = len(block) + 1
+    counts = np.bincount(owner * bins + weight.astype(np.intp), minlength=len(boxes) * bins)
+    typical = counts.reshape(len(boxes), bins)[:, 1:].argmax(axis=1) + 1.0
+    kept = ((weight > 0) & (weight <= typical[owner] * 1.5 + 1)).astype(np.float64)
+    # Per line, over its kept columns: their count and the sums of x, y, x*x and x*y.
+    xs = (np.arange(len(weight)) - starts[owner]) * kept
+    ys = rows / np.maximum(weight, 1) * kept
+    terms = np.stack((kept, xs, ys, xs * xs, xs * ys), axis=1)
+    sums = np.add.reduceat(terms, starts, axis=0)  # each line's columns are side by side
+    return [
+        _fitted(box, *line_sums, thickness)
+        for box, line_sums, thickness in zip(boxes, sums.tolist(), typical.tolist(), strict=True)
+    ]
+
+
+def _fitted(box: tuple, count, sum_x, sum_y, sum_xx, sum_xy, typical: float) -> _Line:
+    """The least-squares line through a component's column centres, from their sums (np.polyfit
+    costs ~10x more); the mask is the stroke thickened by a pixel above and below."""
+    x, y, w, h = box
+    slope, intercept = 0.0, y + h / 2
+    if count >= 2:
+        mean_x, mean_y = sum_x / count, sum_y / count
+        slope = (sum_xy - sum_x * mean_y) / max(sum_xx - sum_x * mean_x, 1e-9)
         intercept = y + mean_y - slope * (x + mean_x)
-    # The mask is the stroke thickened by one pixel above and below.
-    thickness = max(1.0, typical - 2)
-    return _Line(x, x + ink.shape[1], float(intercept), float(slope), thickness)
+    return _Line(x, x + w, intercept, slope, max(1.0, typical - 2))
+
+
+@functools.lru_cache(maxsize=128)
+def _counting(height: int) -> np.ndarray:
+    """[ones; 0..height-1]: multiplied by a component, its column counts and row sums."""
+    return np.stack((np.ones(height), np.arange(height))).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,20 +301,26 @@ class _Word:
     height = property(lambda self: self.y1 - self.y0)
 
 
-def _marks(binary: np.ndarray, line_mask: np.ndarray, x0: int, y0: int, x1: int, y1: int):
+def _marks(binary: np.ndarray, long: list, x0: int, y0: int, x1: int, y1: int):
     """Boxes [N, 4] (x0, y0, x1, y1, page coordinates) of the marks that are not printed lines
     inside a window of the page, sorted by x0: only where a currency sign may be is labelled."""
     height, width = binary.shape
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.zeros((0, 4), np.int64)
-    lines = cv2.dilate(line_mask[y0:y1, x0:x1], np.ones((3, 3), np.uint8))
-    marks = binary[y0:y1, x0:x1] & ~lines
+    # Only long runs (`long`: their outlines) are masked out of the marks: the bars of a sign
+    # such as ₩ € ¥ stay on it. They are drawn inside the window only (a page-sized mask costs
+    # more than the one or two windows a page looks in).
+    lines = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if long:
+        cv2.drawContours(lines, long, -1, 255, cv2.FILLED, offset=(-x0, -y0))
+    lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    marks = cv2.subtract(binary[y0:y1, x0:x1], lines)  # ink & ~lines, both 0/255
     _, _, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8, ltype=cv2.CV_16U)
-    stats = stats[1:].astype(np.int64)
-    keep = (stats[:, 4] >= 4) & (stats[:, 3] >= 3)
-    x, y, w, h = (stats[keep, i] for i in range(4))
-    boxes = np.stack([x + x0, y + y0, x + w + x0, y + h + y0], axis=1)
+    stats = stats[1:]
+    boxes = stats[(stats[:, 4] >= 4) & (stats[:, 3] >= 3), :4].astype(np.int64)
+    boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x0, y0, x1, y1
+    boxes += (x0, y0, x0, y0)
     return boxes[np.argsort(boxes[:, 0], kind="stable")]
 
 
@@ -323,7 +384,7 @@ def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
         return False
     for x in (max(top.x0, bottom.x0), min(top.x1, bottom.x1) - 1):
         band = binary[y0:y1, max(0, x - 3) : min(width, x + 4)]
-        if band.any(axis=1).mean() < 0.75:
+        if np.count_nonzero(band.any(axis=1)) < 0.75 * len(band):  # (a mean costs more)
             return False
     return True
 
@@ -331,7 +392,8 @@ def _sides_inked(binary: np.ndarray, top: _Line, bottom: _Line) -> bool:
 def _inked_along(binary: np.ndarray, line: _Line, x0: int, x1: int) -> bool:
     """Half the columns x0..x1 or more have ink on the line's course (a faint or broken
     stretch of it)."""
-    course = _course(binary, line, max(0, x0), min(binary.shape[1], x1))
+    xs = np.arange(max(0, x0), min(binary.shape[1], x1))
+    course = _course(binary, line.intercept, line.slope, xs)
     return len(course) == 0 or 2 * int(np.count_nonzero(course)) >= len(course)
 
 
@@ -371,15 +433,20 @@ def _matched(top: _Line, bottom: _Line, binary: np.ndarray, tolerance: float):
 def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Line]]:
     height, width = binary.shape
     tolerance = END_TOLERANCE * width
-    pairs = []
-    for top in lines:
-        for bottom in lines:
-            gap = bottom.y - top.y
-            if not (BOX_HEIGHT_SHARE[0] * height <= gap <= BOX_HEIGHT_SHARE[1] * height):
+    pairs, low, high = [], BOX_HEIGHT_SHARE[0] * height, BOX_HEIGHT_SHARE[1] * height
+    heights = [line.y for line in lines]  # looked up once, not once a pair
+    for top, top_y in zip(lines, heights, strict=True):
+        for bottom, bottom_y in zip(lines, heights, strict=True):
+            gap = bottom_y - top_y
+            if not low <= gap <= high:
                 continue
-            if min(top.x1, bottom.x1) - max(top.x0, bottom.x0) < 0.6 * max(
-                top.x1 - top.x0, bottom.x1 - bottom.x0
-            ):
+            shared = max(top.x0, bottom.x0), min(top.x1, bottom.x1)
+            if shared[1] - shared[0] < 0.6 * max(top.x1 - top.x0, bottom.x1 - bottom.x0):
+                continue
+            # The box spans the columns both lines share or all of them: if neither lies where
+            # an amount box can be, the candidates would drop it.
+            union = min(top.x0, bottom.x0), max(top.x1, bottom.x1)
+            if not (_right_side(*shared, width) or _right_side(*union, width)):
                 continue
             matched = _matched(top, bottom, binary, tolerance)
             if matched is not None and gap <= 0.9 * (matched[0].x1 - matched[0].x0):
@@ -387,14 +454,19 @@ def _rectangles(lines: list[_Line], binary: np.ndarray) -> list[tuple[_Line, _Li
     return pairs
 
 
-def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list[_Candidate]:
+def _right_side(x0: float, x1: float, width: int) -> bool:
+    """Where an amount box or underline can be: centred on the right half, from 35% across."""
+    return (x0 + x1) / 2 >= width / 2 and x0 >= 0.35 * width
+
+
+def _candidates(lines: list[_Line], pages: tuple, long: list) -> list[_Candidate]:
     """Rectangles and underlines on the right half, scored: a currency sign beside counts most.
     `pages`: the binary working page and its faint ink."""
     binary, faint = pages
     height, width = binary.shape
-    found, in_box, marks = [], set(), (binary, line_mask)
+    found, in_box, marks = [], set(), (binary, long)
     for found_top, found_bottom, top, bottom in _rectangles(lines, faint):
-        if (top.x0 + top.x1) / 2 < width / 2 or top.x0 < 0.35 * width:
+        if not _right_side(top.x0, top.x1, width):
             continue
         in_box.update((id(found_top), id(found_bottom)))
         left = max(top.x0, bottom.x0)
@@ -406,7 +478,7 @@ def _candidates(lines: list[_Line], pages: tuple, line_mask: np.ndarray) -> list
         # underlines' signs need not be looked for.
         return sorted(found, key=lambda c: c.score, reverse=True)
     for line in lines:
-        if id(line) in in_box or (line.x0 + line.x1) / 2 < width / 2 or line.x0 < 0.35 * width:
+        if id(line) in in_box or not _right_side(line.x0, line.x1, width):
             continue
         if line.x1 - line.x0 < MIN_UNDERLINE_SHARE * width:
             continue
@@ -452,20 +524,35 @@ def _work_page(page: np.ndarray) -> tuple[np.ndarray, float]:
     working pixel."""
     height, width = page.shape
     factor = max(1, round(width / WORK_WIDTH))
-    if factor > 1:
-        size = (width // factor, max(1, height // factor))
-        page = cv2.resize(page[: size[1] * factor, : size[0] * factor], size,
-                          interpolation=cv2.INTER_AREA)  # fmt: skip
+    size = (width // factor, max(1, height // factor))
+    page = page[: size[1] * factor, : size[0] * factor]
+    if factor in (3, 4) and height >= factor:
+        page = _area_shrunk(page, factor)
+    elif factor > 1:
+        page = cv2.resize(page, size, interpolation=cv2.INTER_AREA)
     return page, width / page.shape[1]
+
+
+def _area_shrunk(page: np.ndarray, factor: int) -> np.ndarray:
+    """cv2.resize(INTER_AREA) by a whole factor of 3 or 4, to the same bytes (each block's
+    mean, rounded) for ~1/3 less CPU: OpenCV has a fast path for halving only."""
+    wide = page.astype(np.uint16)
+    rows = wide[0::factor]
+    for k in range(1, factor):  # each block's columns summed over its rows...
+        rows = cv2.add(rows, wide[k::factor])
+    # ...then each block's sums (as channels) added and divided: no ties to round at 1/9, 1/16.
+    blocks = rows.reshape(rows.shape[0], -1, factor)
+    mean = cv2.transform(blocks, np.full((1, factor), 1.0 / (factor * factor)))
+    return mean.astype(np.uint8)
 
 
 def locate_amount(page: np.ndarray) -> AmountBox | None:
     """The courtesy-amount box of a grayscale cheque page (float [H, W] in [0, 1], dark ink on
     light paper), in the page's pixels; None when there is no box beside a currency sign."""
     work, factor = _work_page(as_uint8(page))
-    binary, faint = _binarise(work), _faint(work)
-    lines, line_mask = _lines(binary, faint)
-    candidates = _candidates(lines, (binary, faint), line_mask)
+    binary, faint = _inks(work)
+    lines, long = _lines(binary, faint)
+    candidates = _candidates(lines, (binary, faint), long)
     if not candidates:
         return None
     best = candidates[0]
@@ -538,9 +625,10 @@ def _inside_frame(crop: np.ndarray) -> np.ndarray:
     with a double outline merges into one line on the working page, and its inner sides would
     otherwise be read as 1s. A column near a side inked along FRAME_COVER of the height is a
     printed line (handwritten digits are shorter than the box)."""
-    _, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    level, ink = cv2.threshold(crop, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     height, width = ink.shape
-    inked = ink.sum(axis=0) >= FRAME_COVER * height
+    # Ink per column (cv2.reduce: ~3x cheaper than numpy's sum down uint8 columns).
+    inked = cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0] >= FRAME_COVER * height
     near = max(2, int(FRAME_SIDE * width))
     left = np.flatnonzero(inked[:near])
     right = np.flatnonzero(inked[width - near :])
@@ -549,9 +637,22 @@ def _inside_frame(crop: np.ndarray) -> np.ndarray:
     if (x0 == 0 and x1 == width) or x1 - x0 <= width // 2:
         return crop
     out = crop.copy()  # painted as paper, not cut: the digits' boxes keep their coordinates
-    paper = np.median(crop[:, x0:x1][ink[:, x0:x1] == 0]) if (ink[:, x0:x1] == 0).any() else 255
-    out[:, :x0], out[:, x1:] = np.uint8(paper), np.uint8(paper)
+    paper = _paper(crop[:, x0:x1], int(level))
+    out[:, :x0], out[:, x1:] = paper, paper
     return out
+
+
+def _paper(crop: np.ndarray, level: int) -> np.uint8:
+    """The median of the crop's paper (values above Otsu's `level`) as np.median's uint8 gives
+    it (the two middle values' mean, truncated), from a histogram: ~10x cheaper than sorting."""
+    counts = cv2.calcHist([crop], [0], None, [256], [0, 256]).ravel()[level + 1 :]
+    total = int(counts.sum())
+    if total == 0:
+        return np.uint8(255)
+    # The values at sorted positions (total - 1) // 2 and total // 2 among the paper's.
+    ranks = np.cumsum(counts)
+    low, high = np.searchsorted(ranks, [(total - 1) // 2 + 1, total // 2 + 1]) + level + 1
+    return np.uint8((float(low) + float(high)) / 2)
 
 
 def _without_top_marks(crop: np.ndarray) -> np.ndarray:
