@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from recognition.cheque import _grown, _Line, locate_amount
+from recognition.cheque import _grown, _inside_frame, _Line, locate_amount
 from recognition.decode import decode_page
 from recognition.doctypes import CHEQUE, PAGE_MIN_WIDTH, read_document
 from training.cheques import TEMPLATES, ChequeSpec, render_cheque
@@ -89,3 +89,23 @@ def test_a_dotted_continuation_is_followed_and_a_clean_end_is_not():
     grown = _grown(_Line(100, 300, 30.0, 0.0, 1.0), page)
     assert (grown.x0, grown.x1) == (100, 395)  # up to the first window less than half inked
     assert _grown(_Line(100, 300, 30.0, 0.0, 1.0), page[:, :299]).x1 == 300  # nothing beyond
+
+
+def _double_outline(one_x: int) -> np.ndarray:
+    """A 72 px cut of a box printed with a double outline: a thin outer box at the cut's edge
+    and a thick inner one whose sides span 78% of the cut's height, a written 1 at `one_x`."""
+    crop = np.full((72, 180), 230, np.uint8)
+    crop[[0, 71], :], crop[:, [0, 179]] = 90, 90  # outer
+    crop[9:11, 8:172], crop[61:63, 8:172] = 40, 40  # inner top and bottom
+    crop[9:63, 8:10], crop[9:63, 170:172] = 40, 40  # inner sides: 56 of 72 rows inked
+    crop[20:56, one_x : one_x + 3] = 20  # a handwritten 1: shorter than the inner box
+    return crop
+
+
+def test_a_double_outline_is_painted_out_and_a_written_one_beside_it_is_not():
+    """The inner box's sides are printed lines even though they span only ~79% of the cut
+    (FRAME_COVER is 80%: they span the inner box); a written 1 near the side spans less and is kept."""
+    crop = _double_outline(one_x=13)
+    painted = _inside_frame(crop)
+    assert (painted[:, :10] > 200).all() and (painted[:, 170:] > 200).all()
+    assert (painted[20:56, 13:16] == 20).all()
