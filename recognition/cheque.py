@@ -671,14 +671,15 @@ def _paper(crop: np.ndarray, level: int) -> np.uint8:
 
 
 def _without_top_marks(crop: np.ndarray) -> np.ndarray:
-    """Marks at the band's top that end in its upper 40% painted as paper: the amount is
-    written on the line, so they come from above it (a label, another field)."""
+    """Marks that end in the band's upper 40% painted as paper: the amount is written on the
+    line, so they come from above it (a label, another field). Where they start does not
+    matter: a label's lower-case letters start lower than its capitals."""
     _, ink = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     height = crop.shape[0]
     top = stats[1:, cv2.CC_STAT_TOP]
     bottom = top + stats[1:, cv2.CC_STAT_HEIGHT]
-    drop = 1 + np.flatnonzero((top <= 0.15 * height) & (bottom < 0.4 * height))
+    drop = 1 + np.flatnonzero(bottom < 0.4 * height)
     if len(drop) == 0:
         return crop
     paper = np.uint8(np.median(crop[ink == 0])) if (ink == 0).any() else np.uint8(255)

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from recognition.cheque import _grown, _inside_frame, _Line, locate_amount
+from recognition.cheque import _grown, _inside_frame, _Line, _without_top_marks, locate_amount
 from recognition.decode import decode_page
 from recognition.doctypes import CHEQUE, PAGE_MIN_WIDTH, read_document
 from training.cheques import TEMPLATES, ChequeSpec, render_cheque
@@ -103,9 +103,23 @@ def _double_outline(one_x: int) -> np.ndarray:
 
 
 def test_a_double_outline_is_painted_out_and_a_written_one_beside_it_is_not():
-    """The inner box's sides are printed lines even though they span only ~79% of the cut
-    (FRAME_COVER is 80%: they span the inner box); a written 1 near the side spans less and is kept."""
+    """The inner box's sides are printed lines even though they span only 78% of the cut
+    (FRAME_COVER is 80%: they span the inner box); a written 1 near a side spans less and is
+    kept."""
     crop = _double_outline(one_x=13)
     painted = _inside_frame(crop)
     assert (painted[:, :10] > 200).all() and (painted[:, 170:] > 200).all()
     assert (painted[20:56, 13:16] == 20).all()
+
+
+def test_a_label_above_an_underlined_amount_is_painted_out_whatever_its_letters_tops():
+    """A printed label over the band ("Amount") ends in its upper 40%: painted as paper, its
+    lower-case letters too (they start lower than a capital); the digits on the line stay."""
+    band = np.full((72, 160), 225, np.uint8)
+    band[6:20, 4:7] = 60  # a capital, from near the top
+    band[13:20, 9:14], band[13:20, 16:21] = 60, 60  # lower-case letters: they start lower
+    band[36:62, 30:34], band[36:62, 60:66] = 30, 30  # the amount, written on the line
+    band[66:68, :] = 50  # the underline
+    clean = _without_top_marks(band)
+    assert (clean[:28] > 200).all()
+    assert (clean[36:62, 30:34] == 30).all() and (clean[36:62, 60:66] == 30).all()
