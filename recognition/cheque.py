@@ -571,7 +571,8 @@ def _amount_box(found: _Candidate, factor: float) -> AmountBox:
         y0 = top.y_at(x0) - top.thickness / 2 - PAD
         y1 = bottom.y_at(x0) + bottom.thickness / 2 + PAD
     else:
-        x0, x1 = bottom.x0 - PAD, bottom.x1 + PAD
+        # From just past the sign: the amount may start before its underline does.
+        x0, x1 = min(bottom.x0 - PAD, sign.x1 + PAD), bottom.x1 + PAD
         y1 = bottom.y_at(x0) + bottom.thickness / 2 + PAD
         y0 = min(sign.y0 - sign.height, y1 - 2.6 * sign.height)
     return AmountBox(

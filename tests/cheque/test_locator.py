@@ -5,7 +5,17 @@ import io
 import numpy as np
 from PIL import Image
 
-from recognition.cheque import _grown, _inside_frame, _Line, _without_top_marks, locate_amount
+from recognition.cheque import (
+    PAD,
+    _amount_box,
+    _Candidate,
+    _grown,
+    _inside_frame,
+    _Line,
+    _without_top_marks,
+    _Word,
+    locate_amount,
+)
 from recognition.decode import decode_page
 from recognition.doctypes import CHEQUE, PAGE_MIN_WIDTH, read_document
 from training.cheques import TEMPLATES, ChequeSpec, render_cheque
@@ -123,3 +133,14 @@ def test_a_label_above_an_underlined_amount_is_painted_out_whatever_its_letters_
     clean = _without_top_marks(band)
     assert (clean[:28] > 200).all()
     assert (clean[36:62, 30:34] == 30).all() and (clean[36:62, 60:66] == 30).all()
+
+
+def test_an_underlined_amount_is_read_from_just_past_its_sign():
+    """The amount may start left of where its underline starts: the band begins just right of
+    the currency sign, never on it; an underline reaching left of the sign keeps its start."""
+    sign = _Word(100, 60, 112, 76)
+    short = _Candidate(None, _Line(130, 300, 80.0, 0.0, 2.0), sign, 1.9)
+    box = _amount_box(short, factor=2.0).box
+    assert box.x == 2 * (sign.x1 + PAD)
+    long = _Candidate(None, _Line(110, 300, 80.0, 0.0, 2.0), sign, 1.9)
+    assert _amount_box(long, factor=2.0).box.x == 2 * (110 - PAD)
