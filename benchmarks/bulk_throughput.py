@@ -10,7 +10,7 @@ process tree), then for each upload mode:
 uploads the official MNIST test digits rendered as scans (dark ink on light paper, 56x56 PNG),
 polls until the job has finished and reports: documents/s from upload start to the last result
 committed (the job's `finished_at`, stamped in the transaction of the last batch), upload time
-(until the 202), peak worker RSS (sum over the worker's processes, sampled every 20 ms with
+(until the 202), peak worker RSS (sum over the worker's processes, sampled every 0.1 s with
 psutil), and the accuracy of the stored results against the MNIST labels. The request body is
 encoded before the clock starts; the client shares the 2 cores with the server and the worker.
 Writes the "Bulk path" section of docs/benchmarks.md.
