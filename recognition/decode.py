@@ -244,8 +244,9 @@ def decode_page(
     Pillow (which names what is wrong with a damaged file)."""
     if data[:8] == PNG_SIGNATURE:
         return _grey_png(data, max_pixels, min_width) or _pillow_page(data, max_pixels, min_width)
-    if data[:3] != JPEG_START or data[-2:] != JPEG_END or _jpeg_components(data) != 1:
-        # Not a JPEG, cut short, or in colour (OpenCV's colour conversion rounds otherwise).
+    if data[:3] != JPEG_START or data[-2:] != JPEG_END or _jpeg_components(data) not in (1, 3):
+        # Not a JPEG, cut short, or CMYK. A colour scan's grey is libjpeg's either way (its
+        # luminance channel, as Pillow's draft gives it): ~40% less CPU than through Pillow.
         return _pillow_page(data, max_pixels, min_width)
     width, height = check_image(data, max_pixels)  # the header alone: refuses decode bombs
     scale = _jpeg_scale(width, height, max_pixels, min_width)
@@ -295,6 +296,8 @@ def _pillow_page(data: bytes, max_pixels: int, min_width: int) -> tuple[np.ndarr
     if image.format == "JPEG" and min_width and width >= 2 * min_width:
         wanted = (min_width, max(1, height * min_width // width))
         draft = wanted if draft is None or wanted[0] < draft[0] else draft
+    if image.format == "JPEG" and image.mode != "CMYK":
+        draft = draft or image.size  # libjpeg's grey at every scale: decode_page's OpenCV pixels
     if draft:
         image.draft("L", draft)  # Pillow takes only the first draft request
     _load(image)
