@@ -104,11 +104,11 @@ class JobIntake:
 
     def __init__(
         self, sessions, producer, job_id: uuid.UUID, tenant_id: str, key: str | None,
-        batch_size_for: Callable[[str | None], int],
+        batch_size: Callable[[], int],
     ):  # fmt: skip
         self.sessions, self.producer, self.job_id = sessions, producer, job_id
         self.tenant_id, self.idempotency_key = tenant_id, key
-        self.batch_size_for = batch_size_for  # documents per task, by layout
+        self.batch_size = batch_size  # documents per task, for the job's layout
         self.layout: str | None = None  # fixed when the first documents are written
         self.opened = False
 
@@ -147,7 +147,7 @@ class JobIntake:
         # the documents are safe in the database and the sweeper sends them later.
         ids = [document["id"] for document in documents]
         try:
-            enqueue_documents(self.producer, self.job_id, ids, self.batch_size_for(layout))
+            enqueue_documents(self.producer, self.job_id, ids, self.batch_size())
         except Exception:  # noqa: BLE001 - kombu/redis errors vary by transport
             logger.exception(
                 "could not enqueue %d documents", len(ids), extra={"job_id": str(self.job_id)}
@@ -208,14 +208,14 @@ class Upload:
         self.sessions, self.query_layout = sessions, query_layout
         self.document_types = document_types
         # Only a retry with the same Idempotency-Key compares bodies: without a key, hashing every
-        # byte of the upload (~1 ms of CPU a 250 KB cheque) would buy nothing.
+        # byte of the upload would buy nothing.
         self.body_hash = BodyHash(boundary) if idempotency_key else None
         self.heartbeat_seconds = settings.upload_abandoned_after_seconds / 10
         job_id = uuid.uuid4()
+        self._batch_size_for, self._batch_size = settings.batch_size_for, None
         self.intake = JobIntake(
-            sessions, producer, job_id, tenant_id, idempotency_key, settings.batch_size_for
+            sessions, producer, job_id, tenant_id, idempotency_key, self.batch_size
         )
-        self._batch_size: int | None = None
         limits = Limits(
             max_files=settings.max_job_files,
             max_image_bytes=settings.max_image_bytes,
@@ -231,7 +231,7 @@ class Upload:
     def batch_size(self) -> int:
         """Documents a commit (and a task) for this job's layout, fixed at its first file."""
         if self._batch_size is None:
-            self._batch_size = self.intake.batch_size_for(self.layout())
+            self._batch_size = self._batch_size_for(self.layout())
         return self._batch_size
 
     def layout(self) -> str:

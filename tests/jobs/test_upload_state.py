@@ -49,7 +49,7 @@ def half_upload(settings, key: str, count: int) -> uuid.UUID:
         job_id,
         "default",
         key,
-        batch_size_for=lambda _: 4,
+        batch_size=lambda: 4,
     )
     intake.open("digit")
     rows = []
@@ -118,7 +118,7 @@ def test_a_retry_of_an_upload_that_died_starts_afresh(client, settings):
 
 def test_an_upload_replaced_by_a_retry_stops_at_its_next_batch(client, settings):
     sessions = sessions_of(settings)
-    intake = JobIntake(sessions, make_celery(settings), uuid.uuid4(), "default", "k3", lambda _: 4)
+    intake = JobIntake(sessions, make_celery(settings), uuid.uuid4(), "default", "k3", lambda: 4)
     intake.open("digit")
     retry = client.post("/jobs", files=files_field(
         (n, d) for n, d, _ in scans(2)), headers={"Idempotency-Key": "k3"})  # fmt: skip

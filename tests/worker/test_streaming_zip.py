@@ -128,7 +128,7 @@ def test_aborting_an_upload_waits_for_a_worker_mid_commit_instead_of_deadlocking
         session.add(Document(id=doc_id, job_id=job_id, position=0, filename="a.png",
                              content_hash="0" * 64, size=1, storage_key="k", status="queued",
                              created_at=now, updated_at=now))  # fmt: skip
-    intake = JobIntake(sessions, None, job_id, "default", None, batch_size_for=lambda _: 4)
+    intake = JobIntake(sessions, None, job_id, "default", None, batch_size=lambda: 4)
     intake.opened = True
     aborted: dict = {}
     with sessions.begin() as worker:  # a batch being committed
