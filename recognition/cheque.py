@@ -114,16 +114,6 @@ def _inks(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return binary, faint
 
 
-def _binarise(work: np.ndarray) -> np.ndarray:
-    """The ink of `_inks` alone (training.cheque_pictures draws it)."""
-    return _inks(work)[0]
-
-
-def _faint(work: np.ndarray) -> np.ndarray:
-    """The faint ink of `_inks` alone (training.cheque_pictures draws with it)."""
-    return _inks(work)[1]
-
-
 def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], list[np.ndarray]]:
     """Long horizontal printed lines and the outlines of their long runs."""
     height, width = binary.shape
@@ -153,10 +143,6 @@ def _lines(binary: np.ndarray, faint: np.ndarray) -> tuple[list[_Line], list[np.
     grown = iter(_grown_all([line for line in joined if line.x1 > width / 2], faint))
     right = [next(grown) if line.x1 > width / 2 else line for line in joined]
     return [line for line in right if line.x1 - line.x0 >= width * MIN_LINE_SHARE], long
-
-
-def _grown(line: _Line, binary: np.ndarray) -> _Line:
-    return _grown_all([line], binary)[0]
 
 
 def _grown_all(lines: list[_Line], binary: np.ndarray) -> list[_Line]:
@@ -675,7 +661,7 @@ def _without_top_marks(crop: np.ndarray) -> np.ndarray:
     """Marks that end in the band's upper 40% painted as paper: the amount is written on the
     line, so they come from above it (a label, another field). Where they start does not
     matter: a label's lower-case letters start lower than its capitals."""
-    _, ink = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    level, ink = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     height = crop.shape[0]
     top = stats[1:, cv2.CC_STAT_TOP]
@@ -683,9 +669,8 @@ def _without_top_marks(crop: np.ndarray) -> np.ndarray:
     drop = 1 + np.flatnonzero(bottom < 0.4 * height)
     if len(drop) == 0:
         return crop
-    paper = np.uint8(np.median(crop[ink == 0])) if (ink == 0).any() else np.uint8(255)
     out = crop.copy()
-    out[np.isin(labels, drop)] = paper
+    out[np.isin(labels, drop)] = _paper(crop, int(level))
     return out
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from recognition import Recognizer
-from recognition.cheque import _binarise, _faint, _lines, _work_page, amount_crop, locate_amount
+from recognition.cheque import _inks, _lines, _work_page, amount_crop, locate_amount
 from recognition.decode import decode_page
 from recognition.doctypes import CHEQUE, PAGE_MIN_WIDTH, read_document
 from training.cheques import TEMPLATES, ChequeSpec, render_cheque
@@ -38,7 +38,7 @@ def annotated(data: bytes, recognizer: Recognizer) -> np.ndarray:
     scale = SHOW_WIDTH / page.shape[1]
     shown = cv2.cvtColor(cv2.resize(page, None, fx=scale, fy=scale), cv2.COLOR_GRAY2BGR)
     work, factor = _work_page(page)
-    lines, _ = _lines(_binarise(work), _faint(work))
+    lines, _ = _lines(*_inks(work))
     for line in lines:
         p0 = (round(line.x0 * factor * scale), round(line.y0 * factor * scale))
         p1 = (round(line.x1 * factor * scale), round(line.y1 * factor * scale))
@@ -60,7 +60,7 @@ def steps(data: bytes) -> np.ndarray:
     page, _ = decode_page(data, min_width=PAGE_MIN_WIDTH)
     work, _ = _work_page(page)
     binary = cv2.resize(
-        255 - _binarise(work), (SHOW_WIDTH, round(work.shape[0] * SHOW_WIDTH / work.shape[1]))
+        255 - _inks(work)[0], (SHOW_WIDTH, round(work.shape[0] * SHOW_WIDTH / work.shape[1]))
     )
     found = locate_amount(page)
     crop = (amount_crop(page, found) * 255).astype(np.uint8)

@@ -9,7 +9,7 @@ from recognition.cheque import (
     PAD,
     _amount_box,
     _Candidate,
-    _grown,
+    _grown_all,
     _inside_frame,
     _Line,
     _without_top_marks,
@@ -96,9 +96,10 @@ def test_a_dotted_continuation_is_followed_and_a_clean_end_is_not():
     page[30, 100:300] = 255  # the stretch the opening kept
     page[31, 300:400:2] = 255  # a dotted continuation, a pixel lower: half the columns inked
     page[30, 40:94] = 255  # ink left of the line, but past a gap of six clean columns
-    grown = _grown(_Line(100, 300, 30.0, 0.0, 1.0), page)
+    line = _Line(100, 300, 30.0, 0.0, 1.0)
+    [grown] = _grown_all([line], page)
     assert (grown.x0, grown.x1) == (100, 395)  # up to the first window less than half inked
-    assert _grown(_Line(100, 300, 30.0, 0.0, 1.0), page[:, :299]).x1 == 300  # nothing beyond
+    assert _grown_all([line], page[:, :299])[0].x1 == 300  # nothing beyond
 
 
 def _double_outline(one_x: int) -> np.ndarray:
