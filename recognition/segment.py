@@ -513,11 +513,9 @@ def _bridged(binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray,
     clean = binary & ~(bands[0] if len(bands) == 1 else bands[0] | bands[1])
     span = min(max(int(_sums(lines, axis).max()) for lines, axis in present), 8) + 4
     # A horizontal line (axis 0) is crossed by vertical strokes, and the other way round.
-    bridges = [
-        cv2.morphologyEx(clean, cv2.MORPH_CLOSE, np.ones((span, 1) if axis == 0 else (1, span),
-                                                         np.uint8)) & band
-        for (_, axis), band in zip(present, bands, strict=True)
-    ]  # fmt: skip
+    kernels = [np.ones((span, 1) if axis == 0 else (1, span), np.uint8) for _, axis in present]
+    bridges = [cv2.morphologyEx(clean, cv2.MORPH_CLOSE, kernel) & band
+               for kernel, band in zip(kernels, bands, strict=True)]  # fmt: skip
     for bridge in bridges:
         clean |= bridge
     return clean
@@ -781,7 +779,7 @@ def _line_rows(faint: np.ndarray, length: int, horizontal: bool,
     the search: a superset of `_line_mask`'s rows, so where it finds none neither would the
     morphology, which is then not done. `thick`: the widened ink, when the caller has it."""
     thick = cv2.dilate(faint, _ACROSS[horizontal]) if thick is None else thick
-    counts = cv2.reduce(thick, 1 if horizontal else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    counts = _sums(thick, 1 if horizontal else 0)
     sides = (faint[:, 0], faint[:, -1]) if horizontal else (faint[0], faint[-1])
     if sides[0].any() or sides[1].any():
         length = min(length // 2, thick.shape[1 if horizontal else 0])
