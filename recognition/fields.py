@@ -7,11 +7,11 @@
 segmented fields in ONE model call (the workers' batches, the API's micro-batches), chooses each
 ambiguous mark's hypothesis by the model's confidence and applies the review policy:
 
-- a digit's confidence is its calibrated probability among all the model's classes, so the mass
-  the model puts on "not a digit" lowers it;
+- a digit's confidence is how sure the model is which digit it is (recognition.inference); a mark
+  the model finds at least as likely "not a digit" as a digit is never confident;
 - the field's confidence is the product of its digits' (the chance every digit is right);
 - a field needs review when its confidence is below the model card's field threshold (the
-  digit threshold for a one-digit field), when a mark is more likely not a digit than any digit,
+  digit threshold for a one-digit field), when a mark is at least as likely not a digit as a digit,
   when the ink had to be cut or joined and the reading is not clearly confident, when a mark
   was taken for a slash (a steeply leaning 1 looks the same), or when it holds more digits
   than a field can.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from recognition.inference import DigitPrediction, Recognizer
+from recognition.inference import NOT_A_DIGIT_FROM, DigitPrediction, Recognizer
 from recognition.segment import LAYOUTS, Box, Hypothesis, Segmentation, Separator, find_digits
 
 MAX_DIGITS = 12
@@ -38,7 +38,7 @@ TOO_MANY_DIGITS = "too_many_digits"
 @dataclass(frozen=True, slots=True)
 class DigitReading:
     digit: int
-    confidence: float  # calibrated, with the "not a digit" mass taken out
+    confidence: float  # calibrated: DigitPrediction.confidence
     probabilities: tuple[float, ...]  # 10 calibrated digit probabilities summing to 1
     box: Box
     not_a_digit: float = 0.0
@@ -106,9 +106,9 @@ class ReviewPolicy:
 
 
 def _score(hypothesis: Hypothesis, predictions: list[DigitPrediction]) -> float:
-    """Mean log-confidence of a hypothesis's digits (comparable across digit counts), with its
+    """Mean log-plausibility of a hypothesis's digits (comparable across digit counts), with its
     prior (a cut mark must read clearly better than the whole)."""
-    logs = [math.log(max(predictions[i].confidence, 1e-12)) for i in hypothesis.crops]
+    logs = [math.log(max(predictions[i].plausibility, 1e-12)) for i in hypothesis.crops]
     # One crop (nearly every hypothesis): its log is the mean, without np.mean's ~10 us.
     mean = logs[0] if len(logs) == 1 else float(np.mean(logs))
     return mean + math.log(hypothesis.prior)
@@ -126,7 +126,7 @@ def _reasons(digits: list[DigitReading], chosen: list[Hypothesis], confidence: f
     reasons = []
     if confidence < threshold:
         reasons.append(LOW_CONFIDENCE)
-    if any(d.not_a_digit > d.confidence for d in digits):
+    if any(d.not_a_digit >= NOT_A_DIGIT_FROM for d in digits):
         reasons.append(NOT_A_DIGIT)
     ambiguous = [d for h, d in _hypothesis_digits(chosen, digits) if h.changed]
     if any(d.confidence < AMBIGUOUS_MIN_CONFIDENCE for d in ambiguous):

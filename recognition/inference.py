@@ -24,26 +24,42 @@ BATCH_SIZES = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 NOT_A_DIGIT = 10
 
 
+# A mark the model finds at least as likely "not a digit" as a digit is treated as no digit.
+NOT_A_DIGIT_FROM = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class DigitPrediction:
     digit: int
-    # Calibrated probability of `digit` among all the model's classes: the mass on "not a digit"
-    # lowers it, so a mark that is no digit never comes back confident.
+    # How sure the model is which digit this is, given that it is one (calibrated); a mark it finds
+    # more likely no digit keeps its probability among all classes (at most one half), so it never
+    # comes back confident.
     confidence: float
     probabilities: tuple[float, ...]  # calibrated over the 10 digits, summing to 1
     needs_review: bool
     not_a_digit: float = 0.0  # calibrated probability that the mark is not a digit at all
 
+    @property
+    def plausibility(self) -> float:
+        """Probability of `digit` among all the model's classes, "not a digit" included: how
+        well a crop reads as this digit at all (segmentation weighs its hypotheses by it)."""
+        return self.probabilities[self.digit] * (1.0 - self.not_a_digit)
+
 
 def digit_view(calibrated: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calibrated model outputs [N, 10 or 11] -> (10 digit probabilities renormalised, each
-    row's best digit's confidence among all classes, the "not a digit" probability)."""
+    row's confidence, the "not a digit" probability).
+
+    The two questions are kept apart: "which digit?" is answered among the digits, "is it a digit
+    at all?" by the 11th class. Folding the "not a digit" mass into every confidence sent clean
+    digits with a trace of it, and scans above all, to review (docs/training.md, "Fourth run")."""
     digits = calibrated[:, :NOT_A_DIGIT]
     reject = (
         calibrated[:, NOT_A_DIGIT] if calibrated.shape[1] > NOT_A_DIGIT else np.zeros(len(digits))
     )
-    confidence = digits.max(axis=1)
-    return digits / np.maximum(digits.sum(axis=1, keepdims=True), 1e-12), confidence, reject
+    probabilities = digits / np.maximum(digits.sum(axis=1, keepdims=True), 1e-12)
+    confidence = np.where(reject < NOT_A_DIGIT_FROM, probabilities.max(axis=1), digits.max(axis=1))
+    return probabilities, confidence, reject
 
 
 def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.inference import calibrate
+from recognition.inference import calibrate, digit_view
 
 ECE_BINS = 15
 # Review policy: the threshold is the lowest confidence whose auto-accepted validation digits
@@ -29,10 +29,16 @@ RELIABILITY_PNG = "reliability.png"
 RISK_COVERAGE_PNG = "risk_coverage.png"
 
 
+def served(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each digit's confidence as the recognition core reports it (`digit_view`), and whether its
+    answer is right, from model outputs over 10 or 11 classes."""
+    digits, confidence, _ = digit_view(probabilities)
+    return confidence, digits.argmax(axis=1) == labels
+
+
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
     """Equal-width confidence bins: edges, digits per bin, their accuracy and mean confidence."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    confidence, correct = served(probabilities, labels)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
@@ -124,7 +130,7 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
 
 def rejection_metrics(calibrated: np.ndarray, threshold: float) -> dict:
     """How the review policy treats marks that are not digits (calibrated 11-class outputs)."""
-    confidence = calibrated[:, :10].max(axis=1)
+    _, confidence, _ = digit_view(calibrated)
     return {
         "count": int(len(calibrated)),
         "flagged": float((confidence < threshold).mean()),
@@ -136,18 +142,17 @@ def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_
     """All metrics for one model, from its raw softmax outputs on validation and test.
 
     Labels may include 10 ("not a digit") when the model has that class: the temperature is fitted
-    on every validation row, digit metrics use the digit rows (a digit's confidence is its
-    probability among all 11 classes, so the reject mass lowers it), and non-digit rows are
-    reported as the share the review policy flags.
+    on every validation row, digit metrics use the digit rows with each digit's confidence as the
+    core reports it (`served`), and non-digit rows are reported as the share the review policy
+    flags.
     """
     temperature = fit_temperature(val_probs, y_val)
     val_all, test_all = calibrate(val_probs, temperature), calibrate(test_probs, temperature)
     dv, dt = y_val < 10, y_test < 10
-    val_probs, y_val, val_cal = val_probs[dv, :10], y_val[dv], val_all[dv, :10]
-    test_raw, y_test, test_cal = test_probs[dt], y_test[dt], test_all[dt, :10]
-    test_probs = test_raw[:, :10]
-    val_conf, test_conf = val_cal.max(axis=1), test_cal.max(axis=1)
-    val_correct, test_correct = val_cal.argmax(1) == y_val, test_cal.argmax(1) == y_test
+    val_raw, y_val, val_cal = val_probs[dv], y_val[dv], val_all[dv]
+    test_raw, y_test, test_cal = test_probs[dt], y_test[dt], test_all[dt]
+    val_conf, val_correct = served(val_cal, y_val)
+    test_conf, test_correct = served(test_cal, y_test)
     threshold = choose_threshold(val_conf, val_correct, target_error)
     _, coverage, risk = risk_coverage(test_conf, test_correct)
 
@@ -159,15 +164,15 @@ def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_
         "review": {"threshold": threshold, "target_error": target_error, "chosen_on": "validation"},
         "validation": {
             "accuracy": float((val_correct).mean()),
-            "ece_uncalibrated": expected_calibration_error(val_probs, y_val),
+            "ece_uncalibrated": expected_calibration_error(val_raw, y_val),
             "ece_calibrated": expected_calibration_error(val_cal, y_val),
             **review_outcome(val_conf, val_correct, threshold),
         },
         "test": {
-            **classification_metrics(test_probs, y_test),
+            **classification_metrics(test_raw[:, :10], y_test),
             "nll_uncalibrated": negative_log_likelihood(test_raw, y_test),
-            "nll_calibrated": negative_log_likelihood(test_all[dt], y_test),
-            "ece_uncalibrated": expected_calibration_error(test_probs, y_test),
+            "nll_calibrated": negative_log_likelihood(test_cal, y_test),
+            "ece_uncalibrated": expected_calibration_error(test_raw, y_test),
             "ece_calibrated": expected_calibration_error(test_cal, y_test),
             **review_outcome(test_conf, test_correct, threshold),
             "risk_at_coverage": {f"{c:g}": risk_at(c) for c in REPORTED_COVERAGES},
@@ -179,8 +184,9 @@ def evaluate(val_probs, y_val, test_probs, y_test, target_error: float = TARGET_
             "test": rejection_metrics(test_all[~dt], threshold),
             "description": "synthetic non-digit marks (training/nondigits.py): validation marks"
             " from a seed of their own, test marks from another seed with pairs of MNIST test"
-            " digits; 'flagged' = best digit's confidence (with the reject mass) below the"
-            " review threshold",
+            " digits; 'flagged' = confidence below the review threshold (a mark at least as"
+            " likely no digit as a digit keeps its best digit's share of all 11 outputs, at most"
+            " one half)",
         }
     return metrics
 
@@ -296,11 +302,10 @@ def write_plots(metrics: dict, test_outputs, out: Path) -> dict[str, str]:
     calibrated, curves = {}, {}
     for name, probs in outputs.items():
         temperature = metrics[name]["calibration"]["temperature"]
-        calibrated[name] = calibrate(probs, temperature)[digits, :10]
-        correct = calibrated[name].argmax(1) == labels[digits]
-        curves[name] = risk_coverage(calibrated[name].max(1), correct)[1:]
+        calibrated[name] = calibrate(probs, temperature)[digits]
+        curves[name] = risk_coverage(*served(calibrated[name], labels[digits]))[1:]
     title = "Reliability of the default model (MNIST test set)"
-    raw = outputs["default"][digits, :10]
+    raw = outputs["default"][digits]
     plot_reliability(raw, calibrated["default"], labels[digits], out / RELIABILITY_PNG, title)
     shipped = metrics["default"]["test"]
     point = (1 - shipped["review_rate"], shipped["auto_accept_error"])

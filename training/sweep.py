@@ -27,6 +27,7 @@ from training.evaluate import (
     predict_probabilities,
     rejection_metrics,
     review_outcome,
+    served,
 )
 
 
@@ -47,8 +48,7 @@ def validation_metrics(probs: np.ndarray, labels: np.ndarray, target_error: floa
 
     calibrated = calibrate(probs, fit_temperature(probs, labels))
     digits = labels < 10
-    digit_probs = calibrated[digits, :10]
-    confidence, correct = digit_probs.max(1), digit_probs.argmax(1) == labels[digits]
+    confidence, correct = served(calibrated[digits], labels[digits])
     threshold = choose_threshold(confidence, correct, target_error)
     return {
         "accuracy": float(correct.mean()),

@@ -60,8 +60,8 @@ class ReadingPublic(BaseModel):
     confidence: float = Field(
         ge=0,
         le=1,
-        description="Calibrated: for a field, the product of its digits' confidences; a mark's "
-        "probability of not being a digit at all lowers it.",
+        description="Calibrated: for a field, the product of its digits' confidences; a mark "
+        "the model finds at least as likely no digit as a digit is never above one half.",
     )
     needs_review: bool = Field(description="A person should check this answer (see reasons).")
     review_reasons: list[str] = Field(description=REVIEW_REASONS)

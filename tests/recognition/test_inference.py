@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from recognition import Recognizer, calibrate, normalize_mnist, prepare
+from recognition.inference import NOT_A_DIGIT_FROM, digit_view
 from recognition.synthetic import render_scan
 from tests.recognition.conftest import DEFAULT_MODEL_DIR
 
@@ -35,12 +36,31 @@ def test_predictions_carry_calibrated_confidence_and_review_flag(recognizer, mni
     for p in predictions:
         assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0)
         assert p.digit == int(np.argmax(p.probabilities))
-        # The confidence is the digit's probability among all 11 outputs: the digits'
-        # renormalised probability, less the share the model put on "not a digit".
-        assert p.confidence == pytest.approx(max(p.probabilities) * (1 - p.not_a_digit))
+        # Which digit, given that it is one: the digits' renormalised probability. A mark the
+        # model finds at least as likely no digit keeps its share among all 11 outputs.
+        among_all = max(p.probabilities) * (1 - p.not_a_digit)
+        expected = max(p.probabilities) if p.not_a_digit < NOT_A_DIGIT_FROM else among_all
+        assert p.confidence == pytest.approx(expected)
+        assert p.plausibility == pytest.approx(among_all)
         assert p.needs_review == (p.confidence < recognizer.threshold)
     accuracy = np.mean([p.digit for p in predictions] == mnist.y_test[:500])
     assert accuracy >= 0.99
+
+
+def test_which_digit_and_whether_a_digit_are_answered_apart():
+    # A digit with a trace of "not a digit", a mark the model calls no digit, a 10-class output.
+    calibrated = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.63, 0.0, 0.0, 0.0, 0.0, 0.07, 0.0, 0.30],
+            [0.0, 0.0, 0.0, 0.0, 0.38, 0.0, 0.0, 0.0, 0.0, 0.02, 0.60],
+        ]
+    )
+    probabilities, confidence, reject = digit_view(calibrated)
+    assert probabilities.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert confidence == pytest.approx([0.9, 0.38])  # 0.63 / 0.7; the mark keeps 0.38 of all
+    assert reject == pytest.approx([0.30, 0.60])
+    _, ten_classes, none = digit_view(calibrated[:, :10] / calibrated[:, :10].sum(1, keepdims=True))
+    assert ten_classes == pytest.approx([0.9, 0.95]) and not none.any()
 
 
 def test_empty_batch(recognizer):

@@ -32,7 +32,8 @@ POLICY = ReviewPolicy(digit_threshold=0.9, field_threshold=0.5)
 
 
 def _prediction(digit: int, confidence: float, not_a_digit: float = 0.0) -> DigitPrediction:
-    probabilities = tuple(1.0 if d == digit else 0.0 for d in range(10))
+    # The digit's share is its confidence, so its plausibility is that less the "not a digit" mass.
+    probabilities = tuple(confidence if d == digit else (1 - confidence) / 9 for d in range(10))
     return DigitPrediction(digit, confidence, probabilities, False, not_a_digit)
 
 
@@ -86,10 +87,10 @@ def test_one_doubtful_mark_sends_the_whole_field_to_review():
     confident = [(d, 0.999) for d in (1, 2, 3, 4)]
     assert not _read(*confident).needs_review
     lenient = ReviewPolicy(digit_threshold=0.9, field_threshold=0.1)  # confidence aside
-    odd = _read(*confident[:3], (4, 0.3, 0.6), policy=lenient)  # likelier no digit than a 4
+    odd = _read(*confident[:3], (4, 0.3, 0.5), policy=lenient)  # as likely no digit as a digit
     assert odd.review_reasons == (NOT_A_DIGIT,) and odd.needs_review
-    # Not a digit only when that mass is above the digit's own confidence.
-    assert _read(*confident[:3], (4, 0.6, 0.6)).review_reasons == ()
+    # Not a digit only from half the mass on: below it, the digit's confidence decides alone.
+    assert _read(*confident[:3], (4, 0.6, 0.49)).review_reasons == ()
 
 
 def test_a_cut_or_joined_mark_needs_a_clearly_confident_reading():
