@@ -234,21 +234,27 @@ def _jpeg_scale(width: int, height: int, max_pixels: int, min_width: int) -> int
 
 
 def decode_page(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_width: int = 0
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_width: int = 0,
+    size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """A whole document page (a cheque, a form, a field) as uint8 luminance (0 = black),
     shrunk while it stays at least `min_width` pixels wide, and how many upload pixels one
     returned pixel spans. The scanners' formats take the cheap way, to the same pixels as
     `_pillow_page`: a whole JPEG decoded by OpenCV straight at the reduced DCT scale, a grey PNG
     by libspng (~20% less CPU). Anything else, or a file OpenCV cannot read whole, goes through
-    Pillow (which names what is wrong with a damaged file)."""
+    Pillow (which names what is wrong with a damaged file). `size`: the image's (width, height)
+    as `check_image(data, max_pixels)` gave it, when the caller has it (a JPEG's header is
+    not parsed twice)."""
     if data[:8] == PNG_SIGNATURE:
         return _grey_png(data, max_pixels, min_width) or _pillow_page(data, max_pixels, min_width)
     if data[:3] != JPEG_START or data[-2:] != JPEG_END or _jpeg_components(data) not in (1, 3):
         # Not a JPEG, cut short, or CMYK. A colour scan's grey is libjpeg's either way (its
         # luminance channel, as Pillow's draft gives it): ~40% less CPU than through Pillow.
         return _pillow_page(data, max_pixels, min_width)
-    width, height = check_image(data, max_pixels)  # the header alone: refuses decode bombs
+    # The header alone: refuses decode bombs.
+    width, height = size or check_image(data, max_pixels)
     scale = _jpeg_scale(width, height, max_pixels, min_width)
     flags = _REDUCED[scale] | cv2.IMREAD_IGNORE_ORIENTATION
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
