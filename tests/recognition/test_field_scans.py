@@ -3,13 +3,24 @@ float copy, and the plain path's frame search made cheaper: each cheaper step is
 against the plain one it replaces, and fields smaller than a 300 dpi scan, single digits and
 drawings against the path they always took."""
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from recognition import WORK_MIN_SIDE, decode_image, read_segmentations, segment_image
-from recognition.decode import DEFAULT_MAX_PIXELS, check_image, decode_page
+from recognition.decode import (
+    DEFAULT_MAX_PIXELS,
+    _factor,
+    _grey_jpeg,
+    _luminance,
+    check_image,
+    decode_page,
+)
 from recognition.frames import _runs, _views
 from recognition.segment import PLAIN_MAX_ASPECT, SHRINK_FROM, SHRINK_SIDE, _ink, find_digits
+from recognition.synthetic import render_scan
 from training.synthetic_fields import fields, render_field, scan_spec
 
 
@@ -96,3 +107,25 @@ def test_300_dpi_scans_read_as_uint8_read_as_their_floats(mnist, recognizer):
     texts = [r.text for r in read_segmentations(fast, recognizer)]
     assert texts == [r.text for r in read_segmentations(plain, recognizer)]
     assert sum(t == m.text for t, m in zip(texts, made, strict=True)) >= 0.9 * len(made)
+
+
+def test_grey_jpegs_decode_to_pillows_luminance(mnist):
+    """A whole greyscale JPEG decoded by OpenCV gives `_luminance` of Pillow's own image to
+    the bit, shrunk or not; colour, over-budget and cut-short JPEGs are left to Pillow."""
+    rng = np.random.default_rng(18)
+    jpegs = [render_scan(mnist.x_test[i], rng, image_format="JPEG") for i in range(40)]
+    jpegs += [m.image for m in fields("jpeg", 20, mnist.x_test, mnist.y_test, seed=18)]
+    for data in jpegs:
+        assert _grey_jpeg(data, DEFAULT_MAX_PIXELS) is not None
+        for min_side in (None, 28, 128):
+            image = Image.open(io.BytesIO(data))
+            image.load()
+            width, height = image.size
+            expected = _luminance(image, _factor(width, height, min_side))
+            assert np.array_equal(decode_image(data, min_side=min_side), expected)
+    colour = io.BytesIO()
+    Image.open(io.BytesIO(jpegs[0])).convert("RGB").save(colour, "JPEG")
+    width, height = Image.open(io.BytesIO(jpegs[0])).size
+    assert _grey_jpeg(colour.getvalue(), DEFAULT_MAX_PIXELS) is None
+    assert _grey_jpeg(jpegs[0], width * height - 1) is None
+    assert _grey_jpeg(jpegs[0][:-40], DEFAULT_MAX_PIXELS) is None
