@@ -12,7 +12,10 @@ workers and the API run it.
   median wall-clock time of reading one field alone (segment + model), as the sync path does.
 
 `--tree DIR` measures another checkout's recognition core (e.g. main's, for a before/after:
-`--tree /work/main --json before.json`, then `--before before.json --write`).
+`--tree /work/main --json before.json`, then `--before before.json --write`). On a shared
+machine whose speed drifts between runs, `--against DIR --rounds 6` is the fairer before/after:
+one process per checkout, each loaded once, measuring in turn (the order swapped every round),
+so both see the same spells of load; it reports each side's median and the ratio per round.
 
     .venv/bin/python benchmarks/recognition_cpu.py [--count 2000] [--fields 300] [--write]
 """
@@ -22,6 +25,8 @@ import cProfile
 import json
 import os
 import pstats
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -83,6 +88,52 @@ def measure(sets: dict[str, list[bytes]], core) -> dict:
     return results
 
 
+def serve(sets: dict[str, list[bytes]], core) -> None:
+    """Measure one round of every set each time a line arrives on stdin (for `--against`)."""
+    for docs in sets.values():
+        cpu_per_document(docs[:50], core)  # warm up
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps({name: cpu_per_document(d, core) for name, d in sets.items()}), flush=True)
+
+
+def alternate(args: argparse.Namespace) -> dict:
+    """`--against`: this checkout's core and another's, in turn, `--rounds` times each."""
+    trees = {"before": args.against, "after": args.tree}
+    command = [sys.executable, __file__, "--serve", "--count", str(args.count),
+               "--fields", str(args.fields), "--sets", *args.sets]  # fmt: skip
+    procs = {side: subprocess.Popen([*command, "--tree", str(tree)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)
+             for side, tree in trees.items()}  # fmt: skip
+    for proc in procs.values():
+        assert proc.stdout.readline().strip() == "ready"
+    rounds = {side: [] for side in procs}
+    for k in range(args.rounds):
+        for side in ("before", "after") if k % 2 == 0 else ("after", "before"):
+            procs[side].stdin.write("go\n")
+            procs[side].stdin.flush()
+            rounds[side].append(json.loads(procs[side].stdout.readline()))
+    for proc in procs.values():
+        proc.stdin.close()
+        proc.wait()
+    return rounds
+
+
+def alternate_report(rounds: dict, load: tuple[float, float]) -> str:
+    lines = [f"1-minute load average before / after: {load[0]:.2f} / {load[1]:.2f}"]
+    for name in rounds["after"][0]:
+        for key in ("segment_ms", "read_ms", "total_ms"):
+            before = [r[name][key] for r in rounds["before"]]
+            after = [r[name][key] for r in rounds["after"]]
+            ratios = [a / b for a, b in zip(after, before, strict=True)]
+            lines.append(
+                f"{name} {key}: before median {statistics.median(before):.3f}, after median "
+                f"{statistics.median(after):.3f}; after/before per round "
+                f"{' '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})"
+            )
+    return "\n".join(lines)
+
+
 def cell(after: dict, before: dict | None, key: str) -> str:
     if key not in after:
         return ""
@@ -123,7 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--before", type=Path, help="figures of an earlier run, to compare")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--against", type=Path, help="checkout to alternate with (before)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds each, with --against")
+    parser.add_argument("--sets", nargs="+", default=["digits", "fields", "five"],
+                        choices=["digits", "fields", "five"])  # fmt: skip
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.against:
+        load = os.getloadavg()[0]
+        rounds = alternate(args)
+        print(alternate_report(rounds, (load, os.getloadavg()[0])))
+        if args.json:
+            args.json.write_text(json.dumps(rounds, indent=2))
+        return 0
     sys.path.insert(0, str(args.tree.resolve()))
     sys.path.insert(1, str(REPO))
     import cv2
@@ -132,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(1)
     core.recognizer = core.Recognizer(args.tree / "models" / "default")
-    sets = documents(args.count, args.fields)
+    sets = {k: v for k, v in documents(args.count, args.fields).items() if k in args.sets}
+    if args.serve:
+        serve(sets, core)
+        return 0
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(lambda: [core.segment_image(d) for d in sets[args.profile]])

@@ -55,9 +55,11 @@ def segment_image(
     if layout == "field" or max(width, height) > PLAIN_MAX_ASPECT * min(width, height):
         short = min(width, height)
         wide = -(-width * SHRINK_SIDE // short) if short >= SHRINK_FROM else 0
-        pixels, span = decode_page(data, max_pixels, wide)
-        return find_digits(pixels.astype(np.float32) / 255.0, layout, pixel_scale=span,
-                           drawn=drawn)  # fmt: skip
+        pixels, span = decode_page(data, max_pixels, wide, (width, height))
+        # A large scan stays uint8 as decoded (the segmenter shrinks it and takes its ink by
+        # table, a quarter of the bytes to move); smaller fields are read as they always were.
+        gray = pixels if wide else pixels.astype(np.float32) / 255.0
+        return find_digits(gray, layout, pixel_scale=span, drawn=drawn)
     gray = decode_image(data, max_pixels, WORK_MIN_SIDE)
     return find_digits(gray, layout, pixel_scale=width / gray.shape[1], drawn=drawn)
 

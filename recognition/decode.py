@@ -110,6 +110,11 @@ def decode_image(
     pixels = decode_png(data, max_pixels)
     if pixels is not None:
         return _array_luminance(pixels, _factor(pixels.shape[1], pixels.shape[0], min_side))
+    pixels = _grey_jpeg(data, max_pixels)
+    if pixels is not None:  # `_luminance` of Pillow's "L" image, to the bit
+        factor = _factor(pixels.shape[1], pixels.shape[0], min_side)
+        channel = Image.fromarray(pixels).reduce(factor) if factor > 1 else pixels
+        return np.asarray(channel, dtype=np.float32) / 255.0
     image = _open(data, max_pixels)
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
     if draft := _fit_budget(image, max_pixels):
@@ -234,21 +239,27 @@ def _jpeg_scale(width: int, height: int, max_pixels: int, min_width: int) -> int
 
 
 def decode_page(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_width: int = 0
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_width: int = 0,
+    size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """A whole document page (a cheque, a form, a field) as uint8 luminance (0 = black),
     shrunk while it stays at least `min_width` pixels wide, and how many upload pixels one
     returned pixel spans. The scanners' formats take the cheap way, to the same pixels as
     `_pillow_page`: a whole JPEG decoded by OpenCV straight at the reduced DCT scale, a grey PNG
     by libspng (~20% less CPU). Anything else, or a file OpenCV cannot read whole, goes through
-    Pillow (which names what is wrong with a damaged file)."""
+    Pillow (which names what is wrong with a damaged file). `size`: the image's (width, height)
+    as `check_image(data, max_pixels)` gave it, when the caller has it (a JPEG's header is
+    not parsed twice)."""
     if data[:8] == PNG_SIGNATURE:
         return _grey_png(data, max_pixels, min_width) or _pillow_page(data, max_pixels, min_width)
     if data[:3] != JPEG_START or data[-2:] != JPEG_END or _jpeg_components(data) not in (1, 3):
         # Not a JPEG, cut short, or CMYK. A colour scan's grey is libjpeg's either way (its
         # luminance channel, as Pillow's draft gives it): ~40% less CPU than through Pillow.
         return _pillow_page(data, max_pixels, min_width)
-    width, height = check_image(data, max_pixels)  # the header alone: refuses decode bombs
+    # The header alone: refuses decode bombs.
+    width, height = size or check_image(data, max_pixels)
     scale = _jpeg_scale(width, height, max_pixels, min_width)
     flags = _REDUCED[scale] | cv2.IMREAD_IGNORE_ORIENTATION
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
@@ -260,13 +271,36 @@ def decode_page(
 def _jpeg_components(data: bytes) -> int | None:
     """The colour components of a JPEG's frame, from its header segments (an EXIF thumbnail
     inside APP1 is skipped with its segment); None when there is no frame header."""
+    frame = _jpeg_frame(data)
+    return frame[0] if frame else None
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """(components, sample precision in bits, width, height) from a JPEG's frame header;
+    None when there is none."""
     at = 2
     while at + 9 < len(data) and data[at] == 0xFF:
         marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
-            return data[at + 9]
+            height, width = (int.from_bytes(data[at + k : at + k + 2], "big") for k in (5, 7))
+            return data[at + 9], data[at + 4], width, height
         at += 2 + length
     return None
+
+
+def _grey_jpeg(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """A whole greyscale (one-component, 8-bit) JPEG within the budget, decoded by OpenCV: the
+    same libjpeg pixels as Pillow's "L" image, without its Python read loop (~0.2 ms less a
+    300 dpi field). None for anything else (colour, over budget, cut short, damaged), which
+    Pillow then decodes or names."""
+    if data[:3] != JPEG_START or data[-2:] != JPEG_END:
+        return None
+    frame = _jpeg_frame(data)
+    if frame is None or frame[:2] != (1, 8) or not 0 < frame[2] * frame[3] <= max_pixels:
+        return None
+    flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    return pixels if pixels is not None and pixels.shape == (frame[3], frame[2]) else None
 
 
 def _grey_png(data: bytes, max_pixels: int, min_width: int) -> tuple[np.ndarray, float] | None:

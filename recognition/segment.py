@@ -120,7 +120,7 @@ class _Page:
 
     def __init__(self, gray: np.ndarray, lines: bool = True, deskew: bool = True,
                  pixel_scale: float = 1.0):  # fmt: skip
-        gray, shrink = _working(np.asarray(gray, dtype=np.float32))
+        gray, shrink = _working(gray if gray.dtype == np.uint8 else np.asarray(gray, np.float32))
         # Working pixels per pixel of the upload.
         self.scale = shrink / pixel_scale
         self.ink = _ink(gray)
@@ -185,7 +185,9 @@ def _working(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """The field at its working size, and working pixels per pixel of `gray`. A large field
     (SHRINK_FROM) is shrunk by a whole factor: a box average, several times cheaper than
     OpenCV's area resampling by any other factor (the last pixels of a row or column that do
-    not fill a box are dropped). What is still above WORK_SIDE is shrunk to it."""
+    not fill a box are dropped). What is still above WORK_SIDE is shrunk to it. uint8 pixels
+    (a decoded upload) stay uint8: a quarter of the bytes to shrink, and `_ink` reads them
+    through a table."""
     height, width = gray.shape
     factor = min(height, width) // SHRINK_SIDE if min(height, width) >= SHRINK_FROM else 1
     if factor >= 2:
@@ -228,13 +230,41 @@ _ACROSS = {True: np.ones((3, 1), np.uint8), False: np.ones((1, 3), np.uint8)}
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
-    """Ink intensity in [0, 1] (1 = full ink) with the paper's light levelled out."""
+    """Ink intensity in [0, 1] (1 = full ink) with the paper's light levelled out. `gray`:
+    float in [0, 1], or uint8 levels (read as level / 255, to the same ink)."""
+    if gray.dtype == np.uint8:
+        ink8 = cv2.LUT(gray, _ink_table(_mostly_light_levels(gray)))
+    else:
+        ink8 = _ink_levels(gray, _mostly_light(gray))
+    return _levelled(ink8)
+
+
+def _ink_levels(gray: np.ndarray, light: bool) -> np.ndarray:
+    """uint8 ink of float `gray`: its complement on light paper, itself on dark, times 255."""
     # Paper covers most of a field (its border may be a printed box): the median is paper.
-    ink = np.subtract(1.0, gray, dtype=np.float32) if _mostly_light(gray) else gray.copy()
+    ink = np.subtract(1.0, gray, dtype=np.float32) if light else gray.copy()
     ink *= 255.0
     # `np.clip(ink, 0, 255).astype(np.uint8)` (which truncates): the floor of what is not
     # negative, which OpenCV's saturating conversion then takes as it is, at a third of the cost.
-    ink8 = cv2.convertScaleAbs(np.floor(np.maximum(ink, 0, out=ink), out=ink))
+    return cv2.convertScaleAbs(np.floor(np.maximum(ink, 0, out=ink), out=ink))
+
+
+@functools.cache
+def _ink_table(light: bool) -> np.ndarray:
+    """`_ink_levels` of every uint8 level as float (level / 255), as a table for `cv2.LUT`."""
+    return _ink_levels(np.arange(256, dtype=np.float32)[None] / 255.0, light)
+
+
+def _mostly_light_levels(gray: np.ndarray) -> bool:
+    """`_mostly_light(gray / 255)` of uint8 levels: a level is above half from 128 on."""
+    light = 2 * np.count_nonzero(gray >= 128)
+    if light != gray.size:
+        return light > gray.size
+    return _mostly_light(gray.astype(np.float32) / 255.0)
+
+
+def _levelled(ink8: np.ndarray) -> np.ndarray:
+    """Ink levels with the paper's uneven light taken out, as float in [0, 1]."""
     # An opening wider than any stroke or blot keeps only the paper (uneven light, grey
     # backgrounds); done at a quarter of the size, where it costs a sixteenth.
     small = cv2.resize(ink8, (max(1, ink8.shape[1] // 4), max(1, ink8.shape[0] // 4)),
@@ -849,12 +879,16 @@ def plain_digit(
     return _plain_digit(gray, drawn)[:3]
 
 
-def _plain_digit(gray: np.ndarray, drawn: bool = False):
+def _plain_digit(gray: np.ndarray, drawn: bool = False, printed_crop: bool = True):
     """`plain_digit`, and for a printed box around several marks the image with the box
-    painted out (else None), for the segmenter."""
+    painted out (else None), for the segmenter. Without `printed_crop`, marks among printed
+    lines get no crop (None): the segmenter reads them, and a large field's crop (Pillow
+    shrinking its whole ink box) costs as much as the rest of the plain path."""
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
         return "field", None, None, None
+    if gray.dtype == np.uint8:  # decoded levels: `to_mnist` reads floats in [0, 1]
+        gray = gray.astype(np.float32) / 255.0
     ink, mask = ink_and_mask(gray, drawn)
     count, labels, stats, _ = _labelled(mask.view(np.uint8))
     rows = stats.tolist()
@@ -868,7 +902,7 @@ def _plain_digit(gray: np.ndarray, drawn: bool = False):
     # The ink box is the union of the components' boxes (every inked pixel is in one).
     x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
-    crop = fit_digit(ink[y0:y1, x0:x1])
+    crop = fit_digit(ink[y0:y1, x0:x1]) if printed_crop or kind != "printed" else None
     plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
     return kind, plain, crop, None
 
@@ -1011,7 +1045,8 @@ def find_digits(
     pixel_scale: float = 1.0,
     drawn: bool = False,
 ) -> Segmentation:
-    """Segment a field (grayscale float [H, W] in [0, 1], either polarity) into digit crops.
+    """Segment a field (grayscale float [H, W] in [0, 1], or uint8 levels, either polarity)
+    into digit crops.
 
     `layout="digit"` reads all the ink (printed lines removed) as one digit; `"field"` and
     `"auto"` find every digit. With `"digit"` and `"auto"`, an image that plainly holds one
@@ -1026,7 +1061,9 @@ def find_digits(
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _single_threaded()
     kind, plain, crop, unframed = (
-        _plain_digit(gray, drawn) if layout != "field" else ("field", None, None, None)
+        _plain_digit(gray, drawn, printed_crop=False)
+        if layout != "field"
+        else ("field", None, None, None)
     )
     if plain is not None and pixel_scale != 1.0:
         plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
