@@ -5,7 +5,7 @@
 
 `find_digits` (recognition.segment) is pure image work; `read_segmentations` reads any number of
 segmented fields in ONE model call (the workers' batches, the API's micro-batches), chooses each
-ambiguous mark's hypothesis by the model's confidence and applies the review policy:
+ambiguous mark's hypothesis by how plausibly its crops read as digits and applies the review policy:
 
 - a digit's confidence is how sure the model is which digit it is (recognition.inference); a mark
   the model finds at least as likely "not a digit" as a digit is never confident;
