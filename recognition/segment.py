@@ -871,19 +871,19 @@ def plain_digit(
     """The image as one digit through `to_mnist`'s own normalisation: what its marks are
     (`_marks`, "boxed" for one digit inside a printed box, or "field" for an image too long for
     one digit), and, unless it is a field, the one-digit hypothesis and its crop (for "boxed",
-    the inside of the box). This keeps single-digit scans and drawings exactly as they were
-    read before fields existed, and nearly as cheap: the ink and its mask are computed once,
-    the components' boxes give the ink box, and the search for a faint printed box runs only
-    when the ink could hold one, and never for a canvas drawing (`drawn`), which has no
-    printed lines."""
+    the inside of the box; none for marks among printed lines, which the segmenter reads).
+    This keeps single-digit scans and drawings exactly as they were read before fields
+    existed, and nearly as cheap: the ink and its mask are computed once, the components'
+    boxes give the ink box, and the search for a faint printed box runs only when the ink
+    could hold one, and never for a canvas drawing (`drawn`), which has no printed lines."""
     return _plain_digit(gray, drawn)[:3]
 
 
-def _plain_digit(gray: np.ndarray, drawn: bool = False, printed_crop: bool = True):
+def _plain_digit(gray: np.ndarray, drawn: bool = False):
     """`plain_digit`, and for a printed box around several marks the image with the box
-    painted out (else None), for the segmenter. Without `printed_crop`, marks among printed
-    lines get no crop (None): the segmenter reads them, and a large field's crop (Pillow
-    shrinking its whole ink box) costs as much as the rest of the plain path."""
+    painted out (else None), for the segmenter. Marks among printed lines get no crop: the
+    segmenter reads them, and a large field's crop (Pillow shrinking its whole ink box) would
+    cost as much as the rest of the plain path."""
     height, width = gray.shape
     if max(height, width) > PLAIN_MAX_ASPECT * min(height, width):
         return "field", None, None, None
@@ -902,7 +902,7 @@ def _plain_digit(gray: np.ndarray, drawn: bool = False, printed_crop: bool = Tru
     # The ink box is the union of the components' boxes (every inked pixel is in one).
     x0, y0 = min(r[0] for r in rows[1:]), min(r[1] for r in rows[1:])
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
-    crop = fit_digit(ink[y0:y1, x0:x1]) if printed_crop or kind != "printed" else None
+    crop = fit_digit(ink[y0:y1, x0:x1]) if kind != "printed" else None
     plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
     return kind, plain, crop, None
 
@@ -1061,9 +1061,7 @@ def find_digits(
         raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _single_threaded()
     kind, plain, crop, unframed = (
-        _plain_digit(gray, drawn, printed_crop=False)
-        if layout != "field"
-        else ("field", None, None, None)
+        _plain_digit(gray, drawn) if layout != "field" else ("field", None, None, None)
     )
     if plain is not None and pixel_scale != 1.0:
         plain = replace(plain, boxes=tuple(_scaled(b, pixel_scale) for b in plain.boxes))
