@@ -254,7 +254,8 @@ def decode_page(
     not parsed twice)."""
     if data[:8] == PNG_SIGNATURE:
         return _grey_png(data, max_pixels, min_width) or _pillow_page(data, max_pixels, min_width)
-    if data[:3] != JPEG_START or data[-2:] != JPEG_END or _jpeg_components(data) not in (1, 3):
+    frame = _jpeg_frame(data)
+    if frame is None or frame[0] not in (1, 3):
         # Not a JPEG, cut short, or CMYK. A colour scan's grey is libjpeg's either way (its
         # luminance channel, as Pillow's draft gives it): ~40% less CPU than through Pillow.
         return _pillow_page(data, max_pixels, min_width)
@@ -268,16 +269,12 @@ def decode_page(
     return pixels, width / pixels.shape[1]
 
 
-def _jpeg_components(data: bytes) -> int | None:
-    """The colour components of a JPEG's frame, from its header segments (an EXIF thumbnail
-    inside APP1 is skipped with its segment); None when there is no frame header."""
-    frame = _jpeg_frame(data)
-    return frame[0] if frame else None
-
-
 def _jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
-    """(components, sample precision in bits, width, height) from a JPEG's frame header;
-    None when there is none."""
+    """(components, sample precision in bits, width, height) from a whole JPEG's frame header
+    (an EXIF thumbnail inside APP1 is skipped with its segment); None for anything else: not a
+    JPEG, cut short, or no frame header."""
+    if data[:3] != JPEG_START or data[-2:] != JPEG_END:
+        return None
     at = 2
     while at + 9 < len(data) and data[at] == 0xFF:
         marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
@@ -293,8 +290,6 @@ def _grey_jpeg(data: bytes, max_pixels: int) -> np.ndarray | None:
     same libjpeg pixels as Pillow's "L" image, without its Python read loop (~0.2 ms less a
     300 dpi field). None for anything else (colour, over budget, cut short, damaged), which
     Pillow then decodes or names."""
-    if data[:3] != JPEG_START or data[-2:] != JPEG_END:
-        return None
     frame = _jpeg_frame(data)
     if frame is None or frame[:2] != (1, 8) or not 0 < frame[2] * frame[3] <= max_pixels:
         return None
