@@ -45,6 +45,9 @@ SHRINK_SIDE, SHRINK_FROM = 56, 128
 LINE_SHARE = 0.5
 VERTICAL_LINE_SHARE = 0.9
 LONGEST_SHARE = 0.85
+# A comb's cells are about as wide as its box is tall: a vertical run nearer than this share of
+# the box's height to another line is a digit's stroke (a 1 against a side), not a cell wall.
+MIN_CELL = 0.3
 # Separators: marks lower than this share of the digits' height.
 SEPARATOR_HEIGHT = 0.45
 # Gaps wider than this share of the digits' height are spaces.
@@ -484,7 +487,9 @@ def _aligned(horizontal: np.ndarray, rows: np.ndarray) -> bool:
 
 def _box_sides(vertical: np.ndarray, horizontal: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Only the vertical lines that reach a box's top and bottom lines, or stand at their ends
-    (a side whose corners a tilt took out of the image): a tall 1 inside the box is neither."""
+    (a side whose corners a tilt took out of the image): a tall 1 inside the box is neither.
+    Nor is a 1 written beside a side: a run between the sides must stand a cell away from the
+    others (`MIN_CELL`)."""
     count, labels, stats, _ = _labelled(vertical)
     top, bottom = rows[0], rows[-1]
     reach = max(3, round(0.08 * (bottom - top)))
@@ -494,6 +499,15 @@ def _box_sides(vertical: np.ndarray, horizontal: np.ndarray, rows: np.ndarray) -
     left, right = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_LEFT] + stats[:, 2]
     keep |= (left <= cols[0] + reach) | (right >= cols[-1] - reach)
     keep[0] = False
+    kept = sorted(np.flatnonzero(keep), key=lambda i: left[i])
+    if len(kept) >= 3:  # the outermost two are the sides; the rest must be cell walls
+        walls = [kept[0], kept[-1]]
+        for i in kept[1:-1]:
+            gaps = [max(left[i] - right[j], left[j] - right[i]) for j in walls]
+            if min(gaps) >= MIN_CELL * (bottom - top):
+                walls.append(i)
+        keep[:] = False
+        keep[walls] = True
     return keep[labels].astype(np.uint8)
 
 

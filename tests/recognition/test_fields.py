@@ -41,6 +41,19 @@ def test_printed_lines_are_not_ink(mnist, rng, structure):
     assert right >= 18, right
 
 
+@pytest.mark.parametrize("gap", [8, 14])
+def test_a_1_beside_a_box_side_is_a_digit_not_the_side(gap):
+    """A tall 1 written just inside a box's left side, reaching its top and bottom lines, is
+    ink: it is no cell wall, being nearer the side than any comb's cell is wide."""
+    page = Image.new("L", (320, 110), 235)
+    pen = ImageDraw.Draw(page)
+    pen.rectangle((5, 5, 314, 104), outline=40, width=3)
+    pen.line((8 + gap, 8, 8 + gap, 101), fill=30, width=6)
+    for x in (70, 150, 230):
+        pen.ellipse((x, 22, x + 45, 92), outline=30, width=6)
+    assert len(find_digits(np.asarray(page, np.float32) / 255).slots) == 4
+
+
 def test_cheque_amounts_are_read_whole(mnist, recognizer):
     made = fields("cheque", 60, mnist.x_test, mnist.y_test, seed=99)
     readings = read_segmentations([segment_image(f.image) for f in made], recognizer)
