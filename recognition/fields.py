@@ -12,9 +12,9 @@ ambiguous mark's hypothesis by how plausibly its crops read as digits and applie
 - the field's confidence is the product of its digits' (the chance every digit is right);
 - a field needs review when its confidence is below the model card's field threshold (the
   digit threshold for a one-digit field), when a mark is at least as likely not a digit as a digit,
-  when the ink had to be cut or joined and the reading is not clearly confident, when a mark
-  was taken for a slash (a steeply leaning 1 looks the same), or when it holds more digits
-  than a field can.
+  when the ink had to be cut or joined and the reading is not clearly confident, when a digit
+  is far shorter than the field's tallest (a stray piece), when a mark was taken for a slash
+  (a steeply leaning 1 looks the same), or when it holds more digits than a field can.
 """
 
 import math
@@ -28,6 +28,10 @@ from recognition.segment import LAYOUTS, Box, Hypothesis, Segmentation, Separato
 MAX_DIGITS = 12
 # A cut or joined mark is accepted without review only when its digits are this confident.
 AMBIGUOUS_MIN_CONFIDENCE = 0.9
+# A "digit" less than this share of the field's tallest is a stray piece more often than a
+# digit (a 1's tick read as another 1): handwritten digits of one field stand within ~25% of
+# each other. Chosen on tuning fields (docs/fields.md).
+SHORT_DIGIT = 0.6
 
 LOW_CONFIDENCE = "low_confidence"
 NOT_A_DIGIT = "not_a_digit"
@@ -129,7 +133,10 @@ def _reasons(digits: list[DigitReading], chosen: list[Hypothesis], confidence: f
     if any(d.not_a_digit >= NOT_A_DIGIT_FROM for d in digits):
         reasons.append(NOT_A_DIGIT)
     ambiguous = [d for h, d in _hypothesis_digits(chosen, digits) if h.changed]
-    if any(d.confidence < AMBIGUOUS_MIN_CONFIDENCE for d in ambiguous):
+    tallest = max(d.box.height for d in digits)
+    if any(d.confidence < AMBIGUOUS_MIN_CONFIDENCE for d in ambiguous) or any(
+        d.box.height < SHORT_DIGIT * tallest for d in digits
+    ):
         reasons.append(AMBIGUOUS_SEGMENTATION)
     if len(digits) > MAX_DIGITS:
         reasons.append(TOO_MANY_DIGITS)

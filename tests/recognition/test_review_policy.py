@@ -20,6 +20,7 @@ from recognition.fields import (
     LOW_CONFIDENCE,
     MAX_DIGITS,
     NOT_A_DIGIT,
+    SHORT_DIGIT,
     TOO_MANY_DIGITS,
     ReviewPolicy,
     _reading,
@@ -37,15 +38,18 @@ def _prediction(digit: int, confidence: float, not_a_digit: float = 0.0) -> Digi
     return DigitPrediction(digit, confidence, probabilities, False, not_a_digit)
 
 
-def _box(n: int, width: int = 10) -> Box:
-    return Box(20 * n, 0, width, 10)
+def _box(n: int, width: int = 10, height: int = 10) -> Box:
+    return Box(20 * n, 0, width, height)
 
 
-def _field(*readings: tuple, separators=(), changed=(), plain: int | None = None):
+def _field(*readings: tuple, separators=(), changed=(), plain: int | None = None, heights=None):
     """A field of one-digit slots (crop i read as readings[i]); `changed`: the slots whose
-    hypothesis cut or joined ink; `plain`: the crop read as the whole image."""
+    hypothesis cut or joined ink; `plain`: the crop read as the whole image; `heights`: the
+    digits' ink heights (10 each unless given)."""
+    heights = heights or [10] * len(readings)
     slots = tuple(
-        (Hypothesis((i,), (_box(i),), changed=i in changed),) for i in range(len(readings))
+        (Hypothesis((i,), (_box(i, height=heights[i]),), changed=i in changed),)
+        for i in range(len(readings))
     )
     count = len(readings) + (plain is not None)
     whole = None if plain is None else Hypothesis((plain,), (Box(0, 0, 30, 30),), changed=False)
@@ -102,6 +106,15 @@ def test_a_cut_or_joined_mark_needs_a_clearly_confident_reading():
     assert _read(*confident, unsure).review_reasons == ()  # the same digit, ink as it was
     # The changed slot is the one judged: an unchanged doubtful digit next to it is not.
     assert _read((5, 0.999), unsure, (6, 0.999), changed={2}).review_reasons == ()
+
+
+def test_a_digit_far_shorter_than_the_tallest_is_a_stray_piece():
+    confident = [(1, 0.999)] * 3
+    at_the_share = round(SHORT_DIGIT * 40)
+    assert _read(*confident, heights=[40, at_the_share, 38]).review_reasons == ()
+    assert _read(*confident, heights=[40, at_the_share - 1, 38]).review_reasons == (
+        AMBIGUOUS_SEGMENTATION,
+    )
 
 
 def test_more_digits_than_a_field_holds_are_flagged():
