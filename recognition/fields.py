@@ -12,8 +12,9 @@ ambiguous mark's hypothesis by how plausibly its crops read as digits and applie
 - the field's confidence is the product of its digits' (the chance every digit is right);
 - a field needs review when its confidence is below the model card's field threshold (the
   digit threshold for a one-digit field), when a mark is at least as likely not a digit as a digit,
-  when the ink had to be cut or joined and the reading is not clearly confident, when a digit
-  is far shorter than the field's tallest (a stray piece), when a mark was taken for a slash
+  when the ink had to be cut or joined and the reading is not clearly confident, when the reading
+  that won over others is itself doubtful as a digit, when a digit is far shorter than the
+  field's tallest (a stray piece), when a mark was taken for a slash
   (a steeply leaning 1 looks the same), or when it holds more digits than a field can.
 """
 
@@ -28,6 +29,10 @@ from recognition.segment import LAYOUTS, Box, Hypothesis, Segmentation, Separato
 MAX_DIGITS = 12
 # A cut or joined mark is accepted without review only when its digits are this confident.
 AMBIGUOUS_MIN_CONFIDENCE = 0.9
+# A reading that won over others (cut or not, joined or not, one digit or two) is left to a person
+# when the model finds it this likely to be no digit at all: a pair of digits read as one
+# (the marks it learnt include pairs) rather than a digit. Chosen on tuning fields.
+CONTESTED_NOT_A_DIGIT = 0.25
 # A "digit" less than this share of the field's tallest is a stray piece more often than a
 # digit (a 1's tick read as another 1): handwritten digits of one field stand within ~25% of
 # each other. Chosen on tuning fields (docs/fields.md).
@@ -124,18 +129,20 @@ def _choose(slot: tuple[Hypothesis, ...], predictions: list[DigitPrediction]) ->
     return max(slot, key=lambda h: _score(h, predictions))
 
 
-def _reasons(digits: list[DigitReading], chosen: list[Hypothesis], confidence: float,
-             policy: ReviewPolicy) -> tuple[str, ...]:  # fmt: skip
+def _reasons(digits: list[DigitReading], chosen: list[Hypothesis], contested: list[bool],
+             confidence: float, policy: ReviewPolicy) -> tuple[str, ...]:  # fmt: skip
     threshold = policy.digit_threshold if len(digits) == 1 else policy.field_threshold
     reasons = []
     if confidence < threshold:
         reasons.append(LOW_CONFIDENCE)
     if any(d.not_a_digit >= NOT_A_DIGIT_FROM for d in digits):
         reasons.append(NOT_A_DIGIT)
-    ambiguous = [d for h, d in _hypothesis_digits(chosen, digits) if h.changed]
     tallest = max(d.box.height for d in digits)
-    if any(d.confidence < AMBIGUOUS_MIN_CONFIDENCE for d in ambiguous) or any(
-        d.box.height < SHORT_DIGIT * tallest for d in digits
+    if any(
+        (h.changed and d.confidence < AMBIGUOUS_MIN_CONFIDENCE)
+        or (weighed and d.not_a_digit >= CONTESTED_NOT_A_DIGIT)
+        or d.box.height < SHORT_DIGIT * tallest
+        for h, weighed, d in _hypothesis_digits(chosen, contested, digits)
     ):
         reasons.append(AMBIGUOUS_SEGMENTATION)
     if len(digits) > MAX_DIGITS:
@@ -143,20 +150,24 @@ def _reasons(digits: list[DigitReading], chosen: list[Hypothesis], confidence: f
     return tuple(reasons)
 
 
-def _hypothesis_digits(chosen: list[Hypothesis], digits: list[DigitReading]):
+def _hypothesis_digits(chosen: list[Hypothesis], contested: list[bool],
+                       digits: list[DigitReading]):  # fmt: skip
+    """(hypothesis, whether it won over others, digit) for each digit of the reading."""
     position = 0
-    for hypothesis in chosen:
+    for hypothesis, weighed in zip(chosen, contested, strict=True):
         for _ in hypothesis.crops:
-            yield hypothesis, digits[position]
+            yield hypothesis, weighed, digits[position]
             position += 1
 
 
 def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
              policy: ReviewPolicy) -> FieldReading:  # fmt: skip
     chosen = [_choose(slot, predictions) for slot in segmentation.slots]
+    contested = [len(slot) > 1 for slot in segmentation.slots]
     separators = segmentation.separators
     if segmentation.plain is not None and sum(len(h.crops) for h in chosen) == 1:
         chosen, separators = [segmentation.plain], ()  # one digit: read as it always was
+        contested = [any(contested)]
     digits = [
         DigitReading(p.digit, p.confidence, p.probabilities, box, p.not_a_digit)
         for hypothesis in chosen
@@ -169,7 +180,7 @@ def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
     separators = tuple(
         replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres)) for s in separators
     )
-    reasons = _reasons(digits, chosen, confidence, policy)
+    reasons = _reasons(digits, chosen, contested, confidence, policy)
     if AMBIGUOUS_SEGMENTATION not in reasons and any(s.char == "/" for s in separators):
         reasons += (AMBIGUOUS_SEGMENTATION,)  # a steep 1 and a slash look alike
     return FieldReading(

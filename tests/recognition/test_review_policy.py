@@ -17,6 +17,7 @@ from recognition import Recognizer
 from recognition.fields import (
     AMBIGUOUS_MIN_CONFIDENCE,
     AMBIGUOUS_SEGMENTATION,
+    CONTESTED_NOT_A_DIGIT,
     LOW_CONFIDENCE,
     MAX_DIGITS,
     NOT_A_DIGIT,
@@ -186,6 +187,27 @@ def test_a_cut_wins_by_its_digits_mean_log_confidence_times_its_prior():
     assert _slot_field(0.85, (0.99, 0.99), prior=0.5) == "0"
     assert _slot_field(0.4, (0.99, 0.99), prior=0.5) == "12"
     assert math.log(0.99) + math.log(0.5) > math.log(0.4)
+
+
+def test_a_reading_that_won_over_others_and_may_be_no_digit_goes_to_review():
+    """The whole mark beats its cut (a pair of digits read as one), yet the model finds it a
+    quarter or more likely no digit: a person decides. The same doubt on a digit that had no
+    rival reading is the not-a-digit rule's business alone (at one half)."""
+    def read(doubt: float, rival: bool) -> tuple[str, ...]:
+        as_is = Hypothesis((0,), (_box(0),), changed=False)
+        cut = Hypothesis((1, 2), (_box(0, 5), _box(1, 5)), changed=True, prior=0.5)
+        other = Hypothesis((3,), (_box(2),), changed=False)
+        slots = ((as_is, cut) if rival else (as_is,), (other,))
+        segmentation = Segmentation(np.zeros((4, 28, 28), np.float32), slots, ())
+        predictions = [_prediction(8, 0.999, doubt), _prediction(1, 0.9), _prediction(2, 0.9),
+                       _prediction(5, 0.999)]  # fmt: skip
+        reading = _reading(segmentation, predictions, POLICY)
+        assert reading.text == "85"
+        return reading.review_reasons
+
+    assert read(CONTESTED_NOT_A_DIGIT, rival=True) == (AMBIGUOUS_SEGMENTATION,)
+    assert read(CONTESTED_NOT_A_DIGIT - 0.01, rival=True) == ()
+    assert read(CONTESTED_NOT_A_DIGIT, rival=False) == ()
 
 
 def test_the_policy_takes_each_threshold_from_the_card(tmp_path):
