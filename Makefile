@@ -34,7 +34,7 @@ recognize: setup ## Recognise image files: make recognize FILES="a.png b.jpg"
 migrate: setup ## Apply database migrations (alembic upgrade head) to DATABASE_URL or the SQLite default
 	$(VENV)/bin/alembic upgrade head
 
-train: $(VENV)/.installed-training ## Train the default model and the seed baseline on MNIST_DIR, write models/default
+train: $(VENV)/.installed-training ## Train the default model on MNIST_DIR, write models/default
 	$(PY) -m training.pipeline --data $(MNIST_DIR) --out models/default
 
 test-env: $(VENV)/.installed-api+worker+training+dev ## Install what the tests need: Python deps, Redis, Chromium, Azurite

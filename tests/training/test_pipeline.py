@@ -19,7 +19,8 @@ def tiny_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("model")
     work = tmp_path_factory.mktemp("work")
-    args = ["--out", str(out), "--work", str(work), "--subset", "2000", "--epochs", "1"]
+    args = ["--out", str(out), "--work", str(work), "--subset", "2000", "--epochs", "1",
+            "--with-seed", "--tune-fields", "100"]  # fmt: skip
     assert pipeline.main(args) == 0
     return out, work
 
@@ -47,6 +48,8 @@ def test_card_is_valid_complete_and_matches_the_files(tiny_run):
     card = verify_card_files(out)  # sha256 of model.keras and model.tflite
     assert set(card.sha256) == {KERAS_FILENAME, TFLITE_FILENAME}
     assert card.calibration.temperature > 0 and 0 <= card.review.threshold <= 1
+    # The field review threshold is chosen by the pipeline itself, on training-digit fields.
+    assert 0 < card.field_review["threshold"] <= 1 and card.field_review["max_error"] > 0
     assert card.data["split_sizes"]["test"] == pytest.approx(2000, abs=10)
     assert set(card.data["source"]["sha256"]) == set(mnist.IDX_FILES.values())
     for name in ("default", "seed"):
@@ -98,7 +101,8 @@ def test_trained_models_are_kept_for_reuse(tiny_run, capsys):
     ).exists()
     rerun = out.parent / "rerun"
     assert (
-        pipeline.main(["--out", str(rerun), "--work", str(work), "--reuse", "--subset", "2000"])
+        pipeline.main(["--out", str(rerun), "--work", str(work), "--reuse", "--subset", "2000",
+                       "--tune-fields", "0"])  # fmt: skip
         == 0
     )
     assert "[default] reusing" in capsys.readouterr().out
