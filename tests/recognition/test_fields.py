@@ -64,9 +64,11 @@ def test_cheque_amounts_are_read_whole(mnist, recognizer):
         assert reading.needs_review == bool(reading.review_reasons)
         xs = [d.box.x for d in reading.digits]
         assert xs == sorted(xs)
-    # Wrong answers are flagged far more often than right ones.
-    wrong = [r for r, ok in zip(readings, exact, strict=True) if not ok]
-    assert all(r.needs_review for r in wrong) or len(wrong) <= 1
+    # Wrong answers are flagged far more often than right ones (at the card's operating point
+    # about 1 amount in 150 passes wrong: one of a few wrong here may).
+    wrong = [r.needs_review for r, ok in zip(readings, exact, strict=True) if not ok]
+    right = [r.needs_review for r, ok in zip(readings, exact, strict=True) if ok]
+    assert sum(wrong) >= len(wrong) / 2 and sum(right) <= 0.25 * len(right)
 
 
 def draw_scan(draw_fn, size=(220, 90)) -> bytes:

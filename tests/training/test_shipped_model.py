@@ -33,7 +33,9 @@ def test_card_meets_the_bars(card):
     assert test["review_rate"] <= 0.02
     assert test["auto_accept_error"] <= 0.001
     assert card.hyperparameters["default"]["train_wall_seconds"] < 15 * 60
-    assert "seed" in card.metrics  # the baseline is reported beside it
+    # The field stage ran (digits as the reader crops them) and the field threshold was chosen.
+    assert card.hyperparameters["default"]["field_stage"]["crops"] > 10_000
+    assert 0 < card.field_review["threshold"] <= 1 and card.field_review["tuning_fields"]
     assert card.metrics["default"]["scans"]["accuracy"] >= 0.99
 
 
