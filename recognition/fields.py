@@ -181,7 +181,8 @@ def _reading(segmentation: Segmentation, predictions: list[DigitPrediction],
         replace(s, position=sum(c < s.box.x + s.box.width / 2 for c in centres)) for s in separators
     )
     reasons = _reasons(digits, chosen, contested, confidence, policy)
-    if AMBIGUOUS_SEGMENTATION not in reasons and any(s.char == "/" for s in separators):
+    slashlike = segmentation.doubtful or any(s.char == "/" for s in separators)
+    if AMBIGUOUS_SEGMENTATION not in reasons and slashlike:
         reasons += (AMBIGUOUS_SEGMENTATION,)  # a steep 1 and a slash look alike
     return FieldReading(
         text="".join(str(d.digit) for d in digits),

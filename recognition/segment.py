@@ -59,7 +59,10 @@ SPLIT_ASPECT = 1.15
 # digit has no such handicap: halves of a broken digit read poorly on their own.
 SPLIT_PRIOR = 0.5
 # A "/" leans at least this many degrees from vertical: 0.13% of MNIST training 1s lean more.
+# Between SLASH_DOUBT and it a thin stroke stays a digit (most are 1s) but its field goes to
+# review: people's slashes lean 40-60 degrees, and 40-45 held a quarter of them.
 SLASH_LEAN = 45
+SLASH_DOUBT = 40
 # ... and is one thin straight stroke: its length over its width, squared (a 4 written with a
 # slanted stem has arms that keep this low).
 SLASH_ELONGATION = 30
@@ -97,6 +100,8 @@ class Segmentation:
     separators: tuple[Separator, ...]
     # The whole image as one digit (`plain_digit`), read instead when the slots come to one digit.
     plain: Hypothesis | None = None
+    # A mark read as a digit leans nearly like a slash (SLASH_DOUBT): a person decides.
+    doubtful: bool = False
 
 
 @dataclass(slots=True)
@@ -662,13 +667,14 @@ def _join_fragments(pieces: list[_Piece], digit_height: float) -> list[_Piece]:
 
 
 def _classify(page: _Page, pieces: list[_Piece]):
-    """(digit pieces, separators as (char, index among the digits, piece), digit height)."""
+    """(digit pieces, separators as (char, index among the digits, piece), digit height,
+    whether a digit piece leans nearly like a slash)."""
     tall = max(p.height for p in pieces)
     digit_height = float(statistics.median([p.height for p in pieces if p.height >= 0.5 * tall]))
     if len(pieces) == 1:
-        return pieces, [], digit_height
+        return pieces, [], digit_height, False
     baseline = float(statistics.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
-    digits, separators = [], []
+    digits, separators, doubtful = [], [], False
     for piece in _join_fragments(pieces, digit_height):
         char = _separator_char(page, piece, digit_height, baseline)
         if char:
@@ -678,7 +684,10 @@ def _classify(page: _Page, pieces: list[_Piece]):
                 gap = _Piece([], digits[-1].x1, piece.y0, piece.x0, piece.y1)
                 separators.append((" ", len(digits), gap))
             digits.append(piece)
-    return digits, separators, digit_height
+            doubtful = doubtful or (
+                piece.height >= 0.6 * digit_height and _lean_degrees(page, piece) > SLASH_DOUBT
+            )
+    return digits, separators, digit_height, doubtful
 
 
 def _cuts(page: _Page, piece: _Piece, parts: int) -> list[int]:
@@ -1010,13 +1019,13 @@ def _page_pieces(gray: np.ndarray, **options) -> tuple[_Page, list[_Piece]]:
 
 
 def _field(page: _Page, pieces: list[_Piece]) -> Segmentation:
-    digits, separators, digit_height = _classify(page, pieces)
+    digits, separators, digit_height, doubtful = _classify(page, pieces)
     if not digits:
         raise NoDigits("no digits found: only separators (dots, dashes, slashes)")
     collect = _Collector(page)
     slots = _slots(collect, digits, digit_height, split=True)
     found = tuple(Separator(char, page.box(p.x0, p.y0, p.x1, p.y1)) for char, _, p in separators)
-    return Segmentation(np.stack(collect.crops), tuple(slots), found)
+    return Segmentation(np.stack(collect.crops), tuple(slots), found, doubtful=doubtful)
 
 
 def _all_ink(page: _Page, pieces: list[_Piece]) -> Segmentation:

@@ -54,6 +54,26 @@ def test_a_1_beside_a_box_side_is_a_digit_not_the_side(gap):
     assert len(find_digits(np.asarray(page, np.float32) / 255).slots) == 4
 
 
+@pytest.mark.parametrize(
+    ("lean", "text", "separators", "flagged"),
+    [(20, "010", [], False), (42, "010", [], True), (50, "00", ["/", " "], True)],
+)
+def test_a_stroke_leaning_like_a_slash_is_never_a_confident_1(recognizer, lean, text,
+                                                              separators, flagged):  # fmt: skip
+    """Upright it is a 1; past 45 degrees a slash (reported, not read); in between, where
+    people's slashes and steep 1s meet, it stays a 1 and a person decides."""
+    page = Image.new("L", (330, 110), 235)
+    pen = ImageDraw.Draw(page)
+    for x in (20, 230):
+        pen.ellipse((x, 22, x + 45, 92), outline=30, width=6)
+    dx = 70 * np.tan(np.radians(lean))
+    pen.line((150 + dx / 2, 22, 150 - dx / 2, 92), fill=30, width=6)
+    reading = read_field(np.asarray(page, np.float32) / 255, recognizer)
+    assert reading.text == text and [s.char for s in reading.separators] == separators
+    assert reading.needs_review == flagged
+    assert flagged == ("ambiguous_segmentation" in reading.review_reasons)
+
+
 def test_cheque_amounts_are_read_whole(mnist, recognizer):
     made = fields("cheque", 60, mnist.x_test, mnist.y_test, seed=99)
     readings = read_segmentations([segment_image(f.image) for f in made], recognizer)
