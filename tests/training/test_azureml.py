@@ -8,6 +8,7 @@ loaders and entities, the training modules, the model files and their card).
 
 import importlib
 import re
+import tomllib
 import shutil
 import sys
 from pathlib import Path
@@ -71,6 +72,11 @@ def test_environment_compute_and_datastore_load():
     env = load_environment(source=azureml.AZUREML_DIR / "environment.yml")
     assert env.name == "digitflow-training" and env.conda_file
     assert "tensorflow-cpu" in str(env.conda_file)
+    # The recognition core runs in training too (export's check, the field stage's segmenter):
+    # every one of its dependencies is in the environment.
+    core = tomllib.loads((azureml.REPO_ROOT / "pyproject.toml").read_text())
+    for requirement in core["project"]["dependencies"]:
+        assert requirement in str(env.conda_file), requirement
     compute = load_compute(source=azureml.AZUREML_DIR / "compute.yml")
     assert compute.name == azureml.DEFAULT_COMPUTE and compute.min_instances == 0
     store = load_datastore(source=azureml.AZUREML_DIR / "datastore.yml")
