@@ -8,9 +8,9 @@ loaders and entities, the training modules, the model files and their card).
 
 import importlib
 import re
-import tomllib
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
