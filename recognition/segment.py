@@ -632,15 +632,18 @@ def _lean_degrees(page: _Page, piece: _Piece) -> float:
     return abs(90.0 - abs(np.degrees(0.5 * np.arctan2(2 * b, a - c))))
 
 
-def _separator_char(page: _Page, piece: _Piece, digit_height: float, baseline: float) -> str:
-    """The separator a mark is, or "" for a digit."""
+def _separator_char(piece: _Piece, digit_height: float, baseline: float, lean: float) -> str:
+    """The separator a mark is, or "" for a digit; `lean`: its stroke's (`_slant`)."""
     if piece.height < SEPARATOR_HEIGHT * digit_height and piece.width < digit_height:
         if piece.width >= 1.8 * piece.height:
             return "-"
         return "," if piece.y1 > baseline + 0.15 * digit_height else "."
-    if piece.height >= 0.6 * digit_height and _lean_degrees(page, piece) > SLASH_LEAN:
-        return "/"
-    return ""
+    return "/" if lean > SLASH_LEAN else ""
+
+
+def _slant(page: _Page, piece: _Piece, digit_height: float) -> float:
+    """`_lean_degrees` of a mark tall enough to be a slash or a 1, else 0."""
+    return _lean_degrees(page, piece) if piece.height >= 0.6 * digit_height else 0.0
 
 
 def _join_fragments(pieces: list[_Piece], digit_height: float) -> list[_Piece]:
@@ -676,7 +679,8 @@ def _classify(page: _Page, pieces: list[_Piece]):
     baseline = float(statistics.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
     digits, separators, doubtful = [], [], False
     for piece in _join_fragments(pieces, digit_height):
-        char = _separator_char(page, piece, digit_height, baseline)
+        lean = _slant(page, piece, digit_height)
+        char = _separator_char(piece, digit_height, baseline, lean)
         if char:
             separators.append((char, len(digits), piece))
         else:
@@ -684,9 +688,7 @@ def _classify(page: _Page, pieces: list[_Piece]):
                 gap = _Piece([], digits[-1].x1, piece.y0, piece.x0, piece.y1)
                 separators.append((" ", len(digits), gap))
             digits.append(piece)
-            doubtful = doubtful or (
-                piece.height >= 0.6 * digit_height and _lean_degrees(page, piece) > SLASH_DOUBT
-            )
+            doubtful = doubtful or lean > SLASH_DOUBT
     return digits, separators, digit_height, doubtful
 
 
