@@ -103,13 +103,20 @@ def summarise(rows: list[dict], truths: list[str]) -> dict:
     }
 
 
+def flagged_at(row: dict, threshold: float) -> bool:
+    """A read field's verdict at field threshold `threshold`: one-digit fields (and refusals)
+    keep the reading's own (the digit threshold); others are flagged for any other reason or a
+    confidence below the threshold."""
+    if row.get("digits", 0) <= 1:
+        return row.get("flagged", True)
+    return row["other"] or row["confidence"] < threshold
+
+
 def choose_field_threshold(rows: list[dict], truths: list[str], max_flagged: float = MAX_FLAGGED,
                            max_error: float = MAX_ERROR) -> float:  # fmt: skip
     """The field threshold with the most room under both limits: the one that makes the larger
-    of (share flagged / max_flagged, error among the accepted / max_error) smallest. One-digit
-    fields keep the digit threshold's verdict (`flagged`); a multi-digit field is accepted when
-    it has no other reason for review and its confidence reaches the threshold. Of equally
-    good thresholds the highest is taken."""
+    of (share flagged / max_flagged, error among the accepted / max_error) smallest, each
+    field's verdict as `flagged_at` gives it. Of equally good thresholds the highest is taken."""
     right = np.array([r["text"] == t for r, t in zip(rows, truths, strict=True)])
     multi = np.array([r.get("digits", 0) > 1 for r in rows])
     single_accepted = ~multi & ~np.array([r.get("flagged", True) for r in rows])
@@ -145,10 +152,7 @@ def tune(recognizer: Recognizer, data, count: int) -> dict:
     truths = [f.text for f in tuning]
     threshold = choose_field_threshold(rows, truths)
     # What the threshold does to the tuning fields themselves, flags of every kind included.
-    for row in rows:
-        floor = threshold if row.get("digits", 0) > 1 else recognizer.threshold
-        row["flagged"] = row["other"] or row["confidence"] < floor
-    tuned = summarise(rows, truths)
+    tuned = summarise([dict(r, flagged=flagged_at(r, threshold)) for r in rows], truths)
     return {
         "threshold": threshold,
         "max_flagged": MAX_FLAGGED,
