@@ -63,6 +63,10 @@ SPLIT_PRIOR = 0.5
 # review: people's slashes lean 40-60 degrees, and 40-45 held a quarter of them.
 SLASH_LEAN = 45
 SLASH_DOUBT = 40
+# A small mark whose middle stands above this share of the digits' height over the baseline.
+STRAY_HEIGHT = 0.65
+# ... joined to a digit at most this share of the digits' height away.
+STRAY_GAP = 0.25
 # ... and is one thin straight stroke: its length over its width, squared (a 4 written with a
 # slanted stem has arms that keep this low).
 SLASH_ELONGATION = 30
@@ -138,6 +142,8 @@ class _Page:
             self.ink = _rotate(self.ink, angle)
             binary, faint = _binarise(self.ink)
         self.binary, self.lines = remove_lines(binary, faint) if lines else (binary, binary * 0)
+        # Faint ink that is not a printed line: what a digit's crop may grow into (`_grown`).
+        self.faint = faint & ~cv2.dilate(self.lines, _KERNEL3) if _inked(self.lines) else faint
         self.labels, self.stats = _components(self.binary, self.lines)
         self.rows = self.stats.tolist()  # plain lists: looked up once per crop
         self._masks: dict = {}  # a digit's mask serves its lean, its cuts and its crop
@@ -174,7 +180,7 @@ class _Page:
         if ids and x0 <= left and right <= x1:
             # Whole components: the union of their boxes is the ink box.
             top, mask = self.mask(ids, left, right)
-            mask = cv2.dilate(mask.view(np.uint8), _KERNEL3)
+            mask = self._grown(mask.view(np.uint8), top, left)
             piece = self.ink[top : top + mask.shape[0], left:right] * mask
             return fit_crop(piece), self.box(left, top, right, top + mask.shape[0])
         top, mask = self.mask(ids, x0, x1)
@@ -184,9 +190,21 @@ class _Page:
             return None
         ya, yb = int(rows[0]), int(rows[-1]) + 1
         xa, xb = x0 + int(cols[0]), x0 + int(cols[-1]) + 1
-        mask = cv2.dilate(mask[ya:yb, cols[0] : cols[-1] + 1].view(np.uint8), _KERNEL3)
+        mask = self._grown(mask[ya:yb, cols[0] : cols[-1] + 1].view(np.uint8), top + ya, xa)
         piece = self.ink[top + ya : top + yb, xa:xb] * mask
         return fit_crop(piece), self.box(xa, top + ya, xb, top + yb)
+
+    def _grown(self, mask: np.ndarray, top: int, left: int) -> np.ndarray:
+        """A digit's mask (uint8, its top-left pixel at `top`, `left`) with the faint ink that
+        joins it inside the same window, widened by a pixel: hysteresis, so a faint digit's
+        thin strokes (a 7's light bar, an 8's pale waist), under the field's ink level but
+        connected to the strokes above it, stay in its crop."""
+        faint = self.faint[top : top + mask.shape[0], left : left + mask.shape[1]] | mask
+        count, labels = cv2.connectedComponents(faint, connectivity=8)
+        joined = np.zeros(count, np.uint8)
+        joined[labels[mask > 0]] = 1
+        joined[0] = 0
+        return cv2.dilate(joined[labels], _KERNEL3)
 
 
 def _working(gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -641,6 +659,35 @@ def _separator_char(piece: _Piece, digit_height: float, baseline: float, lean: f
     return "/" if lean > SLASH_LEAN else ""
 
 
+def _stray(piece: _Piece, digit_height: float, baseline: float) -> bool:
+    """A small mark in the upper part of the digits' band: no separator is written there
+    (dots and commas sit on the baseline, dashes across the middle), but a broken digit's
+    part may be (a 7's faint bar, a 5's flag) and the digit beside it read without it."""
+    return (piece.y0 + piece.y1) / 2 < baseline - STRAY_HEIGHT * digit_height
+
+
+def _join_strays(pieces: list[_Piece], digit_height: float, baseline: float) -> list[_Piece]:
+    """Each small mark high in the digits' band (`_stray`) joined to the digit beside it when
+    one stands within STRAY_GAP of it: a 5's flag or a 7's bar written apart from the rest."""
+    small = SEPARATOR_HEIGHT * digit_height
+    out = list(pieces)
+    for stray in pieces:
+        if not (stray.height < small and stray.width < digit_height
+                and _stray(stray, digit_height, baseline)):  # fmt: skip
+            continue
+        tall = [p for p in out if p.height >= small]
+        if not tall:
+            continue
+        gap = [max(p.x0 - stray.x1, stray.x0 - p.x1, 0) for p in tall]
+        near = tall[int(np.argmin(gap))]
+        if min(gap) <= STRAY_GAP * digit_height:
+            out.remove(stray)
+            out[out.index(near)] = _Piece(near.ids + stray.ids, min(near.x0, stray.x0),
+                                          min(near.y0, stray.y0), max(near.x1, stray.x1),
+                                          max(near.y1, stray.y1))  # fmt: skip
+    return out
+
+
 def _slant(page: _Page, piece: _Piece, digit_height: float) -> float:
     """`_lean_degrees` of a mark tall enough to be a slash or a 1, else 0."""
     return _lean_degrees(page, piece) if piece.height >= 0.6 * digit_height else 0.0
@@ -678,11 +725,12 @@ def _classify(page: _Page, pieces: list[_Piece]):
         return pieces, [], digit_height, False
     baseline = float(statistics.median([p.y1 for p in pieces if p.height >= 0.5 * tall]))
     digits, separators, doubtful = [], [], False
-    for piece in _join_fragments(pieces, digit_height):
+    for piece in _join_strays(_join_fragments(pieces, digit_height), digit_height, baseline):
         lean = _slant(page, piece, digit_height)
         char = _separator_char(piece, digit_height, baseline, lean)
         if char:
             separators.append((char, len(digits), piece))
+            doubtful = doubtful or _stray(piece, digit_height, baseline)
         else:
             if digits and piece.x0 - digits[-1].x1 > SPACE_GAP * digit_height:
                 gap = _Piece([], digits[-1].x1, piece.y0, piece.x0, piece.y1)

@@ -74,6 +74,36 @@ def test_a_stroke_leaning_like_a_slash_is_never_a_confident_1(recognizer, lean, 
     assert flagged == ("ambiguous_segmentation" in reading.review_reasons)
 
 
+def _a_7_between_0s(bar: tuple[int, int], stem_top: tuple[int, int],
+                    bar_fill: int = 30) -> np.ndarray:  # fmt: skip
+    """0 7 0 drawn dark on light paper: the 7's bar from x = bar[0] to bar[1] at the top, in
+    `bar_fill`, its stem from `stem_top` down to the baseline."""
+    page = Image.new("L", (360, 110), 235)
+    pen = ImageDraw.Draw(page)
+    for x in (20, 270):
+        pen.ellipse((x, 22, x + 45, 92), outline=30, width=6)
+    pen.line((bar[0], 24, bar[1], 24), fill=bar_fill, width=6)
+    pen.line((*stem_top, stem_top[0] - 20, 92), fill=30, width=6)
+    return np.asarray(page, np.float32) / 255
+
+
+@pytest.mark.parametrize("fill", [150, 165])
+def test_a_faint_stroke_joined_to_a_digit_stays_in_its_crop(recognizer, fill):
+    """A 7 whose bar is paler than the field's ink level was read as its bare stem: a 1 at
+    100%. The bar now stays in the crop: the 7 is read, or the field goes to a person."""
+    reading = read_field(_a_7_between_0s((120, 165), (165, 24), bar_fill=fill), recognizer)
+    assert reading.text == "070" or reading.needs_review, reading
+
+
+@pytest.mark.parametrize("apart", [8, 12])
+def test_a_bar_written_apart_from_its_stem_is_part_of_the_digit(recognizer, apart):
+    """A small mark high in the field is no separator (those sit on the baseline or across
+    the middle): it joins the digit beside it, here a 7's bar, once read as a dash and a 1."""
+    seven = _a_7_between_0s((120 - apart, 150 - apart), (162, 28))
+    reading = read_field(seven, recognizer)
+    assert reading.text == "070" and "-" not in [s.char for s in reading.separators]
+
+
 def test_cheque_amounts_are_read_whole(mnist, recognizer):
     made = fields("cheque", 60, mnist.x_test, mnist.y_test, seed=99)
     readings = read_segmentations([segment_image(f.image) for f in made], recognizer)
