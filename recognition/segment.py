@@ -823,6 +823,9 @@ FLAT_SHARE = 0.25
 # A piece this close beside the rest (share of the ink's height) is part of the same digit: a
 # chip of ink at most this share of the largest piece's area, or any piece across a crack.
 CHIP_GAP, CHIP_AREA, CRACK_GAP = 0.2, 0.2, 0.07
+# ... unless both it and the rest stand at least this share of the ink's height: two tall marks
+# side by side go to the segmenter, which weighs them as one digit and as two.
+TALL_SHARE = 0.6
 # Printed lines are looked for in ink fainter than a digit's: this share of the ink's peak.
 FAINT_INK = 0.15
 # A printed box's edge is a row (column) with at least this many pixels of faint ink.
@@ -852,12 +855,16 @@ def _column_groups(boxes: list[tuple[int, ...]]) -> tuple[int, int, int] | None:
     height = max(b[3] for b in boxes) - min(b[2] for b in boxes)
     largest = max(b[4] for b in boxes)
     x0, x1 = boxes[0][0], boxes[0][1]
-    for bx0, bx1, _, _, area in boxes[1:]:
+    tall = boxes[0][3] - boxes[0][2] >= TALL_SHARE * height
+    for bx0, bx1, by0, by1, area in boxes[1:]:
         gap = bx0 - x1
         chip = gap <= CHIP_GAP * height and area <= CHIP_AREA * largest
         if gap > 0 and not (chip or gap <= CRACK_GAP * height):
             return None
+        if gap > 0 and tall and by1 - by0 >= TALL_SHARE * height:
+            return None  # two tall marks side by side: an 8 and a 1 as much as one digit
         x0, x1 = min(x0, bx0), max(x1, bx1)
+        tall = tall or by1 - by0 >= TALL_SHARE * height
     return x0, x1, height
 
 

@@ -104,6 +104,17 @@ def test_a_bar_written_apart_from_its_stem_is_part_of_the_digit(recognizer, apar
     assert reading.text == "070" and "-" not in [s.char for s in reading.separators]
 
 
+def test_a_1_a_crack_beside_another_digit_is_a_second_digit(recognizer):
+    """An 8 and a 1 a pixel or two apart in an image as square as one digit: the 1 is no
+    crack in the 8 (it stands as tall), and "81" was read as a confident 8."""
+    page = Image.new("L", (110, 100), 235)
+    pen = ImageDraw.Draw(page)
+    pen.ellipse((20, 14, 50, 46), outline=30, width=5)
+    pen.ellipse((17, 44, 53, 84), outline=30, width=5)
+    pen.line((59, 16, 59, 84), fill=30, width=5)
+    assert read_field(np.asarray(page, np.float32) / 255, recognizer).text == "81"
+
+
 def test_cheque_amounts_are_read_whole(mnist, recognizer):
     made = fields("cheque", 60, mnist.x_test, mnist.y_test, seed=99)
     readings = read_segmentations([segment_image(f.image) for f in made], recognizer)
