@@ -115,6 +115,20 @@ def test_a_1_a_crack_beside_another_digit_is_a_second_digit(recognizer):
     assert read_field(np.asarray(page, np.float32) / 255, recognizer).text == "81"
 
 
+@pytest.mark.parametrize(("width", "flagged"), [(2, True), (7, False)])
+def test_a_hairline_among_pen_strokes_is_not_a_confident_1(recognizer, width, flagged):
+    """A tall stroke a third as thick as the rest (a printed rule cut by the image's edge, a
+    scanner streak) reads as a 1 at 100%: a person decides. As thick as the rest, it is a 1."""
+    page = Image.new("L", (330, 110), 235)
+    pen = ImageDraw.Draw(page)
+    for x in (20, 230):
+        pen.ellipse((x, 22, x + 45, 92), outline=30, width=7)
+    pen.line((150, 22, 150, 92), fill=30, width=width)
+    reading = read_field(np.asarray(page, np.float32) / 255, recognizer)
+    assert reading.text == "010" and reading.needs_review == flagged
+    assert flagged == ("ambiguous_segmentation" in reading.review_reasons)
+
+
 def test_cheque_amounts_are_read_whole(mnist, recognizer):
     made = fields("cheque", 60, mnist.x_test, mnist.y_test, seed=99)
     readings = read_segmentations([segment_image(f.image) for f in made], recognizer)
