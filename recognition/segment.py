@@ -48,6 +48,9 @@ LONGEST_SHARE = 0.85
 # A comb's cells are about as wide as its box is tall: a vertical run nearer than this share of
 # the box's height to another line is a digit's stroke (a 1 against a side), not a cell wall.
 MIN_CELL = 0.3
+# A box with a single wall inside is a comb of two cells only if the narrower is at least this
+# share of the wider (printed cells are equal; a 1 written in a box splits it anywhere).
+EQUAL_CELLS = 0.8
 # Separators: marks lower than this share of the digits' height.
 SEPARATOR_HEIGHT = 0.45
 # Gaps wider than this share of the digits' height are spaces.
@@ -537,6 +540,10 @@ def _box_sides(vertical: np.ndarray, horizontal: np.ndarray, rows: np.ndarray) -
             gaps = [max(left[i] - right[j], left[j] - right[i]) for j in walls]
             if min(gaps) >= MIN_CELL * (bottom - top):
                 walls.append(i)
+        if len(walls) == 3:  # one wall: a comb of two cells, as wide as each other
+            cells = sorted((left[walls[2]] - right[walls[0]], left[walls[1]] - right[walls[2]]))
+            if cells[0] < EQUAL_CELLS * cells[1]:
+                walls.pop()  # a tall 1 touching the box's top and bottom, not a wall
         keep[:] = False
         keep[walls] = True
     return keep[labels].astype(np.uint8)
