@@ -678,19 +678,18 @@ def _stray(piece: _Piece, digit_height: float, baseline: float) -> bool:
     """A small mark in the upper part of the digits' band: no separator is written there
     (dots and commas sit on the baseline, dashes across the middle), but a broken digit's
     part may be (a 7's faint bar, a 5's flag) and the digit beside it read without it."""
-    return (piece.y0 + piece.y1) / 2 < baseline - STRAY_HEIGHT * digit_height
+    small = piece.height < SEPARATOR_HEIGHT * digit_height and piece.width < digit_height
+    return small and (piece.y0 + piece.y1) / 2 < baseline - STRAY_HEIGHT * digit_height
 
 
 def _join_strays(pieces: list[_Piece], digit_height: float, baseline: float) -> list[_Piece]:
     """Each small mark high in the digits' band (`_stray`) joined to the digit beside it when
     one stands within STRAY_GAP of it: a 5's flag or a 7's bar written apart from the rest."""
-    small = SEPARATOR_HEIGHT * digit_height
     out = list(pieces)
     for stray in pieces:
-        if not (stray.height < small and stray.width < digit_height
-                and _stray(stray, digit_height, baseline)):  # fmt: skip
+        if not _stray(stray, digit_height, baseline):
             continue
-        tall = [p for p in out if p.height >= small]
+        tall = [p for p in out if p.height >= SEPARATOR_HEIGHT * digit_height]
         if not tall:
             continue
         gap = [max(p.x0 - stray.x1, stray.x0 - p.x1, 0) for p in tall]
@@ -715,6 +714,7 @@ def _stroke_width(page: _Page, piece: _Piece) -> float:
 
 
 def _starts(pixels: np.ndarray, before: np.ndarray) -> int:
+    """How many inked pixels follow a blank one (uint8 masks, each pixel after its `before`)."""
     return cv2.countNonZero(cv2.compare(pixels, before, cv2.CMP_GT))
 
 
