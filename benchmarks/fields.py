@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.latency import http_request, read_response, start_server, stop  # noqa: E402
-from devtools.report import write_section  # noqa: E402
+from devtools.report import publish  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 from training.synthetic_fields import FieldSpec, cheque_spec, render_field, scan_spec  # noqa: E402
 
@@ -138,10 +138,19 @@ def latency(run, images: list[bytes]) -> dict:
     }
 
 
+def runner(port: int):
+    """`run(requests, concurrency=4)`: send them to the server on `port`, answers in order."""
+    return lambda requests, concurrency=4: asyncio.run(send_all(port, requests, concurrency))
+
+
+def cheque_amounts(data, rng: np.random.Generator, count: int) -> list:
+    return [render_field(cheque_spec(rng), data.x_test, data.y_test, rng) for _ in range(count)]
+
+
 def measure(port: int, count: int, seed: int = SEED) -> dict:
     data = load_mnist()
     rng = np.random.default_rng(seed)
-    cheques = [render_field(cheque_spec(rng), data.x_test, data.y_test, rng) for _ in range(count)]
+    cheques = cheque_amounts(data, rng, count)
     picks = rng.choice(len(data.y_test), count // 2, replace=False)
     singles = [boxed_digit(data.x_test[i], rng) for i in picks]
     marks = [mark(rng) for _ in range(count // 4)]
@@ -150,7 +159,7 @@ def measure(port: int, count: int, seed: int = SEED) -> dict:
                                noise=0.02), data.x_test, data.y_test, rng).image
         for i in range(300)
     ]  # fmt: skip
-    run = lambda reqs, c=4: asyncio.run(send_all(port, reqs, c))  # noqa: E731
+    run = runner(port)
     results = {"cheque": cheque_figures(run, cheques)}
     answers = run([upload_request(s) for s in singles])
     truth = data.y_test[picks]
@@ -191,13 +200,11 @@ def cheque_figures(run, cheques: list) -> dict:
 def cheques_by_seed(port: int, seeds: list[int], count: int) -> dict:
     """The cheque bar on `count` fresh amounts for each seed (the same amounts the full run
     draws first for that seed), one server for all."""
-    data = load_mnist()
-    run = lambda reqs, c=4: asyncio.run(send_all(port, reqs, c))  # noqa: E731
+    data, run = load_mnist(), runner(port)
     per_seed = {}
     for seed in seeds:
-        rng = np.random.default_rng(seed)
-        made = [render_field(cheque_spec(rng), data.x_test, data.y_test, rng) for _ in range(count)]
-        per_seed[seed] = cheque_figures(run, made)
+        amounts = cheque_amounts(data, np.random.default_rng(seed), count)
+        per_seed[seed] = cheque_figures(run, amounts)
         print(seed, per_seed[seed], flush=True)
     return per_seed
 
@@ -310,11 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.boxed_seeds:
         seeds = [int(s) for s in args.boxed_seeds.split(",")]
         results = boxed_in_process(seeds, args.boxed_count, args.model_dir)
-        body = boxed_report(results, load)
-        print(body)
-        if not args.no_write:
-            write_section("fields-boxed", "Fields: single digits in a printed box, by seed", body)
-        return 0
+        return publish("fields-boxed", "Fields: single digits in a printed box, by seed",
+                       boxed_report(results, load), write=not args.no_write)  # fmt: skip
     from recognition import ModelCard
 
     server, port = start_server("api.main:app", args.model_dir)
@@ -328,17 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         stop(server)
     version = ModelCard.load(args.model_dir).version
     if args.cheque_seeds:
-        body = seeds_report(per_seed, version, load)
-        print(body)
-        if not args.no_write:
-            write_section("fields-seeds", "Fields: cheque amounts, by seed", body)
-        return 0
+        return publish("fields-seeds", "Fields: cheque amounts, by seed",
+                       seeds_report(per_seed, version, load), write=not args.no_write)  # fmt: skip
     print(json.dumps(results, indent=2, default=float))
-    body = report(results, version, args.seed, load)
-    print(body)
-    if not args.no_write:
-        write_section("fields", "Fields", body)
-    return 0
+    return publish("fields", "Fields", report(results, version, args.seed, load),
+                   write=not args.no_write)  # fmt: skip
 
 
 if __name__ == "__main__":
