@@ -26,6 +26,20 @@ def gray(data: bytes) -> np.ndarray:
     return decode_image(data, min_side=128)
 
 
+def drawn(width: int, zeros_at=(), stroke: int = 6, height: int = 110):
+    """(page, pen): light paper with a drawn 0 at each left edge in `zeros_at`, for the test to
+    draw the rest on."""
+    page = Image.new("L", (width, height), 235)
+    pen = ImageDraw.Draw(page)
+    for x in zeros_at:
+        pen.ellipse((x, 22, x + 45, 92), outline=30, width=stroke)
+    return page, pen
+
+
+def as_gray(page: Image.Image) -> np.ndarray:
+    return np.asarray(page, np.float32) / 255
+
+
 def field_of(mnist, rng, **spec) -> tuple[bytes, str]:
     made = render_field(FieldSpec(**spec), mnist.x_test, mnist.y_test, rng)
     return made.image, made.text
@@ -45,26 +59,20 @@ def test_printed_lines_are_not_ink(mnist, rng, structure):
 def test_a_1_beside_a_box_side_is_a_digit_not_the_side(gap):
     """A tall 1 written just inside a box's left side, reaching its top and bottom lines, is
     ink: it is no cell wall, being nearer the side than any comb's cell is wide."""
-    page = Image.new("L", (320, 110), 235)
-    pen = ImageDraw.Draw(page)
+    page, pen = drawn(320, zeros_at=(70, 150, 230))
     pen.rectangle((5, 5, 314, 104), outline=40, width=3)
     pen.line((8 + gap, 8, 8 + gap, 101), fill=30, width=6)
-    for x in (70, 150, 230):
-        pen.ellipse((x, 22, x + 45, 92), outline=30, width=6)
-    assert len(find_digits(np.asarray(page, np.float32) / 255).slots) == 4
+    assert len(find_digits(as_gray(page)).slots) == 4
 
 
 @pytest.mark.parametrize("x", [110, 130])
 def test_a_1_joining_a_boxs_top_and_bottom_off_centre_is_no_cell_wall(recognizer, x):
     """A tall 1 touching both lines of a box, away from its middle: one wall would make a comb
     of two unequal cells, which no printed form has. It was taken for the wall: 000 at 100%."""
-    page = Image.new("L", (320, 110), 235)
-    pen = ImageDraw.Draw(page)
+    page, pen = drawn(320, zeros_at=(30, 190, 250))
     pen.rectangle((5, 5, 314, 104), outline=40, width=3)
     pen.line((x, 6, x, 103), fill=30, width=6)
-    for left in (30, 190, 250):
-        pen.ellipse((left, 22, left + 45, 92), outline=30, width=6)
-    assert read_field(np.asarray(page, np.float32) / 255, recognizer).text == "0100"
+    assert read_field(as_gray(page), recognizer).text == "0100"
 
 
 @pytest.mark.parametrize(
@@ -75,13 +83,10 @@ def test_a_stroke_leaning_like_a_slash_is_never_a_confident_1(recognizer, lean, 
                                                               separators, flagged):  # fmt: skip
     """Upright it is a 1; past 45 degrees a slash (reported, not read); in between, where
     people's slashes and steep 1s meet, it stays a 1 and a person decides."""
-    page = Image.new("L", (330, 110), 235)
-    pen = ImageDraw.Draw(page)
-    for x in (20, 230):
-        pen.ellipse((x, 22, x + 45, 92), outline=30, width=6)
+    page, pen = drawn(330, zeros_at=(20, 230))
     dx = 70 * np.tan(np.radians(lean))
     pen.line((150 + dx / 2, 22, 150 - dx / 2, 92), fill=30, width=6)
-    reading = read_field(np.asarray(page, np.float32) / 255, recognizer)
+    reading = read_field(as_gray(page), recognizer)
     assert reading.text == text and [s.char for s in reading.separators] == separators
     assert reading.needs_review == flagged
     assert flagged == ("ambiguous_segmentation" in reading.review_reasons)
@@ -91,13 +96,10 @@ def _a_7_between_0s(bar: tuple[int, int], stem_top: tuple[int, int],
                     bar_fill: int = 30) -> np.ndarray:  # fmt: skip
     """0 7 0 drawn dark on light paper: the 7's bar from x = bar[0] to bar[1] at the top, in
     `bar_fill`, its stem from `stem_top` down to the baseline."""
-    page = Image.new("L", (360, 110), 235)
-    pen = ImageDraw.Draw(page)
-    for x in (20, 270):
-        pen.ellipse((x, 22, x + 45, 92), outline=30, width=6)
+    page, pen = drawn(360, zeros_at=(20, 270))
     pen.line((bar[0], 24, bar[1], 24), fill=bar_fill, width=6)
     pen.line((*stem_top, stem_top[0] - 20, 92), fill=30, width=6)
-    return np.asarray(page, np.float32) / 255
+    return as_gray(page)
 
 
 @pytest.mark.parametrize("fill", [150, 165])
@@ -120,24 +122,20 @@ def test_a_bar_written_apart_from_its_stem_is_part_of_the_digit(recognizer, apar
 def test_a_1_a_crack_beside_another_digit_is_a_second_digit(recognizer):
     """An 8 and a 1 a pixel or two apart in an image as square as one digit: the 1 is no
     crack in the 8 (it stands as tall), and "81" was read as a confident 8."""
-    page = Image.new("L", (110, 100), 235)
-    pen = ImageDraw.Draw(page)
+    page, pen = drawn(110, height=100)
     pen.ellipse((20, 14, 50, 46), outline=30, width=5)
     pen.ellipse((17, 44, 53, 84), outline=30, width=5)
     pen.line((59, 16, 59, 84), fill=30, width=5)
-    assert read_field(np.asarray(page, np.float32) / 255, recognizer).text == "81"
+    assert read_field(as_gray(page), recognizer).text == "81"
 
 
 @pytest.mark.parametrize(("width", "flagged"), [(2, True), (7, False)])
 def test_a_hairline_among_pen_strokes_is_not_a_confident_1(recognizer, width, flagged):
     """A tall stroke a third as thick as the rest (a printed rule cut by the image's edge, a
     scanner streak) reads as a 1 at 100%: a person decides. As thick as the rest, it is a 1."""
-    page = Image.new("L", (330, 110), 235)
-    pen = ImageDraw.Draw(page)
-    for x in (20, 230):
-        pen.ellipse((x, 22, x + 45, 92), outline=30, width=7)
+    page, pen = drawn(330, zeros_at=(20, 230), stroke=7)
     pen.line((150, 22, 150, 92), fill=30, width=width)
-    reading = read_field(np.asarray(page, np.float32) / 255, recognizer)
+    reading = read_field(as_gray(page), recognizer)
     assert reading.text == "010" and reading.needs_review == flagged
     assert flagged == ("ambiguous_segmentation" in reading.review_reasons)
 
