@@ -82,7 +82,8 @@ class Recognizer:
         if backend == "auto":
             backend = "litert" if (self.model_dir / TFLITE_FILENAME).exists() else "keras"
         if backend == "litert":
-            self._backend = _LiteRTBackend(self.model_dir / TFLITE_FILENAME, num_threads)
+            content = (self.model_dir / TFLITE_FILENAME).read_bytes()
+            self._backend = LiteRTModel(content, num_threads)
         elif backend == "keras":
             self._backend = _KerasBackend(self.model_dir / KERAS_FILENAME)
         else:
@@ -120,12 +121,14 @@ class Recognizer:
         ]
 
 
-class _LiteRTBackend:
-    def __init__(self, path: Path, num_threads: int):
+class LiteRTModel:
+    """A LiteRT model file in memory, run in batches: what serving runs, and what training
+    measures the model it exports by (`training.evaluate.as_served`)."""
+
+    def __init__(self, content: bytes, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self._content = path.read_bytes()
-        self._make = lambda: Interpreter(model_content=self._content, num_threads=num_threads)
+        self._make = lambda: Interpreter(model_content=content, num_threads=num_threads)
         # batch size -> (interpreter, input index, output index): the indices are looked up once
         # (get_input_details builds dicts of every tensor's details, ~20 us a call).
         self._interpreters: dict[int, tuple[object, int, int]] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.inference import calibrate, digit_view
+from recognition.inference import LiteRTModel, calibrate, digit_view
 
 ECE_BINS = 15
 # Review policy: the threshold is the lowest confidence whose auto-accepted validation digits
@@ -260,14 +260,22 @@ def plot_risk_coverage(
     plt.close(fig)
 
 
-def predict_probabilities(model, inputs: np.ndarray) -> np.ndarray:
-    """Raw softmax of a Keras model over model inputs, in batches, no per-image calls."""
-    return np.asarray(model.predict(inputs, batch_size=1024, verbose=0), dtype=np.float64)
+def as_served(model) -> LiteRTModel:
+    """A trained Keras model as the core serves it: its LiteRT file (`training.export.to_tflite`,
+    int8 weights), run by the core's own backend. What a model is measured by."""
+    from training.export import to_tflite
+
+    return LiteRTModel(to_tflite(model))
 
 
-def scan_accuracy(model, scans: tuple[np.ndarray, np.ndarray]) -> dict:
+def predict_probabilities(served: LiteRTModel, inputs: np.ndarray) -> np.ndarray:
+    """Raw softmax of a served model over model inputs, in the core's batches."""
+    return served.predict(np.asarray(inputs, dtype=np.float32)).astype(np.float64)
+
+
+def scan_accuracy(served: LiteRTModel, scans: tuple[np.ndarray, np.ndarray]) -> dict:
     x_scans, y_scans = scans
-    predicted = predict_probabilities(model, x_scans)[:, :10].argmax(axis=1)
+    predicted = predict_probabilities(served, x_scans)[:, :10].argmax(axis=1)
     return {
         "accuracy": float((predicted == y_scans).mean()),
         "count": int(len(y_scans)),
@@ -287,10 +295,11 @@ def evaluate_models(trained: dict, split, target_error: float | None = None):
     scans = scan_inputs(split.x_test, split.y_test)
     metrics, test_outputs = {}, {}
     for name, (model, _) in trained.items():
-        test_outputs[name] = predict_probabilities(model, x_test)
-        val_probs = predict_probabilities(model, x_val)
+        served = as_served(model)
+        test_outputs[name] = predict_probabilities(served, x_test)
+        val_probs = predict_probabilities(served, x_val)
         metrics[name] = evaluate(val_probs, y_val, test_outputs[name], y_test, target_error)
-        metrics[name]["scans"] = scan_accuracy(model, scans)
+        metrics[name]["scans"] = scan_accuracy(served, scans)
     return metrics, (test_outputs, y_test)
 
 
@@ -335,11 +344,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = trained_models_parser(__doc__).parse_args(argv)
     split = mnist.load_split(args.prepared)
-    model, _ = load_trained(args.trained)
+    served = as_served(load_trained(args.trained)[0])
     x_val, y_val = validation_inputs(split)
     x_test, y_test = test_inputs(split)
-    val_probs = predict_probabilities(model, x_val)
-    test_probs = predict_probabilities(model, x_test)
+    val_probs = predict_probabilities(served, x_val)
+    test_probs = predict_probabilities(served, x_test)
     metrics = evaluate(val_probs, y_val, test_probs, y_test, args.target_error)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2))

@@ -1,9 +1,11 @@
 """Export a trained model for serving: model.keras, model.tflite, model_card.json, report.md.
 
 The .keras file is the contract (float32 [N, 28, 28, 1] in [0, 1], white ink on black ->
-softmax over 10 digits and "not a digit"); the .tflite file is what the recognition core serves,
-converted with a dynamic batch dimension and checked against the Keras file through
-`recognition.Recognizer` -- the serving code itself -- before the export counts as done.
+softmax over 10 digits and "not a digit"); the .tflite file is what the recognition core serves:
+converted with a dynamic batch dimension and int8 weights (dynamic-range quantization), and
+checked against the Keras file through `recognition.Recognizer` -- the serving code itself --
+before the export counts as done. Every figure of the card is the .tflite file's
+(`training.evaluate.as_served`).
 
     python -m training.export --prepared /tmp/prepared --trained-default /tmp/trained --out DIR
 """
@@ -19,7 +21,9 @@ from training.report import REPORT_FILENAME, write_report
 
 __all__ = ["REPORT_FILENAME", "evaluate_and_export", "verify_card_files", "write_report"]
 
-TFLITE_TOLERANCE = 1e-4
+# int8 weights move a probability by a few hundredths (0.03-0.06 seen on the test digits); a
+# broken conversion (wrong weights, wrong layout) by most of the range.
+TFLITE_TOLERANCE = 0.1
 # Images for the parity check: 45 = 32 + 8 + 4 + 1 runs four of the core's batch sizes.
 PARITY_IMAGES = 45
 DATA_DESCRIPTION = {
@@ -30,9 +34,15 @@ DATA_DESCRIPTION = {
 
 
 def to_tflite(model) -> bytes:
+    """The LiteRT file of `model`, its weights stored as int8 (dynamic-range quantization): the
+    activations are quantized per image as it runs, so XNNPACK's int8 kernels read a digit in
+    about a quarter of the float model's CPU, and a digit's output never depends on the others
+    in its batch. Accuracy and calibration are measured on this file, not on the Keras one."""
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
 
 
 def write_model_files(model, out: Path) -> dict[str, str]:

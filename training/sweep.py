@@ -22,6 +22,7 @@ import numpy as np
 
 from training.evaluate import (
     TARGET_ERROR,
+    as_served,
     choose_threshold,
     fit_temperature,
     predict_probabilities,
@@ -71,7 +72,7 @@ def run_trial(trial: str, seed: int, inputs, args) -> dict:
     if args.keep:  # e.g. to export the chosen run with `python -m training.export`
         slug = re.sub(r"[^A-Za-z0-9.]+", "_", trial)
         save_trained(model, record, args.keep / f"{slug}-seed{seed}")
-    probs = predict_probabilities(model, x_val)
+    probs = predict_probabilities(as_served(model), x_val)
     return {
         "trial": trial,
         "seed": seed,

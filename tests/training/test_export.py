@@ -97,7 +97,11 @@ def test_export_refuses_a_litert_file_that_disagrees(tmp_path, real_mnist, monke
     from training.model import build_model
 
     keras.utils.set_random_seed(1)
-    other = export.to_tflite(build_model("default"))  # other random weights: other outputs
+    confident = build_model("default")  # other random weights, and sure of its answers
+    weights = confident.get_weights()
+    weights[-2] = weights[-2] * 100.0
+    confident.set_weights(weights)
+    other = export.to_tflite(confident)
     monkeypatch.setattr(export, "to_tflite", lambda model: other)
     split = _tiny_split(real_mnist)
     images = mnist.model_inputs(split.x_test[: export.PARITY_IMAGES])[..., 0]
