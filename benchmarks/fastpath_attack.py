@@ -4,7 +4,7 @@ Every client is a separate `wrk` process with one keep-alive connection (a close
 request leaves when the answer arrives), so the load generator's own event loop never delays the
 canvas client's timings. The bombs are near-limit lossless WebPs (2,800 x 2,800 px in a few
 hundred bytes) posted to `POST /predict`; the canvas client posts the full 280x280 canvas PNG.
-The server is the API as `digitflow run` serves it (granian, one process per core) unless
+The server is the API as `digitflow run` serves it (uvicorn, one process per core) unless
 `--server uvicorn`. Writes the "fastpath-attack" section of docs/benchmarks.md.
 
     .venv/bin/python benchmarks/fastpath_attack.py [--seconds 10]
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.fastpath_external import (  # noqa: E402
     client_setup,
+    multiprocess,
     servers,
     wait_ready,
     wrk,
@@ -75,7 +76,7 @@ def run(args) -> dict:
     _, canvas = client_setup(folder)  # keys required; the canvas client sends one
     bomb = script(folder, "bomb", bomb_upload(), f"multipart/form-data; boundary={BOUNDARY}")
     found = servers(args.port, args.workers)
-    name = next(name for name in found if args.server in name)
+    name = multiprocess(found, args.server)
     proc = subprocess.Popen(found[name], cwd=REPO, env=dict(os.environ), start_new_session=True)
     try:
         wait_ready(args.port)
@@ -105,7 +106,7 @@ Each client is its own `wrk` process with one connection. Load average (1 min) b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--server", default="granian", help="uvicorn, gunicorn or granian")
+    parser.add_argument("--server", default="uvicorn", help="uvicorn, gunicorn or granian")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--port", type=int, default=8977)

@@ -10,7 +10,7 @@ change the answer much: CPU seconds, not wall-clock.
    The implied requests/s on two cores is 2,000 ms / (server + wrk ms a request): what the box
    would do if nothing else ran on it.
 
-    .venv/bin/python benchmarks/fastpath_cpu.py [--server granian] [--workers 2] [--seconds 8]
+    .venv/bin/python benchmarks/fastpath_cpu.py [--server uvicorn] [--workers 2] [--seconds 8]
 """
 
 import argparse
@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.fastpath_external import (  # noqa: E402
     canvas_body,
     client_setup,
+    multiprocess,
     servers,
     wait_ready,
     wrk,
@@ -220,7 +221,7 @@ def server_cpu(command: list[str], port: int, script: Path, args) -> list[dict]:
 def run(args) -> tuple[list, list, str]:
     key, script = client_setup(Path(tempfile.mkdtemp(prefix="digitflow-cpu-")))
     found = servers(args.port, args.workers)
-    name = next(name for name in found if args.server in name)
+    name = multiprocess(found, args.server)
     command = found[name]
     stage_rows = stages(args.repeat)
     framework, whole = framework_ms(key, args.repeat)
@@ -259,7 +260,7 @@ def report(stage_rows, rows, name: str, load: tuple[float, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--server", default="granian", help="uvicorn, gunicorn or granian")
+    parser.add_argument("--server", default="uvicorn", help="uvicorn, gunicorn or granian")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=200)

@@ -100,6 +100,11 @@ def servers(port: int, workers: int) -> dict[str, list[str]]:
     return found
 
 
+def multiprocess(found: dict[str, list[str]], server: str) -> str:
+    """The name of `server`'s row with one process per worker (not "uvicorn, 1 process")."""
+    return next(name for name in found if name.startswith(server) and "1 process" not in name)
+
+
 def wait_ready(port: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

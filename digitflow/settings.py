@@ -81,8 +81,7 @@ class PlatformSettings(BaseSettings):
     purge_interval_seconds: float = Field(default=3600, gt=0)
 
     # `digitflow serve` and `digitflow run`: API processes, each with its own model and
-    # micro-batcher (unset: one per usable core), and their HTTP server (unset: granian when
-    # installed, else uvicorn).
+    # micro-batcher (unset: one per usable core), and their HTTP server (unset: uvicorn).
     api_workers: int | None = Field(default=None, ge=1)
     api_server: Literal["granian", "uvicorn"] | None = None
 

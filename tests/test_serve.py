@@ -45,9 +45,14 @@ def test_workers_come_from_the_flag_then_api_workers_then_the_cores(monkeypatch)
         PlatformSettings()
 
 
-def test_the_server_comes_from_the_flag_then_api_server(monkeypatch):
-    monkeypatch.setenv("API_SERVER", "uvicorn")
+def test_the_server_comes_from_the_flag_then_api_server_else_uvicorn(monkeypatch):
+    monkeypatch.delenv("API_SERVER", raising=False)
     assert serve.api_command(parsed(), PlatformSettings())[1:3] == ["-m", "uvicorn"]
+    monkeypatch.setenv("API_SERVER", "granian")
+    assert serve.api_command(parsed(), PlatformSettings())[1:3] == ["-m", "granian"]
+    assert serve.api_command(parsed("--server", "uvicorn"), PlatformSettings())[1:3] == [
+        "-m", "uvicorn",
+    ]  # fmt: skip
     command = serve.api_command(parsed("--server", "granian"), PlatformSettings())
     assert command[1:3] == ["-m", "granian"]
     monkeypatch.setenv("API_SERVER", "nginx")

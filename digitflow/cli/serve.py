@@ -2,12 +2,12 @@
 micro-batcher. What the images and Kubernetes run, and what `digitflow run` starts beside the
 worker, so the three serve the same way.
 
-The HTTP server is granian when installed (measured against uvicorn workers and gunicorn with
-uvicorn workers by `benchmarks/fastpath_external.py`: docs/benchmarks.md), else uvicorn.
+The HTTP server is uvicorn (its own worker processes), granian on request: on the canvas
+fast path uvicorn answered more requests a second and sooner alone (`benchmarks/
+fastpath_external.py`, five interleaved rounds: docs/benchmarks.md).
 """
 
 import argparse
-import importlib.util
 import math
 import os
 import sys
@@ -38,7 +38,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--server", choices=SERVERS, default=None,
-        help="the HTTP server (default: API_SERVER, else granian when installed, else uvicorn)",
+        help="the HTTP server (default: API_SERVER, else uvicorn)",
     )  # fmt: skip
 
 
@@ -67,8 +67,7 @@ def api_command(
 ) -> list[str]:
     """The server's command line: one process per worker, no access log (the fast path answers
     ~1,000 requests a second; metrics count them), graceful stop within GRACE_SECONDS."""
-    installed = "granian" if importlib.util.find_spec("granian") else "uvicorn"
-    server = args.server or settings.api_server or installed
+    server = args.server or settings.api_server or "uvicorn"
     workers = str(worker_count(args, settings))
     bind = ["--host", args.host, "--port", str(args.port), "--workers", workers]
     if server == "granian":
