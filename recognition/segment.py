@@ -665,9 +665,14 @@ def _lean_degrees(page: _Page, piece: _Piece) -> float:
     return abs(90.0 - abs(np.degrees(0.5 * np.arctan2(2 * b, a - c))))
 
 
+def _small(piece: _Piece, digit_height: float) -> bool:
+    """Much lower than the field's digits and no wider than one: a separator's size."""
+    return piece.height < SEPARATOR_HEIGHT * digit_height and piece.width < digit_height
+
+
 def _separator_char(piece: _Piece, digit_height: float, baseline: float, lean: float) -> str:
     """The separator a mark is, or "" for a digit; `lean`: its stroke's (`_slant`)."""
-    if piece.height < SEPARATOR_HEIGHT * digit_height and piece.width < digit_height:
+    if _small(piece, digit_height):
         if piece.width >= 1.8 * piece.height:
             return "-"
         return "," if piece.y1 > baseline + 0.15 * digit_height else "."
@@ -678,8 +683,8 @@ def _stray(piece: _Piece, digit_height: float, baseline: float) -> bool:
     """A small mark in the upper part of the digits' band: no separator is written there
     (dots and commas sit on the baseline, dashes across the middle), but a broken digit's
     part may be (a 7's faint bar, a 5's flag) and the digit beside it read without it."""
-    small = piece.height < SEPARATOR_HEIGHT * digit_height and piece.width < digit_height
-    return small and (piece.y0 + piece.y1) / 2 < baseline - STRAY_HEIGHT * digit_height
+    high = (piece.y0 + piece.y1) / 2 < baseline - STRAY_HEIGHT * digit_height
+    return _small(piece, digit_height) and high
 
 
 def _join_strays(pieces: list[_Piece], digit_height: float, baseline: float) -> list[_Piece]:
