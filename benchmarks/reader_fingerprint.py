@@ -1,10 +1,11 @@
 """Is a change to the reader a pure speed-up? Segment a fixed corpus of 2,850 fields of every
-kind (5-digit fields boxed and not, cheque amounts, 300 dpi scans, `mixed` and each variation
-of `training.synthetic_fields`) and compare every crop, hypothesis, separator and refusal, bit
-for bit, with what the code before the change gave. Also prints the CPU a field.
+kind (the bulk benchmark's 5-digit fields, boxed and not; cheque amounts, 300 dpi scans,
+`mixed` and each variation of `training.synthetic_fields`) and compare every crop,
+hypothesis, separator and refusal, bit for bit, with what the code before the change gave.
+Also prints the CPU a field.
 
-    .venv/bin/python -m devtools.reader_fingerprint save      # on the code before the change
-    .venv/bin/python -m devtools.reader_fingerprint           # after it: "differ: 0" or which
+    .venv/bin/python benchmarks/reader_fingerprint.py save    # on the code before the change
+    .venv/bin/python benchmarks/reader_fingerprint.py         # after it: "differ: 0" or which
 """
 
 import hashlib
@@ -14,23 +15,20 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from devtools.mnist import mnist_test_set
-from recognition import ImageError, segment_image
-from training.synthetic_fields import VARIATIONS, FieldSpec, fields, render_field
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from benchmarks.bulk_throughput import field_documents  # noqa: E402
+from devtools.mnist import mnist_test_set  # noqa: E402
+from recognition import ImageError, segment_image  # noqa: E402
+from training.synthetic_fields import VARIATIONS, fields  # noqa: E402
 
-SAVED = Path("var/reader_fingerprint.json")
+SAVED = REPO / "var" / "reader_fingerprint.json"
 
 
 def corpus() -> list[bytes]:
     images, labels = mnist_test_set()
-    rng = np.random.default_rng(77)
-    docs = [
-        render_field(FieldSpec(count=5, structure="box" if i % 2 else "none", height=32),
-                     images, labels, rng).image
-        for i in range(600)
-    ]  # fmt: skip
+    docs = field_documents(images, labels, 600, 5)[1]
     for k, kind in enumerate(("cheque", "scan300", "mixed", *VARIATIONS)):
         docs += [f.image for f in fields(kind, 150, images, labels, seed=900 + k)]
     return docs
