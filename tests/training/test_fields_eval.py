@@ -1,4 +1,4 @@
-"""The field review threshold: the operating point with the most room under both limits."""
+"""The field review threshold: the operating point most likely to keep both limits."""
 
 from training.fields_eval import choose_field_threshold
 
@@ -33,3 +33,15 @@ def test_fields_flagged_for_other_reasons_or_refused_count_against_the_budget():
     rows, truths = _rows(READINGS, others=4, refused=2)
     # 6 of 26 are flagged whatever the threshold: accepting every open field costs least.
     assert choose_field_threshold(rows, truths, max_flagged=0.10, max_error=0.10) == 0.90
+
+
+def test_room_is_counted_in_standard_errors_not_in_shares_of_the_limits():
+    # 1,000 amounts by falling confidence, wrong at ranks 100, 400, 700 and just past 900.
+    wrong = {100, 400, 700, 905, 915, 925}
+    rows = [{"text": "17" if k in wrong else "12", "confidence": round(0.9999 - k * 0.0001, 4),
+             "other": False, "digits": 2} for k in range(1000)]  # fmt: skip
+    truths = ["12"] * 1000
+    # Accepting 915 (8.5% flagged, 4 wrong: 0.44%) leaves the most room as shares of the
+    # limits, but only 0.3 standard errors of it under 0.5% wrong (1.7 under 10% flagged).
+    # Accepting 905 (9.5% flagged, 3 wrong: 0.33%) leaves 0.5 and 0.8: likelier to keep both.
+    assert choose_field_threshold(rows, truths) == 0.9095
