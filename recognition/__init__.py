@@ -32,7 +32,7 @@ from recognition.fields import (
 )
 from recognition.inference import DigitPrediction, Recognizer, calibrate
 from recognition.preprocess import WORK_MIN_SIDE, normalize_mnist, segment_digits, to_mnist
-from recognition.segment import PLAIN_MAX_ASPECT, SHRINK_FROM, SHRINK_SIDE
+from recognition.segment import PLAIN_MAX_ASPECT, SHRINK_FROM, SHRINK_SIDE, WORK_SIDE
 
 
 def prepare(data: bytes, max_pixels: int | None = None) -> np.ndarray:
@@ -56,9 +56,12 @@ def segment_image(
         short = min(width, height)
         wide = -(-width * SHRINK_SIDE // short) if short >= SHRINK_FROM else 0
         pixels, span = decode_page(data, max_pixels, wide, (width, height))
-        # A large scan stays uint8 as decoded (the segmenter shrinks it and takes its ink by
-        # table, a quarter of the bytes to move); smaller fields are read as they always were.
-        gray = pixels if wide else pixels.astype(np.float32) / 255.0
+        # uint8 as decoded where the segmenter resizes a field by whole factors or not at all: it
+        # takes the ink by table, to the same bits as from level / 255 (a quarter of the bytes
+        # to move, ~80 us less a field). Only a field it resizes to WORK_SIDE reads from floats,
+        # as it always has (area resampling rounds uint8 differently).
+        keep = wide or min(pixels.shape) <= WORK_SIDE
+        gray = pixels if keep else pixels.astype(np.float32) / 255.0
         return find_digits(gray, layout, pixel_scale=span, drawn=drawn)
     gray = decode_image(data, max_pixels, WORK_MIN_SIDE)
     return find_digits(gray, layout, pixel_scale=width / gray.shape[1], drawn=drawn)
