@@ -8,11 +8,11 @@ reads an upload (`recognition.segment_image` then `recognition.read_segmentation
 reads cheque amounts made from TRAINING digits (those of the model's validation split, which
 it was not fitted on) and chooses the field threshold there: the one most likely to keep both a
 review budget and an error tolerance on amounts it has not seen (by default the issue's bars:
-at most 10% of amounts flagged, at most 0.5% wrong among the rest). It is written into the model card
-(`field_review`); a deployment can still set its own (`REVIEW_THRESHOLD`). Evaluation uses
-fields made from the official TEST digits only: exact-field accuracy, digit accuracy (1 - edit
-distance / length), the share flagged for review (or refused), the error among fields not
-flagged, the field-level risk-coverage curve, per variation.
+at most 10% of amounts flagged, at most 0.5% wrong among the rest). It is written into the
+model card (`field_review`); a deployment can still set its own (`REVIEW_THRESHOLD`).
+Evaluation uses fields made from the official TEST digits only: exact-field accuracy, digit
+accuracy (1 - edit distance / length), the share flagged for review (or refused), the error
+among fields not flagged, the field-level risk-coverage curve, per variation.
 """
 
 import argparse
