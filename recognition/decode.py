@@ -93,6 +93,12 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int,
         size = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
         _check_size(*size, max_pixels // WIDE_COST if data[24] == 16 else max_pixels)
         return size
+    frame = _jpeg_frame(data)
+    if frame and frame[:2] in ((1, 8), (3, 8)) and 0 < frame[2] * frame[3] <= max_pixels:
+        # A whole 8-bit grey or colour JPEG within the budget, from its frame header: ~10x
+        # cheaper than Pillow's open (~0.1 ms). Anything else (over the budget, where a reduced
+        # scale may still fit) is opened as before.
+        return frame[2], frame[3]
     with _open(data, max_pixels) as image:
         _fit_budget(image, max_pixels)
         return image.size

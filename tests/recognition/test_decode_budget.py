@@ -108,3 +108,29 @@ def test_a_page_jpeg_over_the_budget_is_reduced_without_a_target_width(jpeg):
     # A target width that asks for more shrinking than the budget wins.
     page, scale = decode_page(jpeg, WIDTH * HEIGHT // 4, min_width=WIDTH // 8)
     assert page.shape[1] <= WIDTH // 4 and scale >= 4
+
+
+def _jpegs() -> dict[str, bytes]:
+    grey, colour = _noise(), _noise().convert("RGB")
+    thumbnail = io.BytesIO()
+    _noise().resize((64, 40)).save(thumbnail, "JPEG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the size is still the stored one, as Pillow reports it
+    made = {}
+    for name, image, options in [
+        ("grey", grey, {}), ("colour", colour, {}), ("progressive", grey, {"progressive": True}),
+        ("exif", colour, {"exif": exif.tobytes()}), ("cmyk", colour.convert("CMYK"), {}),
+        ("app1 thumbnail", grey, {"exif": b"Exif\x00\x00" + thumbnail.getvalue()}),
+    ]:  # fmt: skip
+        out = io.BytesIO()
+        image.save(out, "JPEG", **options)
+        made[name] = out.getvalue()
+    return made
+
+
+@pytest.mark.parametrize("name", list(_jpegs()))
+def test_a_jpegs_size_from_its_header_is_pillows(name):
+    """JPEGs are sized from their frame header without Pillow: the same size, kinds that path
+    does not take (CMYK) included."""
+    data = _jpegs()[name]
+    assert check_image(data) == Image.open(io.BytesIO(data)).size == (WIDTH, HEIGHT)
