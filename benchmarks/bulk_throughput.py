@@ -123,14 +123,15 @@ def field_documents(images, labels, count: int, digits: int):
     )
 
 
-def scan_documents(images, labels, count: int):
+def scan_documents(images, labels, count: int, kind: str = "scan300"):
     """`count` cheque amounts as a 300 dpi scanner crops them (`training.synthetic_fields.
-    scan_spec`: 1-7 digits 70-110 px tall, half boxed, tilt, blur, half JPEG, half PNG)."""
+    scan_spec`: 1-7 digits 70-110 px tall, half boxed, tilt, blur, half JPEG, half PNG), or
+    another kind of `training.synthetic_fields` ("cheque": issue 8's bar amounts)."""
     import numpy as np
 
     from training.synthetic_fields import fields
 
-    made = fields("scan300", count, images, labels, seed=3003)
+    made = fields(kind, count, images, labels, seed=3003)
     jpeg = b"\xff\xd8"
     names = [
         f"scan_{i:05d}.{'jpg' if m.image.startswith(jpeg) else 'png'}" for i, m in enumerate(made)
@@ -274,12 +275,17 @@ def main(argv: list[str] | None = None) -> int:
         "--realistic", action="store_true",
         help="upload cheque amounts scanned at 300 dpi (PNG and JPEG) instead",
     )  # fmt: skip
+    parser.add_argument(
+        "--cheques", action="store_true",
+        help="upload issue 8's cheque amounts (1-7 digits, half boxed, noise, tilt, blur, JPEG)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     images, all_labels = mnist_test_set()
     count = min(args.count, len(images))
-    if args.realistic:
-        names, pngs, labels = scan_documents(images, all_labels, count)
+    if args.realistic or args.cheques:
+        kind = "scan300" if args.realistic else "cheque"
+        names, pngs, labels = scan_documents(images, all_labels, count, kind)
     elif args.fields:
         names, pngs, labels = field_documents(images, all_labels, count, args.fields)
     else:
@@ -347,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         " `training.synthetic_fields.scan_spec`, digits 70-110 px tall, half boxed, tilt up to"
         f" 3 degrees, blur, half JPEG and half PNG, ~{sum(map(len, pngs)) // count} bytes each),"
         if args.realistic
+        else "cheque amounts of 1-7 MNIST test digits as issue 8's bar draws them (`--cheques`:"
+        " `training.synthetic_fields` 'cheque', digits ~28-60 px tall, half boxed, noise, tilt up"
+        f" to 3 degrees, blur, JPEG or PNG, ~{sum(map(len, pngs)) // count} bytes each),"
+        if args.cheques
         else f"fields of {args.fields} MNIST test digits (half in a printed box; `--fields"
         f" {args.fields}`), PNG, ~{sum(map(len, pngs)) // count} bytes each,"
         if args.fields
@@ -376,6 +386,8 @@ Bar: >= 1,000 documents/s, peak worker RSS <= 1 GiB, stored accuracy >= 99.3%.
     if not args.no_write:
         if args.realistic:
             write_section("bulk-scans", "Bulk path: fields scanned at 300 dpi", body)
+        elif args.cheques:
+            write_section("bulk-cheques", "Bulk path: cheque amounts", body)
         elif args.fields:
             write_section("bulk-fields", f"Bulk path: fields of {args.fields} digits", body)
         else:
