@@ -128,6 +128,7 @@ class LiteRTModel:
     def __init__(self, content: bytes, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
+        self.content = content  # the file's bytes: what export writes once they are measured
         self._make = lambda: Interpreter(model_content=content, num_threads=num_threads)
         # batch size -> (interpreter, input index, output index): the indices are looked up once
         # (get_input_details builds dicts of every tensor's details, ~20 us a call).

@@ -285,7 +285,8 @@ def scan_accuracy(served: LiteRTModel, scans: tuple[np.ndarray, np.ndarray]) -> 
 
 
 def evaluate_models(trained: dict, split, target_error: float | None = None):
-    """Metrics of each trained model (name -> (model, record)) and its raw test outputs.
+    """Metrics of each trained model (name -> (model, record)), its raw test outputs, and the
+    LiteRT file they were measured on (name -> bytes: the file export writes).
 
     Validation and test both carry synthetic non-digit marks (label 10) beside the digits."""
     from training.nondigits import test_inputs, validation_inputs
@@ -293,14 +294,15 @@ def evaluate_models(trained: dict, split, target_error: float | None = None):
     target_error = TARGET_ERROR if target_error is None else target_error
     (x_val, y_val), (x_test, y_test) = validation_inputs(split), test_inputs(split)
     scans = scan_inputs(split.x_test, split.y_test)
-    metrics, test_outputs = {}, {}
+    metrics, test_outputs, files = {}, {}, {}
     for name, (model, _) in trained.items():
         served = as_served(model)
+        files[name] = served.content
         test_outputs[name] = predict_probabilities(served, x_test)
         val_probs = predict_probabilities(served, x_val)
         metrics[name] = evaluate(val_probs, y_val, test_outputs[name], y_test, target_error)
         metrics[name]["scans"] = scan_accuracy(served, scans)
-    return metrics, (test_outputs, y_test)
+    return metrics, (test_outputs, y_test), files
 
 
 def write_plots(metrics: dict, test_outputs, out: Path) -> dict[str, str]:

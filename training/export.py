@@ -4,8 +4,8 @@ The .keras file is the contract (float32 [N, 28, 28, 1] in [0, 1], white ink on 
 softmax over 10 digits and "not a digit"); the .tflite file is what the recognition core serves:
 converted with a dynamic batch dimension and int8 weights (dynamic-range quantization), and
 checked against the Keras file through `recognition.Recognizer` -- the serving code itself --
-before the export counts as done. Every figure of the card is the .tflite file's
-(`training.evaluate.as_served`).
+before the export counts as done. Every figure of the card is measured on the very .tflite
+file written (`training.evaluate.as_served`, then `evaluate_models` hands its bytes here).
 
     python -m training.export --prepared /tmp/prepared --trained-default /tmp/trained --out DIR
 """
@@ -45,14 +45,15 @@ def to_tflite(model) -> bytes:
     return converter.convert()
 
 
-def write_model_files(model, out: Path) -> dict[str, str]:
-    """Write model.keras and model.tflite; return their sha256 by file name."""
+def write_model_files(model, out: Path, tflite: bytes | None = None) -> dict[str, str]:
+    """Write model.keras and model.tflite (`tflite`, the file the metrics were measured on,
+    else converted here); return their sha256 by file name."""
     out.mkdir(parents=True, exist_ok=True)
     # A clean copy without optimizer state: smaller, and all that serving needs.
     serving = model.__class__.from_config(model.get_config())
     serving.set_weights(model.get_weights())
     serving.save(out / KERAS_FILENAME)
-    (out / TFLITE_FILENAME).write_bytes(to_tflite(serving))
+    (out / TFLITE_FILENAME).write_bytes(tflite or to_tflite(serving))
     return {name: sha256_file(out / name) for name in (KERAS_FILENAME, TFLITE_FILENAME)}
 
 
@@ -90,10 +91,12 @@ def verify_card_files(model_dir: Path) -> ModelCard:
     return card
 
 
-def export(trained: dict, split, out: Path, metrics: dict, parity_images: np.ndarray) -> ModelCard:
-    """Write the default model's files and its card; refuse a LiteRT file that disagrees."""
+def export(trained: dict, split, out: Path, metrics: dict, parity_images: np.ndarray,
+           tflite: bytes | None = None) -> ModelCard:  # fmt: skip
+    """Write the default model's files (`tflite`: its measured LiteRT file) and its card;
+    refuse a LiteRT file that disagrees."""
     model = trained["default"][0]
-    sha256 = write_model_files(model, out)
+    sha256 = write_model_files(model, out, tflite)
     data = {"source": split.source, "split_sizes": split.sizes(), **DATA_DESCRIPTION}
     card = build_card(sha256, data, trained, metrics, model)
     card.save(out)  # the Recognizer of the parity check reads it
@@ -116,11 +119,11 @@ def evaluate_and_export(
     from training.evaluate import evaluate_models, write_plots
     from training.nondigits import test_inputs
 
-    metrics, test_outputs = evaluate_models(trained, split, target_error)
+    metrics, test_outputs, files = evaluate_models(trained, split, target_error)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(metrics, test_outputs, out)
     x_test, _ = test_inputs(split)
-    card = export(trained, split, out, metrics, x_test[:PARITY_IMAGES, ..., 0])
+    card = export(trained, split, out, metrics, x_test[:PARITY_IMAGES, ..., 0], files["default"])
     write_report(card, out, plots)
     return card
 
