@@ -4,6 +4,7 @@ refused only when even 1/8 does not; any other image over the budget is refused 
 with its size and the limit; 16-bit images get a quarter of the budget. Written against the
 mutants that passed every other test (docs/mutation.md)."""
 
+import functools
 import io
 
 import numpy as np
@@ -110,6 +111,7 @@ def test_a_page_jpeg_over_the_budget_is_reduced_without_a_target_width(jpeg):
     assert page.shape[1] <= WIDTH // 4 and scale >= 4
 
 
+@functools.cache
 def _jpegs() -> dict[str, bytes]:
     grey, colour = _noise(), _noise().convert("RGB")
     thumbnail = io.BytesIO()
