@@ -344,6 +344,8 @@ def test_one_document_job_reads_in_the_singular(browser, platform_url):
         recent.locator("a").focus()
         page.keyboard.press("Enter")
         page.wait_for_function("() => document.activeElement.id === 'job-heading'")
+        # The heading says "Loading the job…" until the job's answer comes back.
+        page.locator("[data-testid=job-heading]", has_text=name).wait_for(timeout=10_000)
         assert page.locator("[data-testid=job-heading]").inner_text() == name
     finally:
         context.close()
