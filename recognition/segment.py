@@ -877,6 +877,8 @@ FAINT_INK = 0.15
 FRAME_EDGE_INK = 2
 # Inside a box, a group of marks wider than this share of its height may be two digits.
 BOXED_MAX_WIDTH = 1.0
+# ... and a mark across this share of its inside's width is a printed line, not a digit.
+ACROSS_INSIDE = 0.8
 
 
 def _is_frame(mask: np.ndarray) -> bool:
@@ -1029,7 +1031,7 @@ def _plain_digit(gray: np.ndarray, drawn: bool = False):
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
     crop = fit_digit(ink[y0:y1, x0:x1]) if kind != "printed" else None
     plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
-    return kind, plain, crop, None
+    return kind, plain, crop, framed[1] if framed is not None and len(framed) > 1 else None
 
 
 def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
@@ -1037,9 +1039,10 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     out for the segmenter, the plain crop of the ink inside, its ink box): "boxed" for one
     digit; "wide" for one group of marks wider than a digit, "apart" for pieces side by side
     no wider than one (two narrow digits, a 5 whose bar came off) — the segmenter weighs them
-    against the plain crop, as it does for the same marks without a box. ("printed",) for a
-    comb (a divider from the box's top to its bottom), an empty box, or marks as wide as
-    several digits (the segmenter takes them with the box); None when there is no box."""
+    against the plain crop, as it does for the same marks without a box. ("printed", the image
+    with the box painted out) for marks as wide as several digits; ("printed",) for a comb (a
+    divider from the box's top to its bottom) or an empty box, which the segmenter takes with
+    the box; None when there is no box."""
     faint = ink > FAINT_INK
     box = _frame_box(faint)
     if box is None:
@@ -1064,7 +1067,16 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
         s[3] - s[2] >= 0.9 * (inner[-1] - inner[0]) and s[1] - s[0] < 0.25 * (s[3] - s[2])
         for s in spans
     )
-    if divider or right - left > PLAIN_MAX_WIDTH * (bottom - top):
+    if divider:
+        return ("printed",)
+    if right - left > PLAIN_MAX_WIDTH * (bottom - top):
+        # Several digits. The segmenter reads them with the box painted out here, where a digit
+        # touching it keeps its stroke along it (line removal took a 7's bar with the box's
+        # top), unless a mark spans the inside from side to side: printed lines the box left
+        # (a comb's floor and walls), which the segmenter removes with the rest.
+        cols = np.flatnonzero(inside.any(axis=0))
+        if all(s[1] - s[0] < ACROSS_INSIDE * (cols[-1] - cols[0]) for s in spans):
+            return ("printed", _painted_out(ink, inside, box))
         return ("printed",)
     group = _column_groups(spans)
     kind = (
@@ -1078,9 +1090,16 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     crop, ink_box = fit_digit(piece), (x0 + left, y0 + top, x0 + right, y0 + bottom)
     if kind == "boxed":
         return kind, None, crop, ink_box
+    return kind, _painted_out(ink, inside, box), crop, ink_box
+
+
+def _painted_out(ink: np.ndarray, inside: np.ndarray, box: tuple[int, int, int, int]):
+    """The image as grey levels (paper 1.0) holding only the ink inside the box: `inside` is
+    `frame_interior`'s, over the box's outer edges `box` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
     unframed = np.zeros_like(ink)
     unframed[y0:y1, x0:x1] = ink[y0:y1, x0:x1] * inside
-    return kind, np.subtract(1.0, unframed, out=unframed), crop, ink_box
+    return np.subtract(1.0, unframed, out=unframed)
 
 
 def _frame_box(faint: np.ndarray) -> tuple[int, int, int, int] | None:

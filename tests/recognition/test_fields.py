@@ -310,3 +310,22 @@ def test_two_digits_in_a_box_go_to_the_segmenter_without_the_box(mnist, recogniz
         image, text = field_of(mnist, rng, count=2, structure="box", height=40)
         right += read_field(gray(image), recognizer).text == text
     assert right >= 18, right
+
+
+def test_a_digit_touching_its_box_keeps_the_stroke_along_it(mnist, recognizer):
+    """Two 7s written in a tight box, their bars against its top line: the bar is the digit's,
+    not the box's. Line removal took it with the line (a stem left, read 1 at 100%); the box
+    the plain path found is painted out instead, along its own thickness."""
+    sevens = np.flatnonzero(mnist.y_test == 7)[:60]
+    right = 0
+    for k in range(0, 60, 3):
+        page = np.full((52, 76), 1.0, np.float32)
+        for digit, x in zip(sevens[k : k + 2], (6, 38), strict=True):
+            ink = mnist.x_test[digit].astype(np.float32) / 255
+            rows = np.flatnonzero(ink.max(axis=1) > 0.3)
+            ink = ink[rows[0] :][:44]  # the bar's top row at the box's inner edge
+            view = page[3 : 3 + len(ink), x : x + 28]
+            np.minimum(view, 1 - ink, out=view)
+        page[:3], page[-3:], page[:, :3], page[:, -3:] = 0.2, 0.2, 0.2, 0.2
+        right += read_field(page, recognizer).text == "77"
+    assert right >= 17, right
