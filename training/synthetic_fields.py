@@ -4,7 +4,8 @@ A field is a row of 1 to 12 handwritten digits (MNIST digits, cropped to their i
 a height that varies a little from digit to digit), on paper, maybe inside printed structure:
 
 - `box` (a rectangle around the field), `comb` (one cell per digit), `underline` (a baseline),
-  each with a line thickness of 1 to 4 pixels and a grey level of its own;
+  each with a line thickness of 1 to 4 pixels and a grey level of its own; `tight_box`, a box
+  drawn against the digits, which the tallest strokes touch;
 - `separators` (`.` `,` `-` `/` and wider gaps between groups), which are not digits;
 - `rotation` (up to 3 degrees), `blur`, `jpeg` (quality 40-80), `uneven_light`, `noise`;
 - `touching` neighbours (overlapping by a pixel or two) and `broken` strokes (a thin band of a
@@ -44,6 +45,7 @@ class FieldSpec:
     broken: bool = False
     height: int = 40  # digit height in pixels
     line_thickness: int = 2
+    tight: bool = False  # the box drawn against the digits: the tallest strokes touch it
     tags: list[str] = field(default_factory=list)
 
 
@@ -64,6 +66,8 @@ def variation_spec(name: str, rng: np.random.Generator) -> FieldSpec:
     )
     if name in ("box", "comb", "underline"):
         spec.structure = name
+    elif name == "tight_box":
+        spec.structure, spec.tight = "box", True
     elif name == "separators":
         spec.separators, spec.count = True, int(rng.integers(3, 9))
     elif name == "rotation":
@@ -235,7 +239,7 @@ def _draw_structure(canvas: np.ndarray, spec: FieldSpec, margin: int, rng) -> No
     height, width = canvas.shape
     level = float(rng.uniform(0.5, 1.0))
     t = spec.line_thickness
-    inset = int(margin * rng.uniform(0.2, 0.7))
+    inset = int(margin * (rng.uniform(0.8, 1.0) if spec.tight else rng.uniform(0.2, 0.7)))
     left, right, top, bottom = inset, width - 1 - inset, inset, height - 1 - inset
     lines = canvas.copy() * 0
     if spec.structure == "underline":
