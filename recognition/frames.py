@@ -13,6 +13,8 @@ The sides are fitted by a small search over slopes (a box tilts by a few degrees
 morphology: the box's lines may be 1 to 4 pixels thick in an image of 40, grey or black.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Slopes tried for a side: up to this many degrees of tilt, in this many steps.
@@ -37,11 +39,27 @@ _SLOPES = np.tan(np.radians(np.linspace(-MAX_TILT, MAX_TILT, TILT_STEPS)))
 MAX_DRIFT = float(_SLOPES.max())
 
 
-def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
-    """The line the first inked pixel of each column of `view` lies on (seen from row 0):
-    (the inner edge's row in every column, the side's thickness), or None when no straight
-    thin line is there. `cut`: the view's row 0 is the image's edge (the box's other sides
-    may run off the image beyond the line)."""
+@dataclass(frozen=True, slots=True)
+class _Side:
+    first: np.ndarray  # the first inked row of each column
+    length: np.ndarray  # the run of ink from there (in the columns on the line)
+    on_line: np.ndarray  # the columns whose first inked pixel is on the line
+    line: np.ndarray  # the line's row in each column
+    thickness: float
+
+    def edge(self, thickness: float) -> np.ndarray:
+        """The inner edge's row in every column for a side `thickness` thick: where the run
+        stops near it, the run's end; where it runs on (a digit touching the side), the line
+        plus the thickness."""
+        edge = np.where(self.length <= thickness + 2, self.first + self.length,
+                        self.line + thickness)  # fmt: skip
+        return np.where(self.on_line, edge, self.line + thickness) + SIDE_MARGIN
+
+
+def _side(view: np.ndarray, cut: bool) -> "_Side | None":
+    """The line the first inked pixel of each column of `view` lies on (seen from row 0),
+    or None when no straight thin line is there. `cut`: the view's row 0 is the image's edge
+    (the box's other sides may run off the image beyond the line)."""
     rows, cols = view.shape
     inked = view.any(axis=0)
     if np.count_nonzero(inked) < SIDE_COVER * cols:
@@ -73,12 +91,7 @@ def _side(view: np.ndarray, cut: bool) -> tuple[np.ndarray, float] | None:
     )
     if thickness >= limit - 1:
         return None
-    line = offsets[best] + _SLOPES[best] * xs
-    # Where the run stops near the line it is the side's own edge; where it runs on (a digit
-    # touching the side), the side ends at its usual thickness.
-    edge = np.where(length <= thickness + 2, first + length, line + thickness)
-    edge = np.where(on_line, edge, line + thickness)
-    return edge + SIDE_MARGIN, thickness
+    return _Side(first, length, on_line, offsets[best] + _SLOPES[best] * xs, thickness)
 
 
 def _runs(view: np.ndarray, first: np.ndarray, which: np.ndarray, limit: int) -> np.ndarray:
@@ -149,8 +162,7 @@ def frame_interior(mask: np.ndarray, touches: tuple[bool, bool, bool, bool]) -> 
         banded.append(_banded(view, cut))
         if not banded[-1] and (not cut or banded.count(False) > 1):
             return None
-    inside = np.ones((height, width), dtype=bool)
-    missing, widest = None, 0.0
+    sides, missing = {}, None
     for k, view in enumerate(views):
         side = _side(view, touches[k]) if banded[k] else None
         if side is None:
@@ -158,9 +170,16 @@ def frame_interior(mask: np.ndarray, touches: tuple[bool, bool, bool, bool]) -> 
                 return None
             missing = k
             continue
-        edge, thickness = side
+        sides[k] = side
+    # One pen printed the box: a side thicker than the thinnest has a digit lying along it (a
+    # 1 against the left side, a 7's bar on the top), which is not the side's.
+    thinnest = min(side.thickness for side in sides.values())
+    inside = np.ones((height, width), dtype=bool)
+    widest = 0.0
+    for k, side in sides.items():
+        thickness = min(side.thickness, thinnest + 1)
         widest = max(widest, thickness)
-        inside &= _beyond(edge, view.shape[0], k)
+        inside &= _beyond(side.edge(thickness), views[k].shape[0], k)
     if missing is not None:
         # The crop went through the box's side there: a sliver of it may be left along the
         # image's edge, as thick as the other sides at most.

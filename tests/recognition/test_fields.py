@@ -329,3 +329,15 @@ def test_a_digit_touching_its_box_keeps_the_stroke_along_it(mnist, recognizer):
         page[:3], page[-3:], page[:, :3], page[:, -3:] = 0.2, 0.2, 0.2, 0.2
         right += read_field(page, recognizer).text == "77"
     assert right >= 17, right
+
+
+def test_short_amounts_in_a_tight_box_keep_the_strokes_along_it(mnist, rng, recognizer):
+    """One- and two-digit amounts in a box drawn against them (a 1 along a side, a 7's bar on
+    its top): one pen printed the box, so a side thicker than the others has a digit lying
+    along it, which is read (it went with the side: `14` read `4`, `7` read `1`)."""
+    right = 0
+    for k in range(200):
+        image, text = field_of(mnist, rng, count=1 + k % 2, structure="box", tight=True,
+                               height=int(rng.integers(28, 56)), line_thickness=1 + k % 3)  # fmt: skip
+        right += read_field(gray(image), recognizer).text == text
+    assert right >= 189, right
