@@ -12,6 +12,7 @@ from recognition.segment import (
     _line_rows,
     _Page,
     _pieces,
+    _printed_width,
     _sums,
     _top_decile,
 )
@@ -93,3 +94,20 @@ def test_a_pieces_mask_is_the_same_asked_again(mnist):
         labels = page.labels[top : top + mask.shape[0], piece.x0 : piece.x1]
         assert np.array_equal(mask, np.isin(labels, piece.ids))
         assert page.mask(piece.ids, piece.x0, piece.x1)[1] is mask
+
+
+def test_a_boxs_lines_are_cut_back_to_their_printed_width():
+    """Ink merged with a box's line past the thickness the box was printed with (a bar under
+    its top, a 1 against its left side) is given back to the digits; a comb's wall, apart
+    from the side, stays a line."""
+    horizontal, vertical = np.zeros((40, 100), np.uint8), np.zeros((40, 100), np.uint8)
+    horizontal[2:4, 2:98] = horizontal[36:38, 2:98] = 1  # top and bottom, 2 px
+    horizontal[4:7, 20:40] = 1  # a 7's bar merged under the top
+    vertical[2:38, 2:4] = vertical[2:38, 96:98] = 1  # the sides
+    vertical[6:34, 4:8] = 1  # a 1 merged with the left side
+    vertical[2:38, 30:32] = 1  # a comb's wall
+    cut_h, cut_v = _printed_width(horizontal, vertical)
+    assert cut_h[2:5].sum() == horizontal[2:5].sum() and not cut_h[5:7].any()
+    assert np.array_equal(cut_h[30:], horizontal[30:])
+    assert cut_v[:, 2:5].sum() == vertical[:, 2:5].sum() and not cut_v[:, 5:8].any()
+    assert np.array_equal(cut_v[:, 30:], vertical[:, 30:])
