@@ -337,7 +337,8 @@ def test_short_amounts_in_a_tight_box_keep_the_strokes_along_it(mnist, rng, reco
     along it, which is read (it went with the side: `14` read `4`, `7` read `1`)."""
     right = 0
     for k in range(200):
+        height = int(rng.integers(28, 56))
         image, text = field_of(mnist, rng, count=1 + k % 2, structure="box", tight=True,
-                               height=int(rng.integers(28, 56)), line_thickness=1 + k % 3)  # fmt: skip
+                               height=height, line_thickness=1 + k % 3)  # fmt: skip
         right += read_field(gray(image), recognizer).text == text
     assert right >= 189, right
