@@ -581,22 +581,21 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
     if not any(ways):
         return binary, horizontal
     vertical = _extend(faint, vertical, thick, False) if ways[1] else vertical
-    if boxed:
+    if ways[0]:
         horizontal, vertical = _printed_width(horizontal, vertical)
     return _bridged(binary, horizontal, vertical, ways), horizontal | vertical
 
 
 def _printed_width(horizontal: np.ndarray, vertical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A box's lines cut back to the thickness one pen printed them with, from their outer
-    edge: ink lying along a line and merged with it (a 7's bar against the top, a 1 against a
-    side, a 2's foot on the bottom) is the digit's. The thickness is the 30th percentile of the
-    top and bottom lines' across the columns (a digit along them covers few)."""
+    """Printed lines (a box's, an underline) cut back to the thickness one pen printed them
+    with, from their outer edge: ink lying along a line and merged with it (a 7's bar against
+    a box's top, a 1 against its side, a 2's foot on an underline) is the digit's. The
+    thickness is the 30th percentile of the horizontal lines' across the columns, the thinner
+    half's (a digit along them covers few)."""
     height = horizontal.shape[0]
     counts = [_sums(half, 0) for half in (horizontal[: height // 2], horizontal[height // 2 :])]
     counts = [np.sort(c[c > 0]) for c in counts]
-    if not all(len(c) for c in counts):
-        return horizontal, vertical
-    keep = min(int(c[(len(c) - 1) * 3 // 10]) for c in counts) + 1
+    keep = min(int(c[(len(c) - 1) * 3 // 10]) for c in counts if len(c)) + 1
     vertical = _cut_back(vertical.T, keep).T if _inked(vertical) else vertical
     return _cut_back(horizontal, keep), vertical
 

@@ -97,9 +97,9 @@ def test_a_pieces_mask_is_the_same_asked_again(mnist):
 
 
 def test_a_boxs_lines_are_cut_back_to_their_printed_width():
-    """Ink merged with a box's line past the thickness the box was printed with (a bar under
-    its top, a 1 against its left side) is given back to the digits; a comb's wall, apart
-    from the side, stays a line."""
+    """Ink merged with a printed line past the thickness it was printed with (a bar under a
+    box's top, a 1 against its left side, a foot on an underline) is given back to the digits;
+    a comb's wall, apart from the side, stays a line."""
     horizontal, vertical = np.zeros((40, 100), np.uint8), np.zeros((40, 100), np.uint8)
     horizontal[2:4, 2:98] = horizontal[36:38, 2:98] = 1  # top and bottom, 2 px
     horizontal[4:7, 20:40] = 1  # a 7's bar merged under the top
@@ -111,3 +111,8 @@ def test_a_boxs_lines_are_cut_back_to_their_printed_width():
     assert np.array_equal(cut_h[30:], horizontal[30:])
     assert cut_v[:, 2:5].sum() == vertical[:, 2:5].sum() and not cut_v[:, 5:8].any()
     assert np.array_equal(cut_v[:, 30:], vertical[:, 30:])
+    underline = np.zeros((40, 100), np.uint8)
+    underline[35:37, :] = 1
+    underline[32:35, 60:80] = 1  # a 2's foot merged above it
+    cut_u, _ = _printed_width(underline, np.zeros_like(underline))
+    assert cut_u[35:37].all() and cut_u[34, 60:80].all() and not cut_u[32:34].any()
