@@ -3,10 +3,11 @@
     python -m training.fields_pictures --out docs/fields
 
 For a few synthetic fields made from MNIST test digits (a boxed cheque amount, a comb-cell
-account number, an underlined amount with separators, a tilted field with touching digits) it
-draws: the scan; the ink after levelling the paper, with the printed lines found in red; the ink
-left once they are removed; the digits found (boxes) and the separators; and the 28x28 crops the
-model read, each with its digit and confidence. One PNG per field.
+account number, an underlined amount with separators, a tilted field with touching digits, an
+amount in a box drawn against its digits) it draws: the scan; the ink after levelling the
+paper, with the printed lines found in red; the ink left once they are removed; the digits
+found (boxes) and the separators; and the 28x28 crops the model read, each with its digit and
+confidence. One PNG per field.
 """
 
 import argparse
@@ -31,6 +32,7 @@ EXAMPLES = {
     "tilted_touching": FieldSpec(
         count=4, touching=True, rotation=2.5, blur=0.8, jpeg_quality=60, height=44
     ),
+    "tight_box": FieldSpec(count=4, structure="box", tight=True, height=44, line_thickness=3),
 }
 SEED = 31
 
