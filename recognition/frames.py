@@ -56,7 +56,7 @@ class _Side:
         return np.where(self.on_line, edge, self.line + thickness) + SIDE_MARGIN
 
 
-def _side(view: np.ndarray, cut: bool) -> "_Side | None":
+def _side(view: np.ndarray, cut: bool) -> _Side | None:
     """The line the first inked pixel of each column of `view` lies on (seen from row 0),
     or None when no straight thin line is there. `cut`: the view's row 0 is the image's edge
     (the box's other sides may run off the image beyond the line)."""

@@ -554,7 +554,8 @@ def remove_lines(binary: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.
 
     A lone straight stroke (a 7's bar, a 2's foot) is not a line: a single horizontal line must
     be 1.5 times longer than the rest of the ink is tall; two far apart (a box's or a comb's top
-    and bottom) always are, and then vertical lines joining them are the box's sides.
+    and bottom) always are, and then vertical lines joining them are the box's sides. The lines
+    found are cut back to their printed width (`_printed_width`): ink merged with them is ink.
     """
     height, width = binary.shape
     # The ink widened across lines each way, shared by the search for lines and its extension.
