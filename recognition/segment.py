@@ -593,33 +593,37 @@ def _printed_width(horizontal: np.ndarray, vertical: np.ndarray) -> tuple[np.nda
     a box's top, a 1 against its side, a 2's foot on an underline) is the digit's. The
     thickness is the 30th percentile of the horizontal lines' across the columns, the thinner
     half's (a digit along them covers few)."""
-    height = horizontal.shape[0]
+    height, width = horizontal.shape
     counts = [_sums(half, 0) for half in (horizontal[: height // 2], horizontal[height // 2 :])]
-    counts = [np.sort(c[c > 0]) for c in counts]
-    keep = min(int(c[(len(c) - 1) * 3 // 10]) for c in counts if len(c)) + 1
-    vertical = _cut_back(vertical.T, keep).T if _inked(vertical) else vertical
-    return _cut_back(horizontal, keep), vertical
+    keep = min(int(np.sort(c[c > 0])[(np.count_nonzero(c) - 1) * 3 // 10])
+               for c in counts if c.any()) + 1  # fmt: skip
+    horizontal = _cut_back(horizontal, counts, keep)
+    if _inked(vertical):
+        across = [_sums(side, 1) for side in (vertical[:, : width // 2], vertical[:, width // 2 :])]
+        vertical = _cut_back(vertical.T, across, keep).T
+    return horizontal, vertical
 
 
-def _cut_back(lines: np.ndarray, keep: int) -> np.ndarray:
+def _cut_back(lines: np.ndarray, counts: list[np.ndarray], keep: int) -> np.ndarray:
     """`lines` (0/1) with the outermost run of each column, seen from the top down in its top
     half and from the bottom up in its bottom half, cut back to its first `keep` pixels; other
-    runs (a comb's walls, further in) stay. Only the rows from the edge to the last line pixel
-    are looked at, and nothing is copied where no column holds more than `keep`."""
+    runs (a comb's walls, further in) stay. `counts`: each half's line pixels by column; only
+    the columns holding more than `keep` are looked at (most hold a line's own width), and
+    nothing is copied if none does."""
     out = None
     size = lines.shape[0]
-    for half in (slice(0, size // 2), slice(size // 2, size)):
-        part = lines[half] if half.start == 0 else lines[half][::-1]
-        rows = np.flatnonzero(part.any(axis=1))
-        if not len(rows) or int(part[: rows[-1] + 1].sum(axis=0).max()) <= keep:
+    for top, count in zip((True, False), counts, strict=True):
+        cols = np.flatnonzero(count > keep)
+        if not len(cols):
             continue
         if out is None:
             out = lines.copy()
-        target = out[half] if half.start == 0 else out[half][::-1]
-        band = part[: rows[-1] + 1]
-        count = np.cumsum(band, axis=0, dtype=np.int32)
-        gaps = np.cumsum((count > 0) & (band == 0), axis=0, dtype=np.int32)
-        target[: rows[-1] + 1] = band & ~((gaps == 0) & (count > keep))
+        part, target = ((lines[: size // 2], out[: size // 2]) if top
+                        else (lines[size // 2 :][::-1], out[size // 2 :][::-1]))  # fmt: skip
+        band = part[:, cols]
+        run = np.cumsum(band, axis=0, dtype=np.int32)
+        gaps = np.cumsum((run > 0) & (band == 0), axis=0, dtype=np.int32)
+        target[:, cols] = band & ~((gaps == 0) & (run > keep))
     return lines if out is None else out
 
 
