@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from recognition.errors import EmptyImage, NoDigits
-from recognition.frames import frame_interior
+from recognition.frames import SIDE_PERCENTILE, frame_interior
 from recognition.preprocess import MIN_CONTRAST, fit_crop, fit_digit, ink_and_mask
 
 LAYOUTS = ("auto", "digit", "field")
@@ -591,12 +591,12 @@ def _printed_width(horizontal: np.ndarray, vertical: np.ndarray) -> tuple[np.nda
     """Printed lines (a box's, an underline) cut back to the thickness one pen printed them
     with, from their outer edge: ink lying along a line and merged with it (a 7's bar against
     a box's top, a 1 against its side, a 2's foot on an underline) is the digit's. The
-    thickness is the 30th percentile of the horizontal lines' across the columns, the thinner
-    half's (a digit along them covers few)."""
+    thickness is the percentile a box's side is measured by (`frames.SIDE_PERCENTILE`) of the
+    horizontal lines' across the columns, the thinner half's (a digit along them covers few)."""
     height, width = horizontal.shape
     counts = [_sums(half, 0) for half in (horizontal[: height // 2], horizontal[height // 2 :])]
-    keep = min(int(np.sort(c[c > 0])[(np.count_nonzero(c) - 1) * 3 // 10])
-               for c in counts if c.any()) + 1  # fmt: skip
+    thicknesses = [np.sort(c[c > 0]) for c in counts if c.any()]
+    keep = min(int(t[(len(t) - 1) * SIDE_PERCENTILE // 100]) for t in thicknesses) + 1
     horizontal = _cut_back(horizontal, counts, keep)
     if _inked(vertical):
         across = [_sums(side, 1) for side in (vertical[:, : width // 2], vertical[:, width // 2 :])]
@@ -1074,7 +1074,7 @@ def _plain_digit(gray: np.ndarray, drawn: bool = False):
     x1, y1 = max(r[0] + r[2] for r in rows[1:]), max(r[1] + r[3] for r in rows[1:])
     crop = fit_digit(ink[y0:y1, x0:x1]) if kind != "printed" else None
     plain = Hypothesis((0,), (Box(x0, y0, x1 - x0, y1 - y0),), changed=False)
-    return kind, plain, crop, framed[1] if framed is not None and len(framed) > 1 else None
+    return kind, plain, crop, framed[1] if framed else None
 
 
 def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
@@ -1083,9 +1083,9 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     digit; "wide" for one group of marks wider than a digit, "apart" for pieces side by side
     no wider than one (two narrow digits, a 5 whose bar came off) — the segmenter weighs them
     against the plain crop, as it does for the same marks without a box. ("printed", the image
-    with the box painted out) for marks as wide as several digits; ("printed",) for a comb (a
-    divider from the box's top to its bottom) or an empty box, which the segmenter takes with
-    the box; None when there is no box."""
+    with the box painted out) for marks as wide as several digits; ("printed", None) for a
+    comb (a divider from the box's top to its bottom) or an empty box, which the segmenter
+    takes with the box; None when there is no box."""
     faint = ink > FAINT_INK
     box = _frame_box(faint)
     if box is None:
@@ -1102,7 +1102,7 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
     spans = sorted((x, x + w, y, y + h, area) for x, y, w, h, area in stats.tolist()[1:]
                    if area >= floor)  # fmt: skip
     if not spans:
-        return ("printed",)
+        return ("printed", None)
     inner = np.flatnonzero(inside.any(axis=1))
     top, bottom = min(s[2] for s in spans), max(s[3] for s in spans)
     left, right = spans[0][0], max(s[1] for s in spans)
@@ -1111,7 +1111,7 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
         for s in spans
     )
     if divider:
-        return ("printed",)
+        return ("printed", None)
     if right - left > PLAIN_MAX_WIDTH * (bottom - top):
         # Several digits. The segmenter reads them with the box painted out here, where a digit
         # touching it keeps its stroke along it (line removal took a 7's bar with the box's
@@ -1120,7 +1120,7 @@ def _framed(ink: np.ndarray, mask: np.ndarray, rows: list[list[int]]):
         cols = np.flatnonzero(inside.any(axis=0))
         if all(s[1] - s[0] < ACROSS_INSIDE * (cols[-1] - cols[0]) for s in spans):
             return ("printed", _painted_out(ink, inside, box))
-        return ("printed",)
+        return ("printed", None)
     group = _column_groups(spans)
     kind = (
         "apart"
